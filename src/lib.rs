@@ -1,1 +1,35 @@
+//! tlsdiag: reads tcpdump captures and says, connection by connection, why TLS handshakes to a
+//! backend failed.
+//!
+//! The pipeline reads top to bottom, one module per stage:
+//!
+//! ```text
+//! capture   pcap/pcapng (gzip, zstd) stream      -> Frame { file, number, ts, linktype, data }
+//! decode    link (Ethernet/VLAN, SLL, SLL2, raw, NULL) -> IP (defrag) -> TCP segment | ICMP error
+//! flow      connection table, Wireshark stream ids, TCP events, bounded reassembly
+//! tls       records and handshake messages over each direction's reassembled prefix
+//! analysis  connection -> facts (client/server terms) -> vantage -> verdict
+//! report    terminal table, JSON / NDJSON, Markdown
+//! ```
+//!
+//! Invariants: payload is copied only into bounded buffers (out-of-order holding, handshake
+//! messages); per-packet problems never abort a run; the library never prints; output order is
+//! deterministic (by first frame); the verdict rules are a pure function of plain facts; nothing
+//! is parsed as plaintext after a direction turns encrypted.
 
+pub mod analysis;
+pub mod capture;
+pub mod decode;
+pub mod defrag;
+pub mod escape;
+pub mod flow;
+pub mod model;
+pub mod reassembly;
+pub mod report;
+pub mod timefmt;
+pub mod tls;
+pub mod vantage;
+pub mod verdict;
+
+pub use analysis::{analyze, Options};
+pub use model::Report;

@@ -1,1 +1,137 @@
-fn main() {}
+//! tlsdiag command line: flags -> options -> analyze -> render -> exit status.
+//! Exit status: 0 analysed; 1 with `--check` when some connection failed; 2 bad usage or an
+//! unreadable input.
+
+use clap::{Parser, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+use std::process::ExitCode;
+use tlsdiag::report::{self, Format, RenderOptions};
+use tlsdiag::verdict::Side;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Text,
+    Json,
+    Ndjson,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VantageArg {
+    Client,
+    Server,
+}
+
+/// Reads tcpdump captures and says, connection by connection, why TLS handshakes failed.
+#[derive(Debug, Parser)]
+#[command(name = "tlsdiag", version, about)]
+struct Cli {
+    /// Capture files (pcap, pcapng, optionally gzip/zstd); several files are one capture in
+    /// the order given; `-` reads standard input.
+    #[arg(required = true, value_name = "CAPTURE")]
+    inputs: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    format: FormatArg,
+    /// List every connection, not only those that did not succeed.
+    #[arg(long)]
+    all: bool,
+    /// Print the timeline (ladder) of each listed connection.
+    #[arg(long)]
+    timeline: bool,
+    /// Where the capture was taken, overriding the inference.
+    #[arg(long, value_enum)]
+    vantage: Option<VantageArg>,
+    /// Only connections with this address at either end.
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Only connections with this port at either end.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Only connections to this server: IP, IP:PORT or [IPv6]:PORT.
+    #[arg(long, value_parser = parse_server)]
+    server: Option<(IpAddr, Option<u16>)>,
+    /// Exit with status 1 when some connection did not succeed.
+    #[arg(long)]
+    check: bool,
+    /// Bytes of each direction analysed per connection.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    reassembly_cap: u64,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn parse_server(s: &str) -> Result<(IpAddr, Option<u16>), String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok((ip, None));
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok((sa.ip(), Some(sa.port())));
+    }
+    Err(format!("'{s}' is not IP, IP:PORT or [IPv6]:PORT"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let opts = tlsdiag::Options {
+        vantage: cli.vantage.map(|v| match v {
+            VantageArg::Client => Side::Client,
+            VantageArg::Server => Side::Server,
+        }),
+        host: cli.host,
+        port: cli.port,
+        server: cli.server,
+        flow: tlsdiag::flow::FlowConfig {
+            reassembly_cap: cli.reassembly_cap,
+        },
+        timeline_limit: None,
+    };
+    let report = match tlsdiag::analyze(&cli.inputs, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tlsdiag: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
+    let render_opts = RenderOptions {
+        all: cli.all,
+        timeline: cli.timeline,
+        width: if tty { terminal_width() } else { None },
+        color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let format = match cli.format {
+        FormatArg::Text => Format::Text,
+        FormatArg::Json => Format::Json,
+        FormatArg::Ndjson => Format::Ndjson,
+        FormatArg::Markdown => Format::Markdown,
+    };
+    let text = report::render(&report, format, &render_opts);
+    let mut lock = stdout.lock();
+    // A closed pipe (`| head`) is not an error.
+    if let Err(e) = lock.write_all(text.as_bytes()).and_then(|_| lock.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("tlsdiag: cannot write output: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if !report.warnings.is_empty() && format != Format::Text && !cli.quiet {
+        for w in &report.warnings {
+            eprintln!("tlsdiag: warning: {}", tlsdiag::escape::text(w));
+        }
+    }
+    if cli.check && report.summary.failed > 0 {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn terminal_width() -> Option<u16> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or(Some(120))
+}

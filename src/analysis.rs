@@ -1,0 +1,812 @@
+//! Analysis: drives the pipeline (capture -> decode -> flow -> TLS) and turns each finished
+//! connection into a [`Connection`] record with its verdict (summarise -> vantage -> verdict).
+//!
+//! The library's entry point is [`analyze`]. It never prints: it returns a [`Report`] that the
+//! report module renders. Per-packet problems never abort a run; an input that cannot be read
+//! at all is an error naming the file.
+
+use crate::capture::{self, CaptureError, Frame, FrameRef, InputSummary, Nanos};
+use crate::decode::{self, Decoded, PacketType};
+use crate::defrag::Defragmenter;
+use crate::escape;
+use crate::flow::{Conn, EventKind, FlowConfig, FlowTable};
+use crate::model::{
+    AlertOut, At, Connection, HttpOut, IcmpOut, Report, ServerRollup, Summary, TimelineEntry, Tool,
+    VantageOut, SCHEMA_VERSION,
+};
+use crate::tls::{names, SHORT_ENCRYPTED};
+use crate::vantage::{self, Clues, Evidence};
+use crate::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// What to analyse and how.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Forced capture point (`--vantage`).
+    pub vantage: Option<Side>,
+    /// Keep only connections with this address at either end.
+    pub host: Option<IpAddr>,
+    /// Keep only connections with this port at either end.
+    pub port: Option<u16>,
+    /// Keep only connections to this server (address and optional port).
+    pub server: Option<(IpAddr, Option<u16>)>,
+    pub flow: FlowConfig,
+    /// Maximum timeline entries per connection.
+    pub timeline_limit: Option<usize>,
+}
+
+/// Packet counters for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    packets: u64,
+    tcp: u64,
+    non_ip: u64,
+    other_ip: u64,
+    malformed: u64,
+    unsupported_link: u64,
+}
+
+/// Analyses the inputs, in the order given, as one capture.
+pub fn analyze(paths: &[String], opts: &Options) -> Result<Report, CaptureError> {
+    let mut table = FlowTable::new(opts.flow);
+    let mut defrag = Defragmenter::new();
+    let mut counters = Counters::default();
+    let mut inputs: Vec<InputSummary> = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let mut on_frame = |f: &Frame<'_>| {
+            process_frame(f, &mut table, &mut defrag, &mut counters);
+        };
+        inputs.push(capture::read_input(path, i, &mut on_frame)?);
+    }
+    let conns = table.into_connections();
+    Ok(build_report(conns, inputs, counters, &defrag, opts))
+}
+
+fn process_frame(
+    f: &Frame<'_>,
+    table: &mut FlowTable,
+    defrag: &mut Defragmenter,
+    n: &mut Counters,
+) {
+    n.packets += 1;
+    let mut pkttype: Option<PacketType> = None;
+    let decoded = decode::decode(f.linktype, f.data, &mut pkttype);
+    let at = f.at();
+    match decoded {
+        Decoded::Tcp(seg) => {
+            n.tcp += 1;
+            table.tcp(&seg, at, f.interface, pkttype);
+        }
+        Decoded::Icmp(e) => table.icmp(&e, at),
+        Decoded::Fragment(frag) => {
+            if let Some(dg) = defrag.push(f.ts, &frag) {
+                let wire = dg.data.len() as u32;
+                match decode::transport(
+                    dg.ip,
+                    dg.v6,
+                    etherparse::IpNumber(dg.protocol),
+                    &dg.data,
+                    wire,
+                    0,
+                ) {
+                    Decoded::Tcp(seg) => {
+                        n.tcp += 1;
+                        table.tcp(&seg, at, f.interface, pkttype);
+                    }
+                    Decoded::Icmp(e) => table.icmp(&e, at),
+                    _ => n.other_ip += 1,
+                }
+            }
+        }
+        Decoded::OtherIp => n.other_ip += 1,
+        Decoded::NotIp => n.non_ip += 1,
+        Decoded::UnsupportedLink => n.unsupported_link += 1,
+        Decoded::Malformed(_) => n.malformed += 1,
+    }
+}
+
+fn secs(ns: Nanos) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Well-known TLS (and other server) ports, for guessing roles when no handshake was seen.
+fn server_port_rank(p: u16) -> u8 {
+    match p {
+        443 | 8443 | 4433 | 636 | 993 | 995 | 465 | 853 | 5061 | 6443 | 9443 | 10443 => 0,
+        80 | 8080 | 25 | 21 | 22 | 110 | 143 | 587 | 3389 | 6667 | 1080 | 3000 => 1,
+        p if p < 1024 => 2,
+        _ => 3,
+    }
+}
+
+/// Which direction is the client's, by the rules; and the rule used.
+fn client_dir(c: &Conn) -> (usize, &'static str) {
+    if let Some(d) = c.syn_dir {
+        return (d, "syn");
+    }
+    if let Some(d) = c.synack_dir {
+        return (1 - d, "synack");
+    }
+    if let Some(d) = c.tls.facts.ch_dir {
+        return (d, "clienthello");
+    }
+    if c.icmp_only {
+        if let Some(d) = c.icmp.first().and_then(|i| i.quoted_dir) {
+            return (d, "icmp_quote");
+        }
+    }
+    let (a, b) = (c.ends[0].port, c.ends[1].port);
+    let d = match server_port_rank(a).cmp(&server_port_rank(b)) {
+        std::cmp::Ordering::Less => 1,
+        std::cmp::Ordering::Greater => 0,
+        std::cmp::Ordering::Equal => usize::from(a > b),
+    };
+    (d, "ports")
+}
+
+/// Context shared by all connections of a capture.
+struct Ctx {
+    capture_start: Nanos,
+    capture_end: Nanos,
+    multi_file: bool,
+}
+
+impl Ctx {
+    fn at(&self, r: FrameRef) -> At {
+        At {
+            frame: r.frame,
+            t: round6(secs(r.ts - self.capture_start)),
+            file: self.multi_file.then_some(r.file),
+        }
+    }
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+fn ev(r: FrameRef, base: Nanos) -> Ev {
+    Ev {
+        frame: r.frame,
+        t: round6(secs(r.ts - base)),
+    }
+}
+
+/// The most times any byte of [start, end) was sent, and the frames that carried it.
+fn coverage(c: &Conn, dir: usize, start: u64, end: u64) -> (u32, Vec<FrameRef>) {
+    let segs: Vec<(u64, u64, FrameRef)> = c
+        .events
+        .iter()
+        .filter(|e| e.dir == dir)
+        .filter_map(|e| match e.kind {
+            EventKind::Data { start: s, end: t } if s < end && t > start => {
+                Some((s.max(start), t.min(end), e.at))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut points: Vec<(u64, i32)> = Vec::with_capacity(segs.len() * 2);
+    for (s, t, _) in &segs {
+        points.push((*s, 1));
+        points.push((*t, -1));
+    }
+    points.sort();
+    let (mut cur, mut best) = (0i32, 0i32);
+    for (_, delta) in points {
+        cur += delta;
+        best = best.max(cur);
+    }
+    (
+        best.max(0) as u32,
+        segs.into_iter().map(|(_, _, a)| a).collect(),
+    )
+}
+
+struct Built {
+    conn: Connection,
+    evidence: Evidence,
+    facts: ConnFacts,
+}
+
+fn summarise(c: &Conn, ctx: &Ctx) -> Built {
+    let (cd, rule) = client_dir(c);
+    let sd = 1 - cd;
+    let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);
+    let tf = &c.tls.facts;
+    let base = c.first.ts;
+    let e = |r: FrameRef| ev(r, base);
+
+    let began_midstream = cdir.syn_count == 0 && sdir.synack_count == 0 && !c.icmp_only;
+    let mut uncertain: Vec<String> = Vec::new();
+    if began_midstream {
+        uncertain.push("the capture began after the connection opened".into());
+    }
+    if rule != "syn" {
+        uncertain.push(format!("client inferred from the {rule}"));
+    }
+
+    // ClientHello transmissions by sequence-range coverage.
+    let ch_from_client = tf.ch_dir == Some(cd);
+    let (ch_count, ch_frames) = match (tf.ch_range, ch_from_client) {
+        (Some((s, t)), true) => coverage(c, cd, s, t),
+        _ => (0, Vec::new()),
+    };
+    let ch_first = ch_frames
+        .first()
+        .copied()
+        .or(if ch_from_client { tf.ch_at } else { None });
+    let ch_count = if ch_first.is_some() {
+        ch_count.max(1)
+    } else {
+        0
+    };
+    let ch_acked = match (tf.ch_range, ch_from_client) {
+        (Some((_, end)), true) => Some(cdir.acked.is_some_and(|a| a >= end)),
+        _ => None,
+    };
+    if ch_from_client && tf.client_hello.is_none() {
+        uncertain.push("the ClientHello was seen but not complete enough to parse".into());
+    }
+    for (d, name) in [(cdir, "client"), (sdir, "server")] {
+        if d.payload_truncated {
+            uncertain.push(format!("{name} payload cut by the snaplen"));
+        }
+        if d.header_truncated > 0 {
+            uncertain.push(format!(
+                "{} {name} TCP header(s) cut by the snaplen",
+                d.header_truncated
+            ));
+        }
+        if d.reasm.limits.cap_reached {
+            uncertain.push(format!(
+                "{name} stream beyond the reassembly cap not analysed"
+            ));
+        }
+        if d.reasm.limits.holding_overflow {
+            uncertain.push(format!(
+                "{name} out-of-order data beyond the holding limit dropped"
+            ));
+        }
+        if d.reasm.limits.gaps > 0 {
+            uncertain.push(format!(
+                "{} gap(s) in the {name} stream never filled",
+                d.reasm.limits.gaps
+            ));
+        }
+    }
+    if tf.oversized_message {
+        uncertain.push("a handshake message over 64 KiB was skipped".into());
+    }
+
+    let client_close = match (cdir.fin, cdir.rst) {
+        (Some(f), Some(r)) => Some(f.min(r)),
+        (a, b) => a.or(b),
+    };
+    let gave_up = match (ch_first, client_close) {
+        (Some(ch), Some(close)) if close.ts >= ch.ts => Some(round6(secs(close.ts - ch.ts))),
+        _ => None,
+    };
+    let timeout_match = gave_up.and_then(verdict::match_timeout);
+
+    // Alerts: the one that decided, else the first.
+    let sender = |d: usize| if d == cd { "client" } else { "server" };
+    let decisive = tf.alerts.iter().find(|a| {
+        let before_done = tf.handshake_done.is_none_or(|d| a.at <= d);
+        before_done && a.plain.is_none_or(|(lvl, _)| lvl == 2)
+    });
+    let mut alert_facts = decisive.map(|a| AlertFacts {
+        at: e(a.at),
+        from_server: a.dir == sd,
+        description: a.plain.map(|(_, d)| names::alert_description(d)),
+        fatal: a.plain.is_none_or(|(l, _)| l == 2),
+        encrypted: a.plain.is_none(),
+        inferred: false,
+    });
+    let mut alert_out = decisive.or(tf.alerts.first()).map(|a| AlertOut {
+        sender: sender(a.dir).into(),
+        level: a.plain.map(|(l, _)| names::alert_level(l)),
+        description: a.plain.map(|(_, d)| names::alert_description(d)),
+        encrypted: a.plain.is_none(),
+        inferred: false,
+        frame: a.at.frame,
+    });
+    // TLS 1.3: a short encrypted client record, then a close, no server data after it.
+    if alert_facts.is_none() && tf.handshake_done.is_none() && ch_from_client {
+        if let (Some((rec_at, len)), Some(close)) = (tf.client_encrypted_after_sh, client_close) {
+            if len <= SHORT_ENCRYPTED && tf.client_encrypted_after_sh_count == 1 && close >= rec_at
+            {
+                alert_facts = Some(AlertFacts {
+                    at: e(rec_at),
+                    from_server: false,
+                    description: None,
+                    fatal: true,
+                    encrypted: true,
+                    inferred: true,
+                });
+                alert_out = Some(AlertOut {
+                    sender: "client".into(),
+                    level: None,
+                    description: None,
+                    encrypted: true,
+                    inferred: true,
+                    frame: rec_at.frame,
+                });
+            }
+        }
+    }
+
+    let preview = |d: usize| tf.non_tls[d].as_ref();
+    let server_non_tls = preview(sd)
+        .filter(|n| n.tls_after.is_none())
+        .map(|n| escape::first_line(&n.preview, 120));
+    let client_non_tls = preview(cd)
+        .filter(|n| n.tls_after.is_none())
+        .map(|n| escape::first_line(&n.preview, 120));
+    let http_request = preview(cd)
+        .filter(|n| escape::is_http_request(&n.preview))
+        .map(|n| escape::first_line(&n.preview, 200));
+    let http_status = preview(sd)
+        .filter(|n| escape::is_http_response(&n.preview))
+        .map(|n| escape::first_line(&n.preview, 200));
+
+    let icmp = c
+        .icmp
+        .iter()
+        .find(|i| i.quoted_dir == Some(cd))
+        .or(c.icmp.first());
+    let icmp_facts = icmp.map(|i| {
+        let unreachable = if i.v6 {
+            i.icmp_type == 1
+        } else {
+            i.icmp_type == 3 && i.code != 4
+        };
+        IcmpFacts {
+            at: e(i.at),
+            description: decode::icmp_description(i.v6, i.icmp_type, i.code),
+            icmp_type: i.icmp_type,
+            code: i.code,
+            reporter: i.reporter.to_string(),
+            unreachable,
+            frag_needed: (!i.v6 && i.icmp_type == 3 && i.code == 4) || (i.v6 && i.icmp_type == 2),
+            mtu: i.mtu,
+            quotes_client: i.quoted_dir == Some(cd),
+        }
+    });
+
+    let sh_from_server = tf.sh_dir == Some(sd);
+    let tls_version = tf
+        .negotiated_version()
+        .filter(|_| sh_from_server)
+        .map(names::version_name);
+    let established = sdir.synack_count > 0
+        && (c.handshake_ack.is_some() || cdir.payload_segments > 0)
+        || (began_midstream && cdir.packets > 0 && sdir.packets > 0);
+    let client_seq_jump = if cdir.payload_segments == 0 {
+        cdir.fin_offset.or(cdir.rst_offset).filter(|o| *o > 0)
+    } else {
+        None
+    };
+    let server_server = crate::flow::Endpoint {
+        ip: c.ends[sd].ip,
+        port: c.ends[sd].port,
+    };
+    let facts = ConnFacts {
+        vantage: Side::Unknown,
+        server: server_server.to_string(),
+        began_midstream,
+        icmp_only: c.icmp_only,
+        syn_count: cdir.syn_count,
+        first_syn: cdir.syns[0].map(e),
+        last_syn: cdir.syns[1].map(e),
+        synack: c
+            .events
+            .iter()
+            .find(|x| x.kind == EventKind::SynAck)
+            .map(|x| e(x.at)),
+        established,
+        icmp: icmp_facts,
+        client_payload_bytes: cdir.payload_bytes,
+        server_payload_bytes: sdir.payload_bytes,
+        clienthello: ch_first.map(e),
+        clienthello_count: ch_count,
+        clienthello_frames: ch_frames.iter().map(|f| f.frame).collect(),
+        clienthello_acked: ch_acked,
+        client_non_tls,
+        server_non_tls,
+        http_status: http_status.clone(),
+        http_request: http_request.clone(),
+        server_first_tls: tf.first_record[sd].map(e),
+        serverhello: tf.sh_at.filter(|_| sh_from_server).map(e),
+        tls_version: tls_version.clone(),
+        handshake_done: tf.handshake_done.map(e),
+        alert: alert_facts,
+        client_fin: cdir.fin.map(e),
+        client_rst: cdir.rst.map(e),
+        server_fin: sdir.fin.map(e),
+        server_rst: sdir.rst.map(e),
+        client_seq_jump,
+        server_retransmissions: sdir.retransmissions,
+        server_full_size_retransmissions: sdir.full_size_retransmissions,
+        server_max_segment: sdir.max_segment,
+        server_data_acked: sdir.acked.is_some_and(|a| a >= sdir.max_end),
+        client_sacked: sdir.sacked,
+        server_gap: sdir.reasm.limits.gaps > 0,
+        gave_up_after_s: gave_up,
+        timeout_match: timeout_match.clone(),
+        capture_end_t: round6(secs(ctx.capture_end - base)),
+    };
+
+    let clues = Clues {
+        client_pkttype: cdir.pkttype,
+        server_pkttype: sdir.pkttype,
+        client_ttl: cdir.ttl,
+        server_ttl: sdir.ttl,
+        syn_to_synack: match (
+            cdir.syns[1],
+            c.events.iter().find(|x| x.kind == EventKind::SynAck),
+        ) {
+            (Some(s), Some(sa)) if sa.at.ts >= s.ts => Some(secs(sa.at.ts - s.ts)),
+            _ => None,
+        },
+        synack_to_ack: match (
+            c.events.iter().find(|x| x.kind == EventKind::SynAck),
+            c.handshake_ack,
+        ) {
+            (Some(sa), Some(a)) if a.ts >= sa.at.ts => Some(secs(a.ts - sa.at.ts)),
+            _ => None,
+        },
+    };
+    let evidence = vantage::infer(&clues);
+
+    let ch_info = tf.client_hello.clone().filter(|_| ch_from_client);
+    let server_first_bytes =
+        preview(sd).map(|n| escape::bytes(&n.preview[..n.preview.len().min(64)]));
+    let client_first_bytes =
+        preview(cd).map(|n| escape::bytes(&n.preview[..n.preview.len().min(64)]));
+    let timeline = timeline(c, cd, ctx, &ch_frames);
+    let conn = Connection {
+        stream: c.stream,
+        client_ip: c.ends[cd].ip.to_string(),
+        client_port: c.ends[cd].port,
+        server_ip: c.ends[sd].ip.to_string(),
+        server_port: c.ends[sd].port,
+        client_inferred: rule != "syn",
+        client_rule: rule.into(),
+        verdict: verdict::VerdictCode::Incomplete,
+        explanation: String::new(),
+        next_step: String::new(),
+        vantage: Side::Unknown,
+        syn_count: cdir.syn_count,
+        synack_seen: sdir.synack_count > 0,
+        tcp_established: established,
+        clienthello_count: ch_count,
+        clienthello_acked: ch_acked,
+        serverhello_seen: sh_from_server && tf.server_hello.is_some(),
+        hello_retry_request: tf.hrr_at.is_some(),
+        tls_version,
+        cipher: tf
+            .server_hello
+            .as_ref()
+            .filter(|s| sh_from_server && s.cipher != 0)
+            .map(|s| names::cipher_name(s.cipher)),
+        sni: ch_info
+            .as_ref()
+            .and_then(|c| c.sni.as_deref())
+            .map(escape::text),
+        alpn: ch_info
+            .as_ref()
+            .and_then(|c| c.alpn.first())
+            .map(|s| escape::text(s)),
+        ja4: ch_info.as_ref().and_then(|c| c.ja4.clone()),
+        clienthello: ch_info.map(|mut c| {
+            c.sni = c.sni.as_deref().map(escape::text);
+            c.alpn = c.alpn.iter().map(|s| escape::text(s)).collect();
+            c
+        }),
+        certificate: tf.certificate.clone().map(|mut cert| {
+            cert.subject = escape::text(&cert.subject);
+            cert.issuer = escape::text(&cert.issuer);
+            cert.dns_names = cert.dns_names.iter().map(|s| escape::text(s)).collect();
+            cert
+        }),
+        alert: alert_out,
+        server_first_bytes,
+        client_first_bytes,
+        http: (http_request.is_some() || http_status.is_some()).then_some(HttpOut {
+            request_line: http_request,
+            status_line: http_status,
+        }),
+        client_fin: cdir.fin.map(|r| ctx.at(r)),
+        client_rst: cdir.rst.map(|r| ctx.at(r)),
+        server_fin: sdir.fin.map(|r| ctx.at(r)),
+        server_rst: sdir.rst.map(|r| ctx.at(r)),
+        icmp: icmp.map(|i| IcmpOut {
+            icmp_type: i.icmp_type,
+            code: i.code,
+            description: decode::icmp_description(i.v6, i.icmp_type, i.code),
+            frame: i.at.frame,
+            reporter: i.reporter.to_string(),
+            v6: i.v6,
+            mtu: i.mtu,
+        }),
+        first_frame: c.first.frame,
+        last_frame: c.last.frame,
+        file: ctx.multi_file.then_some(c.first.file),
+        start_time: crate::timefmt::rfc3339_nanos(c.first.ts),
+        duration_s: round6(secs(c.last.ts - c.first.ts)),
+        gave_up_after_s: gave_up,
+        timeout_match,
+        client_retransmissions: cdir.retransmissions,
+        server_retransmissions: sdir.retransmissions,
+        server_payload_bytes: sdir.payload_bytes,
+        uncertain,
+        timeline,
+    };
+    Built {
+        conn,
+        evidence,
+        facts,
+    }
+}
+
+/// The connection's ladder: frame, time since its first packet, direction, event.
+fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<TimelineEntry> {
+    let tf = &c.tls.facts;
+    let base = c.first.ts;
+    let mut out = Vec::new();
+    let mut syns = 0;
+    let mut seen_end = [0u64; 2];
+    let first_ch = ch_frames.first().map(|f| f.ts);
+    for e in &c.events {
+        let arrow = if e.dir == cd { "->" } else { "<-" };
+        let mut label = match e.kind {
+            EventKind::Syn => {
+                syns += 1;
+                if syns == 1 {
+                    "SYN".to_string()
+                } else {
+                    format!("SYN retransmission #{}", syns - 1)
+                }
+            }
+            EventKind::SynAck => "SYN-ACK".into(),
+            EventKind::HandshakeAck => "ACK (TCP handshake complete)".into(),
+            EventKind::Data { start, end } => {
+                let len = end - start;
+                let retrans = start < seen_end[e.dir];
+                seen_end[e.dir] = seen_end[e.dir].max(end);
+                if e.dir == cd && ch_frames.contains(&e.at) {
+                    let n = ch_frames.iter().position(|f| *f == e.at).unwrap_or(0);
+                    if n == 0 || !retrans {
+                        format!("ClientHello ({len} bytes)")
+                    } else {
+                        let delay = first_ch.map(|t| secs(e.at.ts - t)).unwrap_or(0.0);
+                        format!("ClientHello retransmission #{n} (+{delay:.3} s, {len} bytes)")
+                    }
+                } else if retrans {
+                    format!("retransmission ({len} bytes)")
+                } else {
+                    format!("data ({len} bytes)")
+                }
+            }
+            EventKind::Fin => "FIN".into(),
+            EventKind::Rst => "RST".into(),
+            EventKind::Icmp {
+                v6,
+                icmp_type,
+                code,
+            } => {
+                format!("ICMP {}", decode::icmp_description(v6, icmp_type, code))
+            }
+        };
+        let mut notes: Vec<String> = Vec::new();
+        if tf.sh_at == Some(e.at) && e.dir != cd {
+            notes.push("ServerHello".into());
+        }
+        if tf.hrr_at == Some(e.at) {
+            notes.push("HelloRetryRequest".into());
+        }
+        for a in tf.alerts.iter().filter(|a| a.at == e.at && a.dir == e.dir) {
+            notes.push(match a.plain {
+                Some((l, d)) => format!(
+                    "Alert {} {}",
+                    names::alert_level(l),
+                    names::alert_description(d)
+                ),
+                None => "encrypted Alert".into(),
+            });
+        }
+        if tf.ccs[e.dir] == Some(e.at) {
+            notes.push("ChangeCipherSpec".into());
+        }
+        if let Some(nt) = tf.non_tls[e.dir].as_ref().filter(|n| n.at == e.at) {
+            notes.push(format!("\"{}\"", escape::first_line(&nt.preview, 60)));
+        }
+        if !notes.is_empty() && matches!(e.kind, EventKind::Data { .. }) {
+            label = format!("{label}: {}", notes.join(", "));
+        }
+        out.push(TimelineEntry {
+            frame: e.at.frame,
+            t: round6(secs(e.at.ts - base)),
+            dir: if matches!(e.kind, EventKind::Icmp { .. }) {
+                "!".into()
+            } else {
+                arrow.into()
+            },
+            event: label,
+            file: ctx.multi_file.then_some(e.at.file),
+        });
+    }
+    if c.events_dropped > 0 {
+        out.push(TimelineEntry {
+            frame: c.last.frame,
+            t: round6(secs(c.last.ts - base)),
+            dir: "".into(),
+            event: format!("{} later events not kept", c.events_dropped),
+            file: None,
+        });
+    }
+    out
+}
+
+fn matches_filters(c: &Connection, o: &Options) -> bool {
+    let cip: Option<IpAddr> = c.client_ip.parse().ok();
+    let sip: Option<IpAddr> = c.server_ip.parse().ok();
+    if let Some(h) = o.host {
+        if cip != Some(h) && sip != Some(h) {
+            return false;
+        }
+    }
+    if let Some(p) = o.port {
+        if c.client_port != p && c.server_port != p {
+            return false;
+        }
+    }
+    if let Some((ip, port)) = o.server {
+        if sip != Some(ip) || port.is_some_and(|p| p != c.server_port) {
+            return false;
+        }
+    }
+    true
+}
+
+fn build_report(
+    conns: Vec<Conn>,
+    inputs: Vec<InputSummary>,
+    n: Counters,
+    defrag: &Defragmenter,
+    opts: &Options,
+) -> Report {
+    let capture_start = inputs.iter().filter_map(|i| i.first_ts).min().unwrap_or(0);
+    let capture_end = inputs.iter().filter_map(|i| i.last_ts).max().unwrap_or(0);
+    let ctx = Ctx {
+        capture_start,
+        capture_end,
+        multi_file: inputs.len() > 1,
+    };
+    let duplicates: u64 = conns
+        .iter()
+        .map(|c| u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates))
+        .sum();
+    let mut built: Vec<Built> = conns.iter().map(|c| summarise(c, &ctx)).collect();
+    drop(conns);
+    let evidence: Vec<Evidence> = built.iter().map(|b| b.evidence).collect();
+    let (overall_side, overall_text) = vantage::overall(&evidence);
+    let vantage_out = match opts.vantage {
+        Some(side) => VantageOut {
+            side,
+            decided_by: "override".into(),
+            evidence: "given with --vantage".into(),
+        },
+        None => VantageOut {
+            side: overall_side,
+            decided_by: "inferred".into(),
+            evidence: overall_text,
+        },
+    };
+    for b in &mut built {
+        let side = match (opts.vantage, b.evidence.side) {
+            (Some(s), _) => s,
+            (None, Side::Unknown) => overall_side,
+            (None, s) => s,
+        };
+        b.facts.vantage = side;
+        let j = verdict::judge(&b.facts);
+        b.conn.vantage = side;
+        b.conn.verdict = j.code;
+        b.conn.explanation = j.explanation;
+        b.conn.next_step = j.next_step;
+        if let Some(limit) = opts.timeline_limit {
+            b.conn.timeline.truncate(limit);
+        }
+    }
+    let mut connections: Vec<Connection> = built
+        .into_iter()
+        .map(|b| b.conn)
+        .filter(|c| matches_filters(c, opts))
+        .collect();
+    connections.sort_by_key(|c| (c.file.unwrap_or(0), c.first_frame, c.stream));
+
+    let mut verdicts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut servers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for c in &connections {
+        *verdicts.entry(c.verdict.as_str().into()).or_default() += 1;
+        let key = match c.server_ip.parse::<IpAddr>() {
+            Ok(IpAddr::V6(a)) => format!("[{a}]:{}", c.server_port),
+            _ => format!("{}:{}", c.server_ip, c.server_port),
+        };
+        *servers
+            .entry(key)
+            .or_default()
+            .entry(c.verdict.as_str().into())
+            .or_default() += 1;
+    }
+    let mut servers: Vec<ServerRollup> = servers
+        .into_iter()
+        .map(|(server, v)| ServerRollup {
+            server,
+            connections: v.values().sum(),
+            verdicts: v,
+        })
+        .collect();
+    servers.sort_by(|a, b| {
+        b.connections
+            .cmp(&a.connections)
+            .then(a.server.cmp(&b.server))
+    });
+    let failed = connections
+        .iter()
+        .filter(|c| c.verdict.is_failure())
+        .count() as u64;
+    let mut warnings: Vec<String> = Vec::new();
+    for i in &inputs {
+        for w in &i.warnings {
+            warnings.push(format!("{}: {w}", i.path));
+        }
+    }
+    if n.unsupported_link > 0 {
+        let lts: Vec<String> = inputs
+            .iter()
+            .flat_map(|i| i.link_types.iter())
+            .filter(|(lt, _)| matches!(decode::linktype_name(*lt).as_str(), s if s.ends_with("(not decoded)")))
+            .map(|(lt, count)| format!("{} ({count} packets)", decode::linktype_name(*lt)))
+            .collect();
+        warnings.push(format!(
+            "{} packets on link types this tool does not decode: {}",
+            n.unsupported_link,
+            lts.join(", ")
+        ));
+    }
+    if defrag.incomplete() > 0 || defrag.dropped > 0 {
+        warnings.push(format!(
+            "{} IP datagrams could not be reassembled from their fragments",
+            defrag.incomplete() as u64 + defrag.dropped
+        ));
+    }
+    let summary = Summary {
+        connections: connections.len() as u64,
+        failed,
+        verdicts,
+        servers,
+        packets: n.packets,
+        tcp_packets: n.tcp,
+        duplicates_ignored: duplicates,
+        non_ip_packets: n.non_ip,
+        other_ip_packets: n.other_ip,
+        undecoded_packets: n.malformed,
+        unsupported_link_packets: n.unsupported_link,
+        fragments_reassembled: defrag.reassembled,
+        first_time: (n.packets > 0).then(|| crate::timefmt::rfc3339_nanos(capture_start)),
+        last_time: (n.packets > 0).then(|| crate::timefmt::rfc3339_nanos(capture_end)),
+        span_s: round6(secs(capture_end - capture_start)),
+    };
+    Report {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool::default(),
+        captures: inputs,
+        vantage: vantage_out,
+        summary,
+        warnings,
+        connections,
+    }
+}

@@ -1,0 +1,499 @@
+//! Capture: turns files (or standard input) into a stream of [`Frame`]s.
+//!
+//! Owns everything about the container: compression (gzip, zstd, recognised by magic bytes),
+//! legacy pcap (micro/nanosecond, both byte orders, the "modified" variant) and pcapng (several
+//! sections and interfaces, each with its own link type and timestamp resolution). Frames borrow
+//! the reader's buffer and are handed to a callback one at a time, so memory does not depend on
+//! the file size. Truncated and corrupt files end the file with a warning, never a panic or a
+//! loop: the reader keeps a no-progress guard and a cap on the block size it will buffer.
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapNGPacketBlock;
+use pcap_parser::{PcapBlockOwned, PcapError};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+/// Nanoseconds since the Unix epoch.
+pub type Nanos = i64;
+
+/// Initial read buffer; grows (up to [`MAX_BLOCK`]) only for oversized records.
+const READ_BUFFER: usize = 1 << 20;
+/// The largest single record or block the reader accepts (pcapng allows any size; real
+/// captures stay under 256 KiB per packet).
+pub const MAX_BLOCK: usize = 16 << 20;
+
+/// One captured packet, borrowed from the reader's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Index of the input file, in the order given.
+    pub file: usize,
+    /// Wireshark's `frame.number` in that file: 1-based, file order, across pcapng interfaces.
+    pub number: u64,
+    pub ts: Nanos,
+    /// LINKTYPE_* value of the interface the packet was captured on.
+    pub linktype: u32,
+    /// Length of the packet on the wire (may exceed `data.len()` under a snaplen).
+    pub orig_len: u32,
+    pub interface: u32,
+    pub data: &'a [u8],
+}
+
+/// Where something was seen: which file, which frame, when. Small and `Copy`, so evidence can
+/// be kept long after the frame's bytes are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FrameRef {
+    pub file: usize,
+    pub frame: u64,
+    pub ts: Nanos,
+}
+
+impl Frame<'_> {
+    pub fn at(&self) -> FrameRef {
+        FrameRef {
+            file: self.file,
+            frame: self.number,
+            ts: self.ts,
+        }
+    }
+}
+
+/// Container format of an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Pcap,
+    PcapNanosecond,
+    PcapModified,
+    Pcapng,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Pcap => "pcap",
+            Format::PcapNanosecond => "pcap (nanosecond)",
+            Format::PcapModified => "pcap (modified)",
+            Format::Pcapng => "pcapng",
+        })
+    }
+}
+
+/// Compression wrapped around the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+}
+
+/// What was learnt about one input while reading it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct InputSummary {
+    pub path: String,
+    pub format: Option<Format>,
+    pub compression: Option<Compression>,
+    pub big_endian: bool,
+    pub packets: u64,
+    /// Bytes of the (decompressed) container consumed.
+    pub bytes: u64,
+    /// (linktype, packets) in order of first appearance.
+    pub link_types: Vec<(u32, u64)>,
+    pub snaplen: Option<u32>,
+    pub interfaces: u32,
+    pub first_ts: Option<Nanos>,
+    pub last_ts: Option<Nanos>,
+    /// Problems that did not stop the analysis (truncation, corrupt block).
+    pub warnings: Vec<String>,
+}
+
+impl InputSummary {
+    fn count_linktype(&mut self, lt: u32) {
+        match self.link_types.iter_mut().find(|(l, _)| *l == lt) {
+            Some((_, n)) => *n += 1,
+            None => self.link_types.push((lt, 1)),
+        }
+    }
+}
+
+/// An input that could not be read at all.
+#[derive(Debug)]
+pub enum CaptureError {
+    Open { path: String, source: io::Error },
+    NotACapture { path: String, starts_with: String },
+    Empty { path: String },
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::Open { path, source } => write!(f, "{path}: cannot open: {source}"),
+            CaptureError::NotACapture { path, starts_with } => write!(
+                f,
+                "{path}: not a pcap or pcapng capture (it starts with {starts_with})"
+            ),
+            CaptureError::Empty { path } => write!(f, "{path}: empty file, no capture header"),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// Reads the first bytes of a stream without losing them.
+fn peek_head(mut r: impl Read) -> io::Result<(Vec<u8>, impl Read)> {
+    let mut head = Vec::with_capacity(16);
+    let mut buf = [0u8; 16];
+    while head.len() < 16 {
+        match r.read(&mut buf[..16 - head.len()]) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((head.clone(), io::Cursor::new(head).chain(r)))
+}
+
+/// Describes the first bytes of a non-capture for an error message: printable text in quotes,
+/// otherwise hex.
+pub fn describe_head(head: &[u8]) -> String {
+    if head.is_empty() {
+        return "nothing".into();
+    }
+    let n = head.len().min(8);
+    let printable = head[..n].iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+    if printable {
+        format!("\"{}\"", String::from_utf8_lossy(&head[..n]))
+    } else {
+        let hex: Vec<String> = head[..n].iter().map(|b| format!("{b:02x}")).collect();
+        format!("bytes {}", hex.join(" "))
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+type BoxRead = Box<dyn Read + Send>;
+
+/// Opens `path` (`-` = standard input) and peels compression off by magic bytes.
+fn open_decompressed(path: &str) -> Result<(BoxRead, Option<Compression>), CaptureError> {
+    let raw: BoxRead = if path == "-" {
+        Box::new(io::stdin())
+    } else {
+        let f = File::open(Path::new(path)).map_err(|source| CaptureError::Open {
+            path: path.to_string(),
+            source,
+        })?;
+        Box::new(f)
+    };
+    let open_err = |source| CaptureError::Open {
+        path: path.to_string(),
+        source,
+    };
+    let (head, r) = peek_head(raw).map_err(open_err)?;
+    if head.is_empty() {
+        return Err(CaptureError::Empty {
+            path: path.to_string(),
+        });
+    }
+    if head.starts_with(&GZIP_MAGIC) {
+        let d = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 16, r));
+        return Ok((Box::new(d), Some(Compression::Gzip)));
+    }
+    if head.starts_with(&ZSTD_MAGIC) {
+        let d = ruzstd::decoding::StreamingDecoder::new(io::BufReader::with_capacity(1 << 16, r))
+            .map_err(|e| CaptureError::NotACapture {
+            path: path.to_string(),
+            starts_with: format!("a zstd header that does not decode ({e})"),
+        })?;
+        return Ok((Box::new(d), Some(Compression::Zstd)));
+    }
+    Ok((Box::new(r), None))
+}
+
+#[derive(Clone, Copy)]
+struct Interface {
+    linktype: u32,
+    /// Timestamp units per second.
+    resolution: u64,
+    offset_s: i64,
+}
+
+fn ng_ts(high: u32, low: u32, iface: &Interface) -> Nanos {
+    let raw = (u64::from(high) << 32) | u64::from(low);
+    let res = iface.resolution.max(1);
+    let secs = raw / res;
+    let frac = raw % res;
+    let nanos = (u128::from(frac) * 1_000_000_000u128 / u128::from(res)) as i64;
+    (secs as i64)
+        .saturating_add(iface.offset_s)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanos)
+}
+
+/// Reads one input to the end, calling `on_frame` for every packet. Returns what was learnt
+/// about the input; problems after the header become warnings in the summary.
+pub fn read_input(
+    path: &str,
+    file_index: usize,
+    on_frame: &mut dyn FnMut(&Frame<'_>),
+) -> Result<InputSummary, CaptureError> {
+    let (reader, compression) = open_decompressed(path)?;
+    let (head, reader) = peek_head(reader).map_err(|source| CaptureError::Open {
+        path: path.to_string(),
+        source,
+    })?;
+    let not_capture = || CaptureError::NotACapture {
+        path: path.to_string(),
+        starts_with: describe_head(&head),
+    };
+    if head.is_empty() {
+        return Err(CaptureError::Empty {
+            path: path.to_string(),
+        });
+    }
+    let mut rdr = match pcap_parser::create_reader(READ_BUFFER, reader) {
+        Ok(r) => r,
+        Err(PcapError::Eof) => {
+            return Err(CaptureError::Empty {
+                path: path.to_string(),
+            })
+        }
+        Err(_) => return Err(not_capture()),
+    };
+    let mut sum = InputSummary {
+        path: path.to_string(),
+        compression,
+        ..Default::default()
+    };
+    let mut legacy: Option<(u32, bool)> = None; // (linktype, nanosecond)
+    let mut ifaces: Vec<Interface> = Vec::new();
+    let mut number: u64 = 0;
+    let mut capacity = READ_BUFFER;
+    let mut stalled = 0u32;
+
+    loop {
+        let step = rdr.next();
+        match step {
+            Ok((len, block)) => {
+                stalled = 0;
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        let lt = h.network.0 as u32;
+                        let nano = h.is_nanosecond_precision();
+                        legacy = Some((lt, nano));
+                        sum.format = Some(if h.is_modified_format() {
+                            Format::PcapModified
+                        } else if nano {
+                            Format::PcapNanosecond
+                        } else {
+                            Format::Pcap
+                        });
+                        sum.big_endian = h.is_bigendian();
+                        sum.snaplen = Some(h.snaplen);
+                        sum.interfaces = 1;
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        if let Some((lt, nano)) = legacy {
+                            let sub = if nano {
+                                i64::from(b.ts_usec)
+                            } else {
+                                i64::from(b.ts_usec) * 1000
+                            };
+                            number += 1;
+                            deliver(
+                                &mut sum,
+                                on_frame,
+                                &Frame {
+                                    file: file_index,
+                                    number,
+                                    ts: i64::from(b.ts_sec) * 1_000_000_000 + sub,
+                                    linktype: lt,
+                                    orig_len: b.origlen,
+                                    interface: 0,
+                                    data: b.data,
+                                },
+                            );
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        sum.format = Some(Format::Pcapng);
+                        sum.big_endian = shb.big_endian();
+                        ifaces.clear();
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        ifaces.push(Interface {
+                            linktype: idb.linktype.0 as u32,
+                            resolution: idb.ts_resolution().unwrap_or(1_000_000),
+                            offset_s: idb.ts_offset(),
+                        });
+                        sum.interfaces += 1;
+                        if sum.snaplen.is_none() && idb.snaplen != 0 {
+                            sum.snaplen = Some(idb.snaplen);
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        number += 1;
+                        match ifaces.get(epb.if_id as usize) {
+                            Some(iface) => {
+                                deliver(
+                                    &mut sum,
+                                    on_frame,
+                                    &Frame {
+                                        file: file_index,
+                                        number,
+                                        ts: ng_ts(epb.ts_high, epb.ts_low, iface),
+                                        linktype: iface.linktype,
+                                        orig_len: epb.origlen,
+                                        interface: epb.if_id,
+                                        data: epb.packet_data(),
+                                    },
+                                );
+                            }
+                            None => sum.warnings.push(format!(
+                                "frame {number}: packet names interface {} but the section \
+                                 declares {}; skipped",
+                                epb.if_id,
+                                ifaces.len()
+                            )),
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        number += 1;
+                        if let Some(iface) = ifaces.first() {
+                            let ts = sum.last_ts.unwrap_or(0);
+                            deliver(
+                                &mut sum,
+                                on_frame,
+                                &Frame {
+                                    file: file_index,
+                                    number,
+                                    ts,
+                                    linktype: iface.linktype,
+                                    orig_len: spb.origlen,
+                                    interface: 0,
+                                    data: spb.packet_data(),
+                                },
+                            );
+                        }
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                rdr.consume(len);
+                sum.bytes += len as u64;
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                let before = rdr.data().len();
+                if rdr.refill().is_err() {
+                    sum.warnings.push(format!(
+                        "read error after byte {}; the rest of the file was not analysed",
+                        sum.bytes
+                    ));
+                    break;
+                }
+                if rdr.data().len() == before {
+                    stalled += 1;
+                    if stalled > 2 || rdr.reader_exhausted() {
+                        sum.warnings.push(truncated_warning(&sum, number));
+                        break;
+                    }
+                }
+            }
+            Err(PcapError::UnexpectedEof) => {
+                sum.warnings.push(truncated_warning(&sum, number));
+                break;
+            }
+            Err(PcapError::BufferTooSmall) => {
+                if capacity >= MAX_BLOCK {
+                    sum.warnings.push(format!(
+                        "record at byte {} (after frame {number}) is larger than {} MiB; the \
+                         file is corrupt from there and the rest was not analysed",
+                        sum.bytes,
+                        MAX_BLOCK >> 20
+                    ));
+                    break;
+                }
+                capacity = (capacity * 2).min(MAX_BLOCK);
+                if !rdr.grow(capacity) {
+                    sum.warnings.push(format!(
+                        "record at byte {} too large to buffer; rest not analysed",
+                        sum.bytes
+                    ));
+                    break;
+                }
+                if rdr.refill().is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                if sum.format.is_none() {
+                    return Err(not_capture());
+                }
+                let what = match e {
+                    PcapError::HeaderNotRecognized => "unrecognised header".to_string(),
+                    PcapError::ReadError => "read error".to_string(),
+                    _ => "corrupt block".to_string(),
+                };
+                sum.warnings.push(format!(
+                    "{what} at byte {} (after frame {number}); the rest of the file was not \
+                     analysed",
+                    sum.bytes
+                ));
+                break;
+            }
+        }
+    }
+    if sum.format.is_none() {
+        return Err(not_capture());
+    }
+    Ok(sum)
+}
+
+fn deliver(sum: &mut InputSummary, on_frame: &mut dyn FnMut(&Frame<'_>), f: &Frame<'_>) {
+    sum.packets += 1;
+    sum.count_linktype(f.linktype);
+    if sum.first_ts.is_none() {
+        sum.first_ts = Some(f.ts);
+    }
+    sum.last_ts = Some(f.ts);
+    on_frame(f);
+}
+
+fn truncated_warning(sum: &InputSummary, number: u64) -> String {
+    format!(
+        "capture is truncated: the last record, after frame {number}, is cut at byte {}; \
+         everything before it was analysed",
+        sum.bytes
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_head_shows_text_or_hex() {
+        assert_eq!(describe_head(b"GET / HTTP/1.1"), "\"GET / HT\"");
+        assert_eq!(describe_head(&[0, 1, 2]), "bytes 00 01 02");
+        assert_eq!(describe_head(b""), "nothing");
+    }
+
+    #[test]
+    fn pcapng_timestamp_honours_resolution_and_offset() {
+        let micro = Interface {
+            linktype: 1,
+            resolution: 1_000_000,
+            offset_s: 0,
+        };
+        // 1.5 s in microseconds
+        assert_eq!(ng_ts(0, 1_500_000, &micro), 1_500_000_000);
+        let nano = Interface {
+            linktype: 1,
+            resolution: 1_000_000_000,
+            offset_s: 10,
+        };
+        assert_eq!(ng_ts(0, 7, &nano), 10_000_000_007);
+    }
+}

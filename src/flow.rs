@@ -1,0 +1,669 @@
+//! Flow: the connection table, Wireshark stream numbers, TCP events and per-direction
+//! reassembly feeding the TLS layer.
+//!
+//! A connection is one Wireshark `tcp.stream`: numbered from 0 in order of first packet; a SYN
+//! whose sequence number differs from the base of a known 4-tuple starts a new one (port
+//! reuse); an ICMP error joins the stream whose headers it quotes (and starts one if none
+//! exists, as Wireshark does). Directions are indexed 0 (sender of the connection's first
+//! packet) and 1; who is client and server is decided when the connection is summarised, from
+//! the SYN, the SYN-ACK, the ClientHello or the ports. The same packet recorded twice by
+//! `tcpdump -i any` is recognised and counted once.
+
+use crate::capture::{FrameRef, Nanos};
+use crate::decode::{IcmpError, PacketType, QuotedTcp, TcpSegment};
+use crate::reassembly::{Reassembler, SeqSpace};
+use crate::tls::TlsConn;
+use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+
+/// Tunables of the flow layer.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowConfig {
+    /// Bytes of each direction handed to the TLS layer.
+    pub reassembly_cap: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            reassembly_cap: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// Order-independent key of a 4-tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey(Endpoint, Endpoint);
+
+impl FlowKey {
+    fn new(a: Endpoint, b: Endpoint) -> Self {
+        if a <= b {
+            FlowKey(a, b)
+        } else {
+            FlowKey(b, a)
+        }
+    }
+}
+
+/// What happened, in capture order; the report's timeline is built from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Syn,
+    SynAck,
+    /// The third packet of the handshake.
+    HandshakeAck,
+    /// Payload at stream offsets [start, end) (wire length).
+    Data {
+        start: u64,
+        end: u64,
+    },
+    Fin,
+    Rst,
+    Icmp {
+        v6: bool,
+        icmp_type: u8,
+        code: u8,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    pub at: FrameRef,
+    pub dir: usize,
+    pub kind: EventKind,
+}
+
+/// Events kept per connection: enough for any handshake, bounded for long transfers.
+pub const MAX_EVENTS: usize = 96;
+
+/// An ICMP error that quoted this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpFact {
+    pub at: FrameRef,
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+    pub reporter: IpAddr,
+    /// Direction of the quoted packet (None if neither endpoint matches, e.g. NAT).
+    pub quoted_dir: Option<usize>,
+    pub quoted_flags: Option<u8>,
+    pub mtu: Option<u32>,
+}
+
+/// One direction of a connection.
+#[derive(Debug)]
+pub struct Dir {
+    /// Sequence number of the first packet (Wireshark's base_seq), for port-reuse detection.
+    pub first_seq: Option<u32>,
+    pub space: Option<SeqSpace>,
+    pub reasm: Reassembler,
+    pub first_at: Option<FrameRef>,
+    pub packets: u32,
+    pub syn_count: u32,
+    pub syns: [Option<FrameRef>; 2],
+    pub synack_count: u32,
+    pub synack_seq: Option<u32>,
+    pub payload_segments: u32,
+    pub payload_bytes: u64,
+    /// One past the highest stream offset sent.
+    pub max_end: u64,
+    pub retransmissions: u32,
+    pub max_segment: u32,
+    /// Retransmitted segments at the largest size seen (a path-MTU black hole's mark).
+    pub full_size_retransmissions: u32,
+    /// Highest stream offset of this direction the peer acknowledged.
+    pub acked: Option<u64>,
+    /// The peer sent SACK blocks about this direction (it saw a hole).
+    pub sacked: bool,
+    pub fin: Option<FrameRef>,
+    /// Stream offset the FIN occupies (= bytes sent before it).
+    pub fin_offset: Option<u64>,
+    pub fin_count: u32,
+    pub rst: Option<FrameRef>,
+    pub rst_offset: Option<u64>,
+    pub rst_count: u32,
+    pub ttl: Option<u8>,
+    pub pkttype: Option<PacketType>,
+    pub mss: Option<u16>,
+    /// Payload cut by the snaplen in some segment.
+    pub payload_truncated: bool,
+    pub header_truncated: u32,
+    /// `-i any` duplicates ignored.
+    pub duplicates: u32,
+    last_sig: Option<(Sig, Nanos, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sig {
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    len: u32,
+    id: Option<u32>,
+    checksum: u16,
+    window: u16,
+}
+
+impl Dir {
+    fn new(cap: u64) -> Self {
+        Dir {
+            first_seq: None,
+            space: None,
+            reasm: Reassembler::new(cap),
+            first_at: None,
+            packets: 0,
+            syn_count: 0,
+            syns: [None, None],
+            synack_count: 0,
+            synack_seq: None,
+            payload_segments: 0,
+            payload_bytes: 0,
+            max_end: 0,
+            retransmissions: 0,
+            max_segment: 0,
+            full_size_retransmissions: 0,
+            acked: None,
+            sacked: false,
+            fin: None,
+            fin_offset: None,
+            fin_count: 0,
+            rst: None,
+            rst_offset: None,
+            rst_count: 0,
+            ttl: None,
+            pkttype: None,
+            mss: None,
+            payload_truncated: false,
+            header_truncated: 0,
+            duplicates: 0,
+            last_sig: None,
+        }
+    }
+}
+
+/// A TCP connection under analysis.
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: u64,
+    /// `ends[0]` sent the first packet seen; direction `d` goes from `ends[d]` to `ends[1-d]`.
+    pub ends: [Endpoint; 2],
+    pub dirs: [Dir; 2],
+    pub tls: TlsConn,
+    pub first: FrameRef,
+    pub last: FrameRef,
+    /// Direction of the first pure SYN, of the first SYN-ACK.
+    pub syn_dir: Option<usize>,
+    pub synack_dir: Option<usize>,
+    pub handshake_ack: Option<FrameRef>,
+    pub icmp: Vec<IcmpFact>,
+    pub events: Vec<Event>,
+    pub events_dropped: u32,
+    /// The connection exists only because an ICMP error quoted it.
+    pub icmp_only: bool,
+}
+
+impl Conn {
+    fn new(stream: u64, src: Endpoint, dst: Endpoint, at: FrameRef, cfg: &FlowConfig) -> Self {
+        Conn {
+            stream,
+            ends: [src, dst],
+            dirs: [Dir::new(cfg.reassembly_cap), Dir::new(cfg.reassembly_cap)],
+            tls: TlsConn::new(),
+            first: at,
+            last: at,
+            syn_dir: None,
+            synack_dir: None,
+            handshake_ack: None,
+            icmp: Vec::new(),
+            events: Vec::new(),
+            events_dropped: 0,
+            icmp_only: false,
+        }
+    }
+
+    fn dir_of(&self, src: &Endpoint) -> usize {
+        if *src == self.ends[0] {
+            0
+        } else {
+            1
+        }
+    }
+
+    fn log(&mut self, at: FrameRef, dir: usize, kind: EventKind) {
+        // Teardown and errors are always kept; data only while there is room.
+        let essential = !matches!(kind, EventKind::Data { .. });
+        if self.events.len() < MAX_EVENTS || (essential && self.events.len() < MAX_EVENTS + 16) {
+            self.events.push(Event { at, dir, kind });
+        } else {
+            self.events_dropped += 1;
+        }
+    }
+
+    fn on_segment(
+        &mut self,
+        d: usize,
+        seg: &TcpSegment<'_>,
+        at: FrameRef,
+        iface: u32,
+        pkttype: Option<PacketType>,
+    ) {
+        let o = 1 - d;
+        // `tcpdump -i any` records a forwarded or bridged packet once per interface.
+        let sig = Sig {
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            len: seg.wire_len,
+            id: seg.ip.id,
+            checksum: seg.checksum,
+            window: seg.window,
+        };
+        if let Some((last, ts, last_iface)) = self.dirs[d].last_sig {
+            let dt = at.ts.saturating_sub(ts);
+            if last == sig && (dt <= 2_000_000 || (last_iface != iface && dt <= 50_000_000)) {
+                self.dirs[d].duplicates += 1;
+                self.last = at;
+                return;
+            }
+        }
+        self.dirs[d].last_sig = Some((sig, at.ts, iface));
+        self.last = at;
+        self.icmp_only = false;
+
+        let dir = &mut self.dirs[d];
+        dir.packets += 1;
+        dir.first_at.get_or_insert(at);
+        dir.first_seq.get_or_insert(seg.seq);
+        if dir.ttl.is_none() {
+            dir.ttl = Some(seg.ip.ttl);
+        }
+        if dir.pkttype.is_none() {
+            dir.pkttype = pkttype;
+        }
+        if seg.header_truncated {
+            dir.header_truncated += 1;
+        }
+
+        if seg.syn() {
+            if dir.space.is_none() || dir.syn_count + dir.synack_count == 0 {
+                dir.space = Some(SeqSpace::new(seg.seq.wrapping_add(1)));
+            }
+            dir.mss = dir.mss.or(seg.mss());
+            if seg.has_ack() {
+                dir.synack_count += 1;
+                dir.synack_seq.get_or_insert(seg.seq);
+                self.synack_dir.get_or_insert(d);
+                self.log(at, d, EventKind::SynAck);
+            } else {
+                dir.syn_count += 1;
+                if dir.syns[0].is_none() {
+                    dir.syns[0] = Some(at);
+                }
+                dir.syns[1] = Some(at);
+                self.syn_dir.get_or_insert(d);
+                self.log(at, d, EventKind::Syn);
+            }
+        } else if seg.has_ack()
+            && !seg.rst()
+            && self.handshake_ack.is_none()
+            && self.dirs[o]
+                .synack_seq
+                .is_some_and(|s| s.wrapping_add(1) == seg.ack)
+        {
+            self.handshake_ack = Some(at);
+            self.log(at, d, EventKind::HandshakeAck);
+        }
+
+        // What the peer has received of the other direction.
+        if seg.has_ack() && !seg.header_truncated {
+            let peer = &mut self.dirs[o];
+            if let Some(space) = &peer.space {
+                if let Some(off) = space.peek(seg.ack) {
+                    if off <= peer.max_end + 1 {
+                        peer.acked = Some(peer.acked.map_or(off, |a| a.max(off)));
+                    }
+                }
+            }
+            if seg.sack_blocks().next().is_some() {
+                peer.sacked = true;
+            }
+        }
+
+        let dir = &mut self.dirs[d];
+        let carries_data = seg.wire_len > 0;
+        if dir.space.is_none() && (carries_data || seg.fin() || seg.rst() || seg.has_ack()) {
+            // Joined mid-stream: the first sequence number seen is offset 0.
+            dir.space = Some(SeqSpace::new(seg.seq));
+            if dir.syn_count + dir.synack_count == 0 {
+                self.tls.set_midstream(d);
+            }
+        }
+        let dir = &mut self.dirs[d];
+        let data_seq = if seg.syn() {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        let off = dir.space.as_mut().and_then(|s| s.offset(data_seq));
+        if carries_data {
+            if let Some(off) = off {
+                let end = off + u64::from(seg.wire_len);
+                dir.payload_segments += 1;
+                dir.payload_bytes += u64::from(seg.wire_len);
+                if off < dir.max_end {
+                    dir.retransmissions += 1;
+                    if seg.wire_len >= dir.max_segment && seg.wire_len >= 512 {
+                        dir.full_size_retransmissions += 1;
+                    }
+                }
+                dir.max_segment = dir.max_segment.max(seg.wire_len);
+                dir.max_end = dir.max_end.max(end);
+                if seg.payload_truncated() {
+                    dir.payload_truncated = true;
+                }
+                self.log(at, d, EventKind::Data { start: off, end });
+                if self.tls.wants(d) {
+                    let tls = &mut self.tls;
+                    self.dirs[d]
+                        .reasm
+                        .push(off, seg.payload, &mut |bytes| tls.feed(d, bytes, at));
+                    if !tls.wants(d) {
+                        self.dirs[d].reasm.close();
+                    }
+                }
+            }
+        }
+        let dir = &mut self.dirs[d];
+        if seg.fin() {
+            dir.fin_count += 1;
+            if dir.fin.is_none() {
+                dir.fin = Some(at);
+                dir.fin_offset = off.map(|o| o + u64::from(seg.wire_len));
+                self.log(at, d, EventKind::Fin);
+            }
+        }
+        let dir = &mut self.dirs[d];
+        if seg.rst() {
+            dir.rst_count += 1;
+            if dir.rst.is_none() {
+                dir.rst = Some(at);
+                dir.rst_offset = off;
+                self.log(at, d, EventKind::Rst);
+            }
+        }
+    }
+
+    /// End of capture: skip unfilled holes so data behind them still reaches the TLS layer.
+    pub fn finish(&mut self) {
+        for d in 0..2 {
+            let tls = &mut self.tls;
+            let reasm = &mut self.dirs[d].reasm;
+            let at = self.last;
+            while reasm.has_held() {
+                tls.gap(d);
+                if reasm.skip_gap(&mut |b| tls.feed(d, b, at)).is_none() {
+                    break;
+                }
+            }
+        }
+        self.tls
+            .finish([self.dirs[0].first_at, self.dirs[1].first_at]);
+    }
+}
+
+/// All connections of a capture, by first packet.
+#[derive(Debug, Default)]
+pub struct FlowTable {
+    cfg: FlowConfig,
+    index: FxHashMap<FlowKey, usize>,
+    conns: Vec<Conn>,
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig) -> Self {
+        FlowTable {
+            cfg,
+            index: FxHashMap::default(),
+            conns: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    fn open(&mut self, src: Endpoint, dst: Endpoint, at: FrameRef) -> usize {
+        let idx = self.conns.len();
+        self.conns
+            .push(Conn::new(idx as u64, src, dst, at, &self.cfg));
+        self.index.insert(FlowKey::new(src, dst), idx);
+        idx
+    }
+
+    /// Adds one TCP segment.
+    pub fn tcp(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        at: FrameRef,
+        iface: u32,
+        pkttype: Option<PacketType>,
+    ) {
+        let src = Endpoint {
+            ip: seg.ip.src,
+            port: seg.sport,
+        };
+        let dst = Endpoint {
+            ip: seg.ip.dst,
+            port: seg.dport,
+        };
+        let key = FlowKey::new(src, dst);
+        let idx = match self.index.get(&key) {
+            Some(&i) => {
+                let c = &self.conns[i];
+                let d = c.dir_of(&src);
+                let pure_syn = seg.syn() && !seg.has_ack();
+                // Port reuse: a SYN with a new ISN on a known 4-tuple is a new stream.
+                if pure_syn && c.dirs[d].first_seq.is_some_and(|s| s != seg.seq) {
+                    self.open(src, dst, at)
+                } else {
+                    i
+                }
+            }
+            None => self.open(src, dst, at),
+        };
+        let c = &mut self.conns[idx];
+        let d = c.dir_of(&src);
+        c.on_segment(d, seg, at, iface, pkttype);
+    }
+
+    /// Adds an ICMP error; it joins the connection whose headers it quotes.
+    pub fn icmp(&mut self, e: &IcmpError, at: FrameRef) {
+        let Some(q): Option<QuotedTcp> = e.quoted else {
+            return;
+        };
+        let src = Endpoint {
+            ip: q.src,
+            port: q.sport,
+        };
+        let dst = Endpoint {
+            ip: q.dst,
+            port: q.dport,
+        };
+        let key = FlowKey::new(src, dst);
+        let idx = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let i = self.open(src, dst, at);
+                self.conns[i].icmp_only = true;
+                i
+            }
+        };
+        let c = &mut self.conns[idx];
+        let d = c.dir_of(&src);
+        let quoted_dir = Some(d);
+        c.last = at;
+        if c.icmp.len() < 8 {
+            c.icmp.push(IcmpFact {
+                at,
+                v6: e.v6,
+                icmp_type: e.icmp_type,
+                code: e.code,
+                reporter: e.ip.src,
+                quoted_dir,
+                quoted_flags: q.flags,
+                mtu: e.mtu,
+            });
+        }
+        c.log(
+            at,
+            d,
+            EventKind::Icmp {
+                v6: e.v6,
+                icmp_type: e.icmp_type,
+                code: e.code,
+            },
+        );
+    }
+
+    /// Ends the capture: every connection, in stream order, finished.
+    pub fn into_connections(mut self) -> Vec<Conn> {
+        for c in &mut self.conns {
+            c.finish();
+        }
+        self.conns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{tcp_flags as F, IpInfo};
+    use std::net::Ipv4Addr;
+
+    fn seg(from_client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> TcpSegment<'_> {
+        let c = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let s = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let (src, dst, sport, dport) = if from_client {
+            (c, s, 40000, 443)
+        } else {
+            (s, c, 443, 40000)
+        };
+        TcpSegment {
+            ip: IpInfo {
+                src,
+                dst,
+                ttl: 64,
+                id: Some(seq ^ u32::from(flags)),
+            },
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window: 1000,
+            checksum: (seq as u16) ^ u16::from(flags),
+            options: &[],
+            payload,
+            wire_len: payload.len() as u32,
+            header_truncated: false,
+        }
+    }
+
+    fn at(n: u64) -> FrameRef {
+        FrameRef {
+            file: 0,
+            frame: n,
+            ts: n as i64 * 100_000_000,
+        }
+    }
+
+    #[test]
+    fn handshake_then_unacked_data_counts_retransmissions() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), at(1), 0, None);
+        t.tcp(&seg(false, 500, 101, F::SYN | F::ACK, b""), at(2), 0, None);
+        t.tcp(&seg(true, 101, 501, F::ACK, b""), at(3), 0, None);
+        t.tcp(
+            &seg(true, 101, 501, F::ACK | F::PSH, b"hello"),
+            at(4),
+            0,
+            None,
+        );
+        t.tcp(
+            &seg(true, 101, 501, F::ACK | F::PSH, b"hello"),
+            at(5),
+            0,
+            None,
+        );
+        t.tcp(&seg(true, 106, 501, F::ACK | F::FIN, b""), at(6), 0, None);
+        let conns = t.into_connections();
+        assert_eq!(conns.len(), 1);
+        let c = &conns[0];
+        assert_eq!(c.syn_dir, Some(0));
+        assert_eq!(c.handshake_ack, Some(at(3)));
+        assert_eq!(c.dirs[0].payload_segments, 2);
+        assert_eq!(c.dirs[0].retransmissions, 1);
+        assert_eq!(c.dirs[0].acked, Some(0)); // the SYN only
+        assert_eq!(c.dirs[0].fin_offset, Some(5));
+    }
+
+    #[test]
+    fn syn_with_new_isn_on_known_tuple_starts_new_stream() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), at(1), 0, None);
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), at(12), 0, None); // retransmission: same stream
+        t.tcp(&seg(true, 9000, 0, F::SYN, b""), at(30), 0, None); // new ISN
+        let conns = t.into_connections();
+        assert_eq!(conns.len(), 2);
+        assert_eq!(conns[0].dirs[0].syn_count, 2);
+        assert_eq!(conns[1].stream, 1);
+    }
+
+    #[test]
+    fn duplicate_from_two_interfaces_is_not_a_retransmission() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), at(1), 0, None);
+        let mut dup = at(1);
+        dup.frame = 2;
+        dup.ts += 20_000;
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), dup, 1, None);
+        let conns = t.into_connections();
+        assert_eq!(conns[0].dirs[0].syn_count, 1);
+        assert_eq!(conns[0].dirs[0].duplicates, 1);
+    }
+
+    #[test]
+    fn acked_tracks_peer_acknowledgement() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), at(1), 0, None);
+        t.tcp(&seg(false, 500, 101, F::SYN | F::ACK, b""), at(2), 0, None);
+        t.tcp(
+            &seg(true, 101, 501, F::ACK | F::PSH, b"hello"),
+            at(3),
+            0,
+            None,
+        );
+        t.tcp(&seg(false, 501, 106, F::ACK, b""), at(4), 0, None);
+        let conns = t.into_connections();
+        assert_eq!(conns[0].dirs[0].acked, Some(5));
+    }
+}

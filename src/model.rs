@@ -1,0 +1,197 @@
+//! Model: the per-connection record every report is rendered from, and the capture summary.
+//!
+//! These types are the JSON contract (`schema_version` [`SCHEMA_VERSION`]): keys may be added,
+//! never renamed. Everything here is in client/server terms and owned, so a connection can be
+//! summarised and its packet state freed as soon as its outcome is settled.
+
+use crate::capture::InputSummary;
+use crate::verdict::{Side, VerdictCode};
+use serde::Serialize;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where something was seen: a frame of an input, and seconds since the capture's first packet.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct At {
+    pub frame: u64,
+    pub t: f64,
+    /// Index into `captures` (only when several files make one capture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertOut {
+    /// "client" or "server".
+    pub sender: String,
+    /// "fatal", "warning", or null when encrypted.
+    pub level: Option<String>,
+    /// RFC name ("handshake_failure"), or null when encrypted.
+    pub description: Option<String>,
+    pub encrypted: bool,
+    /// Inferred from a short encrypted record followed by a close (TLS 1.3).
+    pub inferred: bool,
+    pub frame: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IcmpOut {
+    #[serde(rename = "type")]
+    pub icmp_type: u8,
+    pub code: u8,
+    pub description: String,
+    pub frame: u64,
+    /// Address that sent the ICMP error.
+    pub reporter: String,
+    pub v6: bool,
+    /// Next-hop MTU for fragmentation-needed / packet-too-big.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub frame: u64,
+    /// Seconds since the connection's first packet.
+    pub t: f64,
+    /// "->" client to server, "<-" server to client, "!" ICMP from the path.
+    pub dir: String,
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<usize>,
+}
+
+/// Cleartext HTTP seen on the connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HttpOut {
+    pub request_line: Option<String>,
+    pub status_line: Option<String>,
+}
+
+/// One TCP connection: facts, verdict, explanation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Connection {
+    pub stream: u64,
+    pub client_ip: String,
+    pub client_port: u16,
+    pub server_ip: String,
+    pub server_port: u16,
+    pub client_inferred: bool,
+    /// How the client was chosen: syn, synack, clienthello, icmp_quote, ports.
+    pub client_rule: String,
+    pub verdict: VerdictCode,
+    pub explanation: String,
+    pub next_step: String,
+    pub vantage: Side,
+    pub syn_count: u32,
+    pub synack_seen: bool,
+    pub tcp_established: bool,
+    pub clienthello_count: u32,
+    pub clienthello_acked: Option<bool>,
+    pub serverhello_seen: bool,
+    pub hello_retry_request: bool,
+    pub tls_version: Option<String>,
+    pub cipher: Option<String>,
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub ja4: Option<String>,
+    pub clienthello: Option<crate::tls::hello::ClientHelloInfo>,
+    pub certificate: Option<crate::tls::hello::CertInfo>,
+    pub alert: Option<AlertOut>,
+    /// Escaped first bytes the server sent when they were not TLS.
+    pub server_first_bytes: Option<String>,
+    /// Escaped first bytes the client sent when they were not TLS.
+    pub client_first_bytes: Option<String>,
+    pub http: Option<HttpOut>,
+    pub client_fin: Option<At>,
+    pub client_rst: Option<At>,
+    pub server_fin: Option<At>,
+    pub server_rst: Option<At>,
+    pub icmp: Option<IcmpOut>,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<usize>,
+    pub start_time: String,
+    pub duration_s: f64,
+    /// From the first ClientHello to the client's first FIN or RST.
+    pub gave_up_after_s: Option<f64>,
+    /// A known timeout the give-up time matches.
+    pub timeout_match: Option<String>,
+    pub client_retransmissions: u32,
+    pub server_retransmissions: u32,
+    pub server_payload_bytes: u64,
+    /// Facts the capture leaves uncertain (snaplen, gaps, caps, mid-stream start).
+    pub uncertain: Vec<String>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Verdict count.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerdictCount {
+    pub verdict: VerdictCode,
+    pub count: u64,
+}
+
+/// Connections to one server endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerRollup {
+    pub server: String,
+    pub connections: u64,
+    pub verdicts: std::collections::BTreeMap<String, u64>,
+}
+
+/// Capture-wide capture-point decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VantageOut {
+    pub side: Side,
+    /// "override" when given on the command line.
+    pub decided_by: String,
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub connections: u64,
+    pub failed: u64,
+    pub verdicts: std::collections::BTreeMap<String, u64>,
+    pub servers: Vec<ServerRollup>,
+    pub packets: u64,
+    pub tcp_packets: u64,
+    pub duplicates_ignored: u64,
+    pub non_ip_packets: u64,
+    pub other_ip_packets: u64,
+    pub undecoded_packets: u64,
+    pub unsupported_link_packets: u64,
+    pub fragments_reassembled: u64,
+    pub first_time: Option<String>,
+    pub last_time: Option<String>,
+    pub span_s: f64,
+}
+
+/// The whole analysis, as `--format json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub captures: Vec<InputSummary>,
+    pub vantage: VantageOut,
+    pub summary: Summary,
+    pub warnings: Vec<String>,
+    pub connections: Vec<Connection>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl Default for Tool {
+    fn default() -> Self {
+        Tool {
+            name: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Text: the default terminal report. Capture facts, counts per verdict, a per-server rollup,
+//! a table of the connections that did not succeed, then their explanations.
+
+use super::RenderOptions;
+use crate::decode::linktype_name;
+use crate::model::{Connection, Report};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use std::fmt::Write;
+
+/// How many connections of one (verdict, server) group are explained in full.
+const DETAILED_PER_GROUP: usize = 3;
+
+pub(crate) fn paint(s: &str, code: &str, on: bool) -> String {
+    if on {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+fn verdict_colour(c: &Connection) -> &'static str {
+    if c.verdict.is_failure() {
+        "1;31"
+    } else {
+        "32"
+    }
+}
+
+/// Short evidence for the table's last column.
+pub(crate) fn key_evidence(c: &Connection) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if c.clienthello_count > 0 {
+        let acked = match c.clienthello_acked {
+            Some(true) => ", ACKed",
+            Some(false) => ", not ACKed",
+            None => "",
+        };
+        parts.push(format!("CH x{}{acked}", c.clienthello_count));
+    } else if c.syn_count > 1 {
+        parts.push(format!("SYN x{}", c.syn_count));
+    }
+    if let Some(a) = &c.alert {
+        parts.push(format!(
+            "{} alert {}",
+            a.sender,
+            a.description.as_deref().unwrap_or("(encrypted)")
+        ));
+    }
+    if let Some(i) = &c.icmp {
+        parts.push(format!("ICMP {}", i.description));
+    }
+    if let Some(b) = &c.server_first_bytes {
+        let short: String = b.chars().take(28).collect();
+        parts.push(format!("server: \"{short}\""));
+    }
+    if let Some(s) = c.gave_up_after_s {
+        parts.push(format!("gave up {s:.1}s"));
+    }
+    if c.server_rst.is_some() {
+        parts.push("server RST".into());
+    } else if c.server_fin.is_some() && c.verdict.is_failure() {
+        parts.push("server FIN".into());
+    }
+    parts.join("; ")
+}
+
+pub fn render(r: &Report, o: &RenderOptions) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {}", paint("tlsdiag", "1", o.color), r.tool.version);
+    for (i, c) in r.captures.iter().enumerate() {
+        let links: Vec<String> = c
+            .link_types
+            .iter()
+            .map(|(lt, n)| format!("{} x{n}", linktype_name(*lt)))
+            .collect();
+        let fmt = c.format.map(|f| f.to_string()).unwrap_or_default();
+        let comp = match c.compression {
+            Some(crate::capture::Compression::Gzip) => ", gzip",
+            Some(crate::capture::Compression::Zstd) => ", zstd",
+            None => "",
+        };
+        let _ = writeln!(
+            out,
+            "Capture {}: {} ({fmt}{comp}), {} packets, {}",
+            i,
+            crate::escape::text(&c.path),
+            c.packets,
+            if links.is_empty() {
+                "no packets".into()
+            } else {
+                links.join(", ")
+            }
+        );
+    }
+    let s = &r.summary;
+    if let (Some(a), Some(b)) = (&s.first_time, &s.last_time) {
+        let _ = writeln!(out, "Time: {a} to {b} ({:.1} s)", s.span_s);
+    }
+    let _ = writeln!(
+        out,
+        "Capture point: {} side ({}: {})",
+        r.vantage.side, r.vantage.decided_by, r.vantage.evidence
+    );
+    let _ = writeln!(
+        out,
+        "Connections: {} ({} did not succeed); TCP packets {}, duplicates from -i any ignored {}",
+        s.connections, s.failed, s.tcp_packets, s.duplicates_ignored
+    );
+    for (v, n) in &s.verdicts {
+        let _ = writeln!(out, "  {v:<24} {n}");
+    }
+    if !s.servers.is_empty() {
+        let _ = writeln!(out, "Servers:");
+        for sv in s.servers.iter().take(20) {
+            let detail: Vec<String> = sv
+                .verdicts
+                .iter()
+                .map(|(v, n)| format!("{n} {v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {}: {} connection(s), {}",
+                sv.server,
+                sv.connections,
+                detail.join(", ")
+            );
+        }
+        if s.servers.len() > 20 {
+            let _ = writeln!(out, "  ... and {} more servers", s.servers.len() - 20);
+        }
+    }
+
+    let listed: Vec<&Connection> = r
+        .connections
+        .iter()
+        .filter(|c| o.all || c.verdict.is_failure())
+        .collect();
+    if !listed.is_empty() {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(vec![
+                "stream", "client", "server", "SNI", "verdict", "evidence",
+            ]);
+        if let Some(w) = o.width {
+            t.set_width(w);
+        }
+        for c in &listed {
+            t.add_row(vec![
+                c.stream.to_string(),
+                format!("{}:{}", c.client_ip, c.client_port),
+                format!("{}:{}", c.server_ip, c.server_port),
+                c.sni.clone().unwrap_or_default(),
+                paint(c.verdict.as_str(), verdict_colour(c), o.color),
+                key_evidence(c),
+            ]);
+        }
+        let _ = writeln!(out, "\n{t}");
+    }
+
+    // Explanations, grouped by (verdict, server).
+    let mut shown: std::collections::BTreeMap<(String, String, u16), usize> = Default::default();
+    let mut hidden: std::collections::BTreeMap<(String, String, u16), usize> = Default::default();
+    let mut first = true;
+    for c in &listed {
+        let key = (
+            c.verdict.as_str().to_string(),
+            c.server_ip.clone(),
+            c.server_port,
+        );
+        let n = shown.entry(key.clone()).or_default();
+        if *n >= DETAILED_PER_GROUP && !o.all {
+            *hidden.entry(key).or_default() += 1;
+            continue;
+        }
+        *n += 1;
+        if first {
+            let _ = writeln!(out, "\nWhat happened:");
+            first = false;
+        }
+        let _ = writeln!(
+            out,
+            "\n  stream {} [{}]  (Wireshark: tcp.stream eq {})",
+            c.stream,
+            paint(c.verdict.as_str(), verdict_colour(c), o.color),
+            c.stream
+        );
+        let _ = writeln!(out, "    {}", c.explanation);
+        let _ = writeln!(out, "    Next: {}", c.next_step);
+        if !c.uncertain.is_empty() {
+            let _ = writeln!(out, "    Uncertain: {}", c.uncertain.join("; "));
+        }
+        if o.timeline {
+            for e in &c.timeline {
+                let _ = writeln!(
+                    out,
+                    "      {:>7}  {:>10.6}  {:<2}  {}",
+                    e.frame, e.t, e.dir, e.event
+                );
+            }
+        }
+    }
+    for ((v, ip, port), n) in &hidden {
+        let _ = writeln!(
+            out,
+            "\n  ... and {n} more {v} connection(s) to {ip}:{port} like the above (--all lists them)"
+        );
+    }
+    if !r.warnings.is_empty() {
+        let _ = writeln!(out, "\nWarnings:");
+        for w in &r.warnings {
+            let _ = writeln!(out, "  {}", crate::escape::text(w));
+        }
+    }
+    out
+}

@@ -1,0 +1,496 @@
+//! Hello messages and certificates: what a ClientHello offers, what a ServerHello chose, who
+//! the leaf certificate names, and the client's JA4 fingerprint.
+//!
+//! tls-parser frames the messages; the extension block is also walked here with a bounds-checked
+//! cursor because JA4 needs every extension code in wire order and tls-parser returns the
+//! key_share extension raw and does not know the ML-KEM hybrid groups.
+
+use super::names::{group_name, is_grease, version_name};
+use sha2::{Digest, Sha256};
+use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
+
+/// A cursor whose reads return `None` instead of running off the end.
+pub(crate) struct Cursor<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(rest: &'a [u8]) -> Self {
+        Cursor { rest }
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.rest.len() {
+            return None;
+        }
+        let (a, b) = self.rest.split_at(n);
+        self.rest = b;
+        Some(a)
+    }
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    pub(crate) fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+}
+
+/// What a ClientHello offered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClientHelloInfo {
+    /// Record-layer version of the record that carried it.
+    pub record_version: String,
+    /// The legacy_version field.
+    pub legacy_version: String,
+    /// supported_versions, GREASE included, as sent.
+    pub supported_versions: Vec<String>,
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    pub cipher_suites: usize,
+    /// Groups of the key shares offered, by name.
+    pub key_share_groups: Vec<String>,
+    pub ja4: Option<String>,
+    /// An SSLv2-format (pre-TLS) hello.
+    pub sslv2_format: bool,
+    /// Size of the handshake message.
+    pub length: usize,
+}
+
+/// Parses a complete ClientHello handshake message (type, length and body).
+pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHelloInfo> {
+    let (_, parsed) = tls_parser::parse_tls_message_handshake(msg).ok()?;
+    let TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) = parsed else {
+        return None;
+    };
+    let mut info = ClientHelloInfo {
+        record_version: version_name(record_version),
+        legacy_version: version_name(ch.version.0),
+        cipher_suites: ch.ciphers.iter().filter(|c| !is_grease(c.0)).count(),
+        length: msg.len(),
+        ..Default::default()
+    };
+    let ext_block = ch.ext.unwrap_or(&[]);
+    if let Ok((_, exts)) = tls_parser::parse_tls_client_hello_extensions(ext_block) {
+        for e in exts {
+            match e {
+                TlsExtension::SNI(names) => {
+                    if let Some((_, name)) = names.first() {
+                        info.sni = Some(String::from_utf8_lossy(name).into_owned());
+                    }
+                }
+                TlsExtension::ALPN(protos) => {
+                    info.alpn = protos
+                        .iter()
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .collect();
+                }
+                TlsExtension::SupportedVersions(vs) => {
+                    info.supported_versions = vs.iter().map(|v| version_name(v.0)).collect();
+                }
+                _ => {}
+            }
+        }
+    }
+    let raw = walk_extensions(ext_block);
+    info.key_share_groups = raw
+        .key_share_groups
+        .iter()
+        .map(|g| group_name(*g))
+        .collect();
+    let ciphers: Vec<u16> = ch.ciphers.iter().map(|c| c.0).collect();
+    info.ja4 = Some(ja4(ch.version.0, &ciphers, &raw));
+    Some(info)
+}
+
+/// Extension facts read straight from the wire.
+#[derive(Debug, Default)]
+struct RawExtensions {
+    codes: Vec<u16>,
+    has_sni: bool,
+    first_alpn: Option<Vec<u8>>,
+    supported_versions: Vec<u16>,
+    signature_algorithms: Vec<u16>,
+    key_share_groups: Vec<u16>,
+}
+
+fn walk_extensions(block: &[u8]) -> RawExtensions {
+    let mut out = RawExtensions::default();
+    let mut c = Cursor::new(block);
+    while !c.is_empty() {
+        let (Some(code), Some(len)) = (c.u16(), c.u16()) else {
+            break;
+        };
+        let Some(data) = c.take(usize::from(len)) else {
+            break;
+        };
+        out.codes.push(code);
+        let mut d = Cursor::new(data);
+        match code {
+            0x0000 => out.has_sni = true,
+            0x0010 => {
+                // protocol_name_list: u16 len, then u8-length strings
+                if let (Some(_), Some(n)) = (d.u16(), d.u8()) {
+                    out.first_alpn = d.take(usize::from(n)).map(<[u8]>::to_vec);
+                }
+            }
+            0x002b => {
+                if let Some(n) = d.u8() {
+                    if let Some(list) = d.take(usize::from(n)) {
+                        out.supported_versions = list
+                            .chunks_exact(2)
+                            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                            .collect();
+                    }
+                }
+            }
+            0x000d => {
+                if let Some(n) = d.u16() {
+                    if let Some(list) = d.take(usize::from(n)) {
+                        out.signature_algorithms = list
+                            .chunks_exact(2)
+                            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                            .collect();
+                    }
+                }
+            }
+            0x0033 => {
+                if let Some(n) = d.u16() {
+                    if let Some(list) = d.take(usize::from(n)) {
+                        let mut l = Cursor::new(list);
+                        while let (Some(g), Some(klen)) = (l.u16(), l.u16()) {
+                            if l.take(usize::from(klen)).is_none() {
+                                break;
+                            }
+                            out.key_share_groups.push(g);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn ja4_version(v: u16) -> &'static str {
+    match v {
+        0x0304 => "13",
+        0x0303 => "12",
+        0x0302 => "11",
+        0x0301 => "10",
+        0x0300 => "s3",
+        0x0002 => "s2",
+        0xfeff => "d1",
+        0xfefd => "d2",
+        0xfefc => "d3",
+        _ => "00",
+    }
+}
+
+fn hash12(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// JA4 (FoxIO, BSD-3-Clause spec in technical_details/JA4.md) for a TCP ClientHello.
+fn ja4(legacy_version: u16, ciphers: &[u16], ext: &RawExtensions) -> String {
+    let version = ext
+        .supported_versions
+        .iter()
+        .copied()
+        .filter(|v| !is_grease(*v))
+        .max()
+        .unwrap_or(legacy_version);
+    let ciphers: Vec<u16> = ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
+    let codes: Vec<u16> = ext
+        .codes
+        .iter()
+        .copied()
+        .filter(|c| !is_grease(*c))
+        .collect();
+    let alpn = match &ext.first_alpn {
+        Some(a) if !a.is_empty() => {
+            let (f, l) = (a[0], a[a.len() - 1]);
+            if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
+                format!("{}{}", f as char, l as char)
+            } else {
+                let hex: String = a.iter().map(|b| format!("{b:02x}")).collect();
+                let first = hex.chars().next().unwrap_or('0');
+                let last = hex.chars().last().unwrap_or('0');
+                format!("{first}{last}")
+            }
+        }
+        _ => "00".into(),
+    };
+    let a = format!(
+        "t{}{}{:02}{:02}{}",
+        ja4_version(version),
+        if ext.has_sni { 'd' } else { 'i' },
+        ciphers.len().min(99),
+        codes.len().min(99),
+        alpn
+    );
+    let b = if ciphers.is_empty() {
+        "000000000000".to_string()
+    } else {
+        let mut cs: Vec<String> = ciphers.iter().map(|c| format!("{c:04x}")).collect();
+        cs.sort();
+        hash12(&cs.join(","))
+    };
+    let mut es: Vec<String> = codes
+        .iter()
+        .filter(|c| **c != 0x0000 && **c != 0x0010)
+        .map(|c| format!("{c:04x}"))
+        .collect();
+    es.sort();
+    let c = if es.is_empty() {
+        "000000000000".to_string()
+    } else {
+        let sigs: Vec<String> = ext
+            .signature_algorithms
+            .iter()
+            .map(|s| format!("{s:04x}"))
+            .collect();
+        let mut input = es.join(",");
+        if !sigs.is_empty() {
+            input.push('_');
+            input.push_str(&sigs.join(","));
+        }
+        hash12(&input)
+    };
+    format!("{a}_{b}_{c}")
+}
+
+/// Parses an SSLv2-format CLIENT-HELLO record body (after the 2-byte length).
+pub fn parse_sslv2_client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
+    let mut c = Cursor::new(body);
+    let msg_type = c.u8()?;
+    if msg_type != 1 {
+        return None;
+    }
+    let version = c.u16()?;
+    let cipher_len = c.u16()?;
+    Some(ClientHelloInfo {
+        record_version: version_name(0x0002),
+        legacy_version: version_name(version),
+        cipher_suites: usize::from(cipher_len) / 3,
+        sslv2_format: true,
+        length: body.len(),
+        ..Default::default()
+    })
+}
+
+/// The RFC 8446 4.1.3 random that marks a ServerHello as a HelloRetryRequest.
+pub const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// What a ServerHello chose.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerHelloInfo {
+    pub legacy_version: u16,
+    /// supported_versions (TLS 1.3), if present.
+    pub selected_version: Option<u16>,
+    pub cipher: u16,
+    pub hello_retry_request: bool,
+    /// Key-share group chosen (TLS 1.3).
+    pub key_share_group: Option<u16>,
+}
+
+impl ServerHelloInfo {
+    /// The version actually negotiated.
+    pub fn version(&self) -> u16 {
+        self.selected_version.unwrap_or(self.legacy_version)
+    }
+    /// TLS 1.3 or one of its drafts.
+    pub fn is_tls13(&self) -> bool {
+        let v = self.version();
+        v == 0x0304 || v & 0xff00 == 0x7f00 || v == 0xfb1a
+    }
+}
+
+/// Parses a complete ServerHello handshake message.
+pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHelloInfo> {
+    let (_, parsed) = tls_parser::parse_tls_message_handshake(msg).ok()?;
+    match parsed {
+        TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)) => {
+            let mut info = ServerHelloInfo {
+                legacy_version: sh.version.0,
+                cipher: sh.cipher.0,
+                hello_retry_request: sh.random == HRR_RANDOM,
+                ..Default::default()
+            };
+            let mut c = Cursor::new(sh.ext.unwrap_or(&[]));
+            while let (Some(code), Some(len)) = (c.u16(), c.u16()) {
+                let Some(data) = c.take(usize::from(len)) else {
+                    break;
+                };
+                let mut d = Cursor::new(data);
+                match code {
+                    0x002b => info.selected_version = d.u16(),
+                    0x0033 => info.key_share_group = d.u16(),
+                    _ => {}
+                }
+            }
+            Some(info)
+        }
+        TlsMessage::Handshake(TlsMessageHandshake::ServerHelloV13Draft18(sh)) => {
+            Some(ServerHelloInfo {
+                legacy_version: sh.version.0,
+                selected_version: Some(sh.version.0),
+                cipher: sh.cipher.0,
+                ..Default::default()
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The leaf certificate of a TLS <= 1.2 Certificate message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// Subject alternative DNS names (at most 8).
+    pub dns_names: Vec<String>,
+    pub chain_length: usize,
+    pub self_signed: bool,
+}
+
+/// Parses a complete Certificate handshake message.
+pub fn parse_certificate(msg: &[u8]) -> Option<CertInfo> {
+    let (_, parsed) = tls_parser::parse_tls_message_handshake(msg).ok()?;
+    let TlsMessage::Handshake(TlsMessageHandshake::Certificate(cc)) = parsed else {
+        return None;
+    };
+    let leaf = cc.cert_chain.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.data).ok()?;
+    let mut dns_names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                if dns_names.len() < 8 {
+                    dns_names.push((*d).to_string());
+                }
+            }
+        }
+    }
+    let rfc3339 = |t: &x509_parser::time::ASN1Time| crate::timefmt::rfc3339_secs(t.timestamp());
+    Some(CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_before: rfc3339(&cert.validity().not_before),
+        not_after: rfc3339(&cert.validity().not_after),
+        dns_names,
+        chain_length: cc.cert_chain.len(),
+        self_signed: cert.subject() == cert.issuer(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// A TLS 1.3 ClientHello as curl/OpenSSL 3 sends it (trimmed extension set).
+    pub(crate) fn sample_client_hello() -> Vec<u8> {
+        let mut ext = Vec::new();
+        // SNI "backend.test"
+        let name = b"backend.test";
+        let mut sni = Vec::new();
+        sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+        sni.push(0);
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name);
+        push_ext(&mut ext, 0x0000, &sni);
+        // ALPN h2, http/1.1
+        push_ext(&mut ext, 0x0010, b"\x00\x0c\x02h2\x08http/1.1");
+        // supported_groups
+        push_ext(&mut ext, 0x000a, b"\x00\x04\x11\xec\x00\x1d");
+        // signature_algorithms
+        push_ext(&mut ext, 0x000d, b"\x00\x04\x04\x03\x08\x04");
+        // supported_versions: GREASE, 1.3, 1.2
+        push_ext(&mut ext, 0x002b, b"\x06\x0a\x0a\x03\x04\x03\x03");
+        // key_share: X25519MLKEM768 (4 bytes stand in for the key) and x25519
+        push_ext(
+            &mut ext,
+            0x0033,
+            b"\x00\x0e\x11\xec\x00\x02\xaa\xbb\x00\x1d\x00\x04\x01\x02\x03\x04",
+        );
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[0x11; 32]);
+        body.push(0); // session id
+        body.extend_from_slice(&[0x00, 0x06, 0x13, 0x01, 0x13, 0x02, 0x2a, 0x2a]);
+        body.extend_from_slice(&[0x01, 0x00]);
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut msg = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    fn push_ext(out: &mut Vec<u8>, code: u16, data: &[u8]) {
+        out.extend_from_slice(&code.to_be_bytes());
+        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        out.extend_from_slice(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::sample_client_hello;
+    use super::*;
+
+    #[test]
+    fn client_hello_fields() {
+        let ch = parse_client_hello(&sample_client_hello(), 0x0301).expect("parses");
+        assert_eq!(ch.sni.as_deref(), Some("backend.test"));
+        assert_eq!(ch.alpn, vec!["h2", "http/1.1"]);
+        assert_eq!(ch.cipher_suites, 2); // GREASE not counted
+        assert_eq!(ch.key_share_groups, vec!["X25519MLKEM768", "x25519"]);
+        assert_eq!(ch.record_version, "TLSv1.0");
+        assert_eq!(ch.supported_versions[1], "TLSv1.3");
+        let ja4 = ch.ja4.expect("ja4");
+        // t, 1.3, SNI present, 2 ciphers, 6 extensions, ALPN h2
+        assert!(ja4.starts_with("t13d0206h2_"), "{ja4}");
+        assert_eq!(ja4.len(), "t13d0206h2_".len() + 12 + 1 + 12);
+    }
+
+    #[test]
+    fn ja4_cipher_hash_matches_spec_input() {
+        // JA4 b: sha256("1301,1302") truncated to 12 hex chars
+        let ch = parse_client_hello(&sample_client_hello(), 0x0301).expect("parses");
+        let ja4 = ch.ja4.expect("ja4");
+        let b = ja4.split('_').nth(1).expect("b part");
+        assert_eq!(b, hash12("1301,1302"));
+    }
+
+    #[test]
+    fn truncated_client_hello_is_none_not_panic() {
+        let msg = sample_client_hello();
+        for cut in 0..msg.len() {
+            let _ = parse_client_hello(&msg[..cut], 0x0301);
+        }
+    }
+
+    #[test]
+    fn hello_retry_request_recognised() {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&HRR_RANDOM);
+        body.push(0);
+        body.extend_from_slice(&[0x13, 0x01, 0x00]);
+        let ext = [
+            0x00, 0x2b, 0x00, 0x02, 0x03, 0x04, 0x00, 0x33, 0x00, 0x02, 0x00, 0x17,
+        ];
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut msg = vec![2, 0, 0, body.len() as u8];
+        msg.extend_from_slice(&body);
+        let sh = parse_server_hello(&msg).expect("parses");
+        assert!(sh.hello_retry_request);
+        assert!(sh.is_tls13());
+        assert_eq!(sh.key_share_group, Some(0x0017));
+    }
+}

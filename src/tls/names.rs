@@ -1,0 +1,129 @@
+//! Names of TLS wire values. Unknown values stay readable as hex, never an error.
+
+/// Alert description (RFC 8446 section 6 and the registries), snake_case as the RFC spells it.
+pub fn alert_description(v: u8) -> String {
+    let s = match v {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        121 => "ech_required",
+        other => return format!("unknown_alert_{other}"),
+    };
+    s.to_string()
+}
+
+pub fn alert_level(v: u8) -> String {
+    match v {
+        1 => "warning".into(),
+        2 => "fatal".into(),
+        other => format!("level_{other}"),
+    }
+}
+
+/// Protocol version as Wireshark prints it ("TLSv1.3").
+pub fn version_name(v: u16) -> String {
+    match v {
+        0x0002 => "SSLv2".into(),
+        0x0300 => "SSLv3".into(),
+        0x0301 => "TLSv1.0".into(),
+        0x0302 => "TLSv1.1".into(),
+        0x0303 => "TLSv1.2".into(),
+        0x0304 => "TLSv1.3".into(),
+        v if v & 0xff00 == 0x7f00 => format!("TLSv1.3 draft {}", v & 0xff),
+        0xfb1a => "TLSv1.3 (Facebook fizz)".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
+
+/// True for the RFC 8701 GREASE values (0x0a0a, 0x1a1a, ... 0xfafa).
+pub fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
+}
+
+/// Named group (supported_groups / key_share), including the hybrid post-quantum groups.
+pub fn group_name(v: u16) -> String {
+    let s = match v {
+        0x0017 => "secp256r1",
+        0x0018 => "secp384r1",
+        0x0019 => "secp521r1",
+        0x001d => "x25519",
+        0x001e => "x448",
+        0x0100 => "ffdhe2048",
+        0x0101 => "ffdhe3072",
+        0x0102 => "ffdhe4096",
+        0x0103 => "ffdhe6144",
+        0x0104 => "ffdhe8192",
+        0x0200 => "MLKEM512",
+        0x0201 => "MLKEM768",
+        0x0202 => "MLKEM1024",
+        0x11eb => "SecP256r1MLKEM768",
+        0x11ec => "X25519MLKEM768",
+        0x11ed => "SecP384r1MLKEM1024",
+        0x6399 => "X25519Kyber768Draft00",
+        0x639a => "SecP256r1Kyber768Draft00",
+        v if is_grease(v) => return format!("GREASE(0x{v:04x})"),
+        other => return format!("0x{other:04x}"),
+    };
+    s.to_string()
+}
+
+/// Cipher suite name from tls-parser's table, or hex.
+pub fn cipher_name(id: u16) -> String {
+    match tls_parser::TlsCipherSuite::from_id(id) {
+        Some(cs) => cs.name.to_string(),
+        None => format!("0x{id:04x}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grease_values_are_recognised() {
+        assert!(is_grease(0x0a0a));
+        assert!(is_grease(0xfafa));
+        assert!(!is_grease(0x0a1a));
+        assert!(!is_grease(0x0303));
+    }
+
+    #[test]
+    fn unknown_values_stay_readable() {
+        assert_eq!(alert_description(200), "unknown_alert_200");
+        assert_eq!(group_name(0x11ec), "X25519MLKEM768");
+        assert_eq!(group_name(0x1234), "0x1234");
+        assert_eq!(version_name(0x7f13), "TLSv1.3 draft 19");
+        assert_eq!(cipher_name(0x1301), "TLS_AES_128_GCM_SHA256");
+    }
+}

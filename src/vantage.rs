@@ -1,0 +1,209 @@
+//! Vantage: was the capture taken on the client (gateway) or the server (backend)?
+//!
+//! Per connection, three kinds of evidence, strongest first: the SLL/SLL2 packet type (the
+//! capturing host marks what it sent as "outgoing"), the TTL / hop limit (the capturing host's
+//! own packets carry an initial value, the peer's arrive decremented), and handshake timing (on
+//! the client SYN -> SYN-ACK is the round trip and SYN-ACK -> ACK is near zero; on the server
+//! the reverse). The capture-wide answer is the majority, with the evidence that decided it.
+
+use crate::decode::PacketType;
+use crate::verdict::Side;
+
+/// What one connection says about the capture point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evidence {
+    pub side: Side,
+    pub by: Method,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Method {
+    PacketType,
+    Ttl,
+    Timing,
+    None,
+}
+
+impl Method {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Method::PacketType => "Linux cooked-capture packet types (outgoing vs. to this host)",
+            Method::Ttl => {
+                "TTL/hop limit (the capturing host's own packets carry the initial value)"
+            }
+            Method::Timing => "handshake timing (which side answers at once)",
+            Method::None => "no usable evidence",
+        }
+    }
+}
+
+/// Inputs for one connection, in client/server terms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clues {
+    pub client_pkttype: Option<PacketType>,
+    pub server_pkttype: Option<PacketType>,
+    pub client_ttl: Option<u8>,
+    pub server_ttl: Option<u8>,
+    /// Seconds: last SYN -> SYN-ACK, SYN-ACK -> handshake ACK.
+    pub syn_to_synack: Option<f64>,
+    pub synack_to_ack: Option<f64>,
+}
+
+fn initial_ttl(t: u8) -> bool {
+    matches!(t, 32 | 64 | 128 | 255)
+}
+
+/// Decides one connection's capture point.
+pub fn infer(c: &Clues) -> Evidence {
+    use PacketType::{Outgoing, ToUs};
+    let by_type = match (c.client_pkttype, c.server_pkttype) {
+        (Some(Outgoing), Some(Outgoing)) | (Some(ToUs), Some(ToUs)) => None,
+        (Some(Outgoing), _) | (_, Some(ToUs)) => Some(Side::Client),
+        (Some(ToUs), _) | (_, Some(Outgoing)) => Some(Side::Server),
+        _ => None,
+    };
+    if let Some(side) = by_type {
+        return Evidence {
+            side,
+            by: Method::PacketType,
+        };
+    }
+    if let (Some(ct), Some(st)) = (c.client_ttl, c.server_ttl) {
+        match (initial_ttl(ct), initial_ttl(st)) {
+            (true, false) => {
+                return Evidence {
+                    side: Side::Client,
+                    by: Method::Ttl,
+                }
+            }
+            (false, true) => {
+                return Evidence {
+                    side: Side::Server,
+                    by: Method::Ttl,
+                }
+            }
+            _ => {}
+        }
+    }
+    if let (Some(a), Some(b)) = (c.syn_to_synack, c.synack_to_ack) {
+        const MIN_DIFF: f64 = 50e-6;
+        if a > 3.0 * b && a - b > MIN_DIFF {
+            return Evidence {
+                side: Side::Client,
+                by: Method::Timing,
+            };
+        }
+        if b > 3.0 * a && b - a > MIN_DIFF {
+            return Evidence {
+                side: Side::Server,
+                by: Method::Timing,
+            };
+        }
+    }
+    Evidence {
+        side: Side::Unknown,
+        by: Method::None,
+    }
+}
+
+/// Capture-wide decision from per-connection evidence: (side, explanation).
+pub fn overall(evidence: &[Evidence]) -> (Side, String) {
+    let count = |s: Side| evidence.iter().filter(|e| e.side == s).count();
+    let (client, server) = (count(Side::Client), count(Side::Server));
+    let decided = client + server;
+    if decided == 0 {
+        return (
+            Side::Unknown,
+            "no connection carried usable evidence (packet type, TTL or handshake timing)".into(),
+        );
+    }
+    let side = if client > server {
+        Side::Client
+    } else if server > client {
+        Side::Server
+    } else {
+        Side::Unknown
+    };
+    let best = evidence
+        .iter()
+        .filter(|e| e.side == side)
+        .map(|e| e.by)
+        .min()
+        .unwrap_or(Method::None);
+    let text = format!(
+        "{client} connection(s) point to the client side and {server} to the server side; \
+         strongest evidence: {}",
+        best.describe()
+    );
+    (side, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_type_wins_over_ttl() {
+        let c = Clues {
+            client_pkttype: Some(PacketType::Outgoing),
+            client_ttl: Some(63),
+            server_ttl: Some(64),
+            ..Default::default()
+        };
+        assert_eq!(infer(&c).side, Side::Client);
+        assert_eq!(infer(&c).by, Method::PacketType);
+    }
+
+    #[test]
+    fn ttl_decides_when_one_side_is_decremented() {
+        let c = Clues {
+            client_ttl: Some(63),
+            server_ttl: Some(64),
+            ..Default::default()
+        };
+        assert_eq!(infer(&c).side, Side::Server);
+    }
+
+    #[test]
+    fn timing_decides_last() {
+        let client = Clues {
+            syn_to_synack: Some(0.030),
+            synack_to_ack: Some(0.00005),
+            ..Default::default()
+        };
+        assert_eq!(infer(&client).side, Side::Client);
+        let server = Clues {
+            syn_to_synack: Some(0.00004),
+            synack_to_ack: Some(0.030),
+            ..Default::default()
+        };
+        assert_eq!(infer(&server).side, Side::Server);
+        let both_fast = Clues {
+            syn_to_synack: Some(0.00001),
+            synack_to_ack: Some(0.00002),
+            ..Default::default()
+        };
+        assert_eq!(infer(&both_fast).side, Side::Unknown);
+    }
+
+    #[test]
+    fn majority_decides_capture() {
+        let e = [
+            Evidence {
+                side: Side::Client,
+                by: Method::Ttl,
+            },
+            Evidence {
+                side: Side::Client,
+                by: Method::Timing,
+            },
+            Evidence {
+                side: Side::Unknown,
+                by: Method::None,
+            },
+        ];
+        let (side, text) = overall(&e);
+        assert_eq!(side, Side::Client);
+        assert!(text.contains("TTL"));
+    }
+}

@@ -1,0 +1,827 @@
+//! Verdict: a pure function from one connection's facts to a stable code, a one-sentence
+//! explanation citing frames and times, and a next step phrased for the capture point.
+//!
+//! No packets here: [`ConnFacts`] is plain data, so every rule can be tested without a capture.
+//! Rules are checked in a fixed order (path errors, TCP setup, TLS answers, silence), and the
+//! first that matches decides.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Stable verdict codes: the same in every output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictCode {
+    TlsOk,
+    TlsNoServerResponse,
+    TcpNoSynack,
+    TcpRefused,
+    IcmpUnreachable,
+    NotTls,
+    ServerAlert,
+    ClientAlert,
+    ServerReset,
+    ServerClosed,
+    ServerResponseLost,
+    ClienthelloLost,
+    ClientClosed,
+    TcpNoData,
+    Cleartext,
+    Incomplete,
+}
+
+impl VerdictCode {
+    pub const ALL: [VerdictCode; 16] = [
+        VerdictCode::TlsOk,
+        VerdictCode::TlsNoServerResponse,
+        VerdictCode::TcpNoSynack,
+        VerdictCode::TcpRefused,
+        VerdictCode::IcmpUnreachable,
+        VerdictCode::NotTls,
+        VerdictCode::ServerAlert,
+        VerdictCode::ClientAlert,
+        VerdictCode::ServerReset,
+        VerdictCode::ServerClosed,
+        VerdictCode::ServerResponseLost,
+        VerdictCode::ClienthelloLost,
+        VerdictCode::ClientClosed,
+        VerdictCode::TcpNoData,
+        VerdictCode::Cleartext,
+        VerdictCode::Incomplete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictCode::TlsOk => "tls_ok",
+            VerdictCode::TlsNoServerResponse => "tls_no_server_response",
+            VerdictCode::TcpNoSynack => "tcp_no_synack",
+            VerdictCode::TcpRefused => "tcp_refused",
+            VerdictCode::IcmpUnreachable => "icmp_unreachable",
+            VerdictCode::NotTls => "not_tls",
+            VerdictCode::ServerAlert => "server_alert",
+            VerdictCode::ClientAlert => "client_alert",
+            VerdictCode::ServerReset => "server_reset",
+            VerdictCode::ServerClosed => "server_closed",
+            VerdictCode::ServerResponseLost => "server_response_lost",
+            VerdictCode::ClienthelloLost => "clienthello_lost",
+            VerdictCode::ClientClosed => "client_closed",
+            VerdictCode::TcpNoData => "tcp_no_data",
+            VerdictCode::Cleartext => "cleartext",
+            VerdictCode::Incomplete => "incomplete",
+        }
+    }
+
+    /// Whether this outcome is a failure worth listing (`--check` exit status, default table).
+    pub fn is_failure(self) -> bool {
+        !matches!(
+            self,
+            VerdictCode::TlsOk | VerdictCode::TcpNoData | VerdictCode::Cleartext
+        )
+    }
+}
+
+impl fmt::Display for VerdictCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Capture point: where the capture was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// On the client (gateway, proxy) host.
+    Client,
+    /// On the server (backend) host.
+    Server,
+    #[default]
+    Unknown,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Server => "server",
+            Side::Unknown => "unknown",
+        })
+    }
+}
+
+/// A frame and its time in seconds since the connection's first packet.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Ev {
+    pub frame: u64,
+    pub t: f64,
+}
+
+impl fmt::Display for Ev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "frame {} at {:.3} s", self.frame, self.t)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IcmpFacts {
+    pub at: Ev,
+    pub description: String,
+    pub icmp_type: u8,
+    pub code: u8,
+    pub reporter: String,
+    /// Destination/port/admin unreachable (a refusal), as opposed to frag-needed or TTL.
+    pub unreachable: bool,
+    pub frag_needed: bool,
+    pub mtu: Option<u32>,
+    /// It quotes a packet the client sent.
+    pub quotes_client: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlertFacts {
+    pub at: Ev,
+    pub from_server: bool,
+    pub description: Option<String>,
+    pub fatal: bool,
+    pub encrypted: bool,
+    pub inferred: bool,
+}
+
+/// Everything the rules look at, in client/server terms.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConnFacts {
+    pub vantage: Side,
+    pub server: String,
+    /// Neither SYN nor SYN-ACK was captured.
+    pub began_midstream: bool,
+    pub icmp_only: bool,
+    pub syn_count: u32,
+    pub first_syn: Option<Ev>,
+    pub last_syn: Option<Ev>,
+    pub synack: Option<Ev>,
+    pub established: bool,
+    pub icmp: Option<IcmpFacts>,
+    pub client_payload_bytes: u64,
+    pub server_payload_bytes: u64,
+    /// First ClientHello transmission, number of transmissions, their frames.
+    pub clienthello: Option<Ev>,
+    pub clienthello_count: u32,
+    pub clienthello_frames: Vec<u64>,
+    pub clienthello_acked: Option<bool>,
+    /// Escaped first bytes when a side did not speak TLS.
+    pub client_non_tls: Option<String>,
+    pub server_non_tls: Option<String>,
+    pub http_status: Option<String>,
+    pub http_request: Option<String>,
+    pub server_first_tls: Option<Ev>,
+    pub serverhello: Option<Ev>,
+    pub tls_version: Option<String>,
+    pub handshake_done: Option<Ev>,
+    pub alert: Option<AlertFacts>,
+    pub client_fin: Option<Ev>,
+    pub client_rst: Option<Ev>,
+    pub server_fin: Option<Ev>,
+    pub server_rst: Option<Ev>,
+    /// The client's FIN/RST sits past data never captured (server-side view of a lost hello).
+    pub client_seq_jump: Option<u64>,
+    pub server_retransmissions: u32,
+    pub server_full_size_retransmissions: u32,
+    pub server_max_segment: u32,
+    /// The client acknowledged everything the server sent.
+    pub server_data_acked: bool,
+    /// The client reported holes (SACK) in the server's data.
+    pub client_sacked: bool,
+    /// The server's stream has a hole we never saw filled.
+    pub server_gap: bool,
+    pub gave_up_after_s: Option<f64>,
+    pub timeout_match: Option<String>,
+    /// Seconds from the connection's first packet to the end of the capture.
+    pub capture_end_t: f64,
+}
+
+impl ConnFacts {
+    fn client_gave_up(&self) -> Option<(Ev, &'static str)> {
+        match (self.client_fin, self.client_rst) {
+            (Some(f), Some(r)) if r.t < f.t => Some((r, "RST")),
+            (Some(f), _) => Some((f, "FIN")),
+            (None, Some(r)) => Some((r, "RST")),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The decision for one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub code: VerdictCode,
+    pub explanation: String,
+    pub next_step: String,
+}
+
+/// Known client-side timeouts: (seconds, who).
+pub const KNOWN_TIMEOUTS: [(f64, &str); 5] = [
+    (55.0, "the Apigee Edge Message Processor I/O timeout (55 s)"),
+    (
+        60.0,
+        "nginx proxy_connect_timeout / proxy_read_timeout (60 s)",
+    ),
+    (10.0, "Go's http.Transport TLSHandshakeTimeout (10 s)"),
+    (5.0, "Envoy's default cluster connect_timeout (5 s)"),
+    (3.0, "the Apigee Edge connect timeout (3 s)"),
+];
+
+/// Names the known timeout a give-up time matches: within 3 % or 0.25 s, whichever is larger.
+pub fn match_timeout(secs: f64) -> Option<String> {
+    KNOWN_TIMEOUTS
+        .iter()
+        .find(|(t, _)| (secs - t).abs() <= (t * 0.03).max(0.25))
+        .map(|(_, who)| (*who).to_string())
+}
+
+fn times(n: u32) -> String {
+    match n {
+        1 => "once".into(),
+        2 => "twice".into(),
+        n => format!("{n} times"),
+    }
+}
+
+fn gave_up_text(f: &ConnFacts) -> String {
+    match (f.client_gave_up(), f.gave_up_after_s) {
+        (Some((ev, how)), Some(secs)) => {
+            let mut s = format!("the client gave up with {how} after {secs:.1} s ({})", ev);
+            if let Some(m) = &f.timeout_match {
+                s.push_str(&format!(", matching {m}"));
+            }
+            s
+        }
+        (Some((ev, how)), None) => format!("the client closed with {how} ({ev})"),
+        _ => format!(
+            "the capture ended {:.1} s after the connection began with the client still waiting",
+            f.capture_end_t
+        ),
+    }
+}
+
+/// Decides the verdict of one connection.
+pub fn judge(f: &ConnFacts) -> Judgement {
+    use VerdictCode as V;
+    let side = f.vantage;
+    let j = |code, explanation: String, next_step: &str| Judgement {
+        code,
+        explanation,
+        next_step: next_step.to_string(),
+    };
+
+    // 1. The path refused the connection.
+    if let Some(icmp) = &f.icmp {
+        if icmp.unreachable && !f.established && (icmp.quotes_client || f.icmp_only) {
+            return j(
+                V::IcmpUnreachable,
+                format!(
+                    "{} sent ICMP {} (type {}, code {}) in {} quoting the client's packet; no \
+                     SYN-ACK was seen",
+                    icmp.reporter, icmp.description, icmp.icmp_type, icmp.code, icmp.at
+                ),
+                "A firewall or router rejects this destination: check the ACLs / security \
+                 groups between client and server for this port, starting with the host that \
+                 sent the ICMP error.",
+            );
+        }
+    }
+
+    // 2. TCP setup failed.
+    if f.syn_count > 0 && f.synack.is_none() && !f.established {
+        if let Some(rst) = f.server_rst {
+            return j(
+                V::TcpRefused,
+                format!(
+                    "the SYN ({}) was answered by RST ({}): nothing listens on {} or a \
+                     firewall rejects with reset",
+                    f.first_syn.unwrap_or_default(),
+                    rst,
+                    f.server
+                ),
+                "Check that the backend service is listening on this port (ss -ltn) and that \
+                 no firewall rule rejects the connection with a TCP reset.",
+            );
+        }
+        let last = f.last_syn.unwrap_or_default();
+        return j(
+            V::TcpNoSynack,
+            format!(
+                "the SYN was sent {} ({} to {}) and never answered",
+                times(f.syn_count),
+                f.first_syn.unwrap_or_default(),
+                last
+            ),
+            match side {
+                Side::Server => {
+                    "The SYNs reached the backend but it never answered: check its listen \
+                     backlog, SYN-flood protection and host firewall (iptables DROP)."
+                }
+                _ => {
+                    "The SYNs got no answer: check routing and firewalls (DROP rules, security \
+                     groups) between client and server; capture on the backend to see whether \
+                     the SYNs arrive."
+                }
+            },
+        );
+    }
+
+    if f.icmp_only {
+        return j(
+            V::Incomplete,
+            "only an ICMP error quoting this connection was captured, none of its TCP packets"
+                .into(),
+            "Capture with a filter that includes the connection's TCP packets.",
+        );
+    }
+
+    let Some(ch) = f.clienthello else {
+        return judge_without_hello(f);
+    };
+
+    // 3. A TLS alert ended the handshake.
+    if let Some(a) = &f.alert {
+        if f.handshake_done.is_none() {
+            let what = match (&a.description, a.encrypted) {
+                (Some(d), _) => {
+                    format!("a {} {d} alert", if a.fatal { "fatal" } else { "warning" })
+                }
+                (None, _) if a.inferred => {
+                    "a short encrypted record then a close, most likely an alert (inferred)".into()
+                }
+                (None, _) => "an encrypted alert".into(),
+            };
+            if a.from_server {
+                return j(
+                    V::ServerAlert,
+                    format!(
+                        "the server answered the ClientHello ({ch}) with {what} ({})",
+                        a.at
+                    ),
+                    "The backend refuses this handshake: compare the client's offer (TLS \
+                     versions, cipher suites, SNI, client certificate) with the backend's TLS \
+                     configuration and its logs.",
+                );
+            }
+            return j(
+                V::ClientAlert,
+                format!(
+                    "the client rejected the server's response with {what} ({})",
+                    a.at
+                ),
+                "The client does not accept the backend's certificate or parameters: check the \
+                 client's truststore against the backend's certificate chain (issuer, expiry, \
+                 hostname).",
+            );
+        }
+    }
+
+    // 4. The server spoke something else.
+    if let Some(bytes) = &f.server_non_tls {
+        return j(
+            V::NotTls,
+            format!("the server answered the ClientHello ({ch}) with non-TLS bytes: \"{bytes}\""),
+            "The client speaks TLS to a port that is not TLS (often plain HTTP): check the \
+             target port and protocol in the client's configuration.",
+        );
+    }
+
+    // 5. Success.
+    if let Some(done) = f.handshake_done {
+        let v = f.tls_version.as_deref().unwrap_or("TLS");
+        return j(
+            V::TlsOk,
+            format!("the {v} handshake completed: both sides encrypted by {done}"),
+            "Nothing to do for the handshake.",
+        );
+    }
+
+    // 6. The server's flight started but the handshake did not finish.
+    if let Some(sh) = f.serverhello {
+        if lost_server_flight(f) {
+            return lost_response(f, ch);
+        }
+        if let Some(rst) = f.server_rst {
+            return j(
+                V::ServerReset,
+                format!("the server sent its ServerHello ({sh}) and then reset ({rst})"),
+                "Check the backend's logs for handshake errors at that time.",
+            );
+        }
+        if let Some((ev, how)) = f.client_gave_up() {
+            return j(
+                V::ClientClosed,
+                format!(
+                    "the client closed with {how} ({ev}) after the server's ServerHello ({sh}) \
+                     without completing the handshake or sending a visible alert"
+                ),
+                "The client abandoned the handshake: check the client's logs for certificate \
+                 or parameter errors.",
+            );
+        }
+        return j(
+            V::Incomplete,
+            format!(
+                "the server answered ({sh}) but the capture ended before the handshake \
+                 completed"
+            ),
+            "Capture longer to see how the handshake ends.",
+        );
+    }
+
+    // 7. No TLS answer at all.
+    if lost_server_flight(f) {
+        return lost_response(f, ch);
+    }
+    let sent = times(f.clienthello_count.max(1));
+    let acked = match f.clienthello_acked {
+        Some(true) => "acknowledged by the server's TCP stack",
+        Some(false) => "never acknowledged",
+        None => "of unknown acknowledgement",
+    };
+    let client_end = f.client_gave_up().map(|(e, _)| e.t);
+    if let Some(rst) = f.server_rst {
+        if client_end.is_none_or(|t| rst.t <= t) {
+            return j(
+                V::ServerReset,
+                format!(
+                    "the ClientHello ({ch}) was {acked}, and the server reset the connection \
+                     ({rst}) without answering"
+                ),
+                "The backend closed the socket without reading the handshake: check the \
+                 backend's logs (TLS library errors, connection limits, a proxy or load \
+                 balancer in front of it).",
+            );
+        }
+    }
+    if let Some(fin) = f.server_fin {
+        if client_end.is_none_or(|t| fin.t <= t) {
+            return j(
+                V::ServerClosed,
+                format!(
+                    "the ClientHello ({ch}) was {acked}, and the server closed the connection \
+                     with FIN ({fin}) without answering"
+                ),
+                "The backend accepted and closed without a TLS answer (\"peer closed \
+                 connection in SSL handshake\"): check the backend's TLS listener and its logs.",
+            );
+        }
+    }
+    let explanation = format!(
+        "the ClientHello ({ch}) was sent {sent}, {acked}; no TLS byte came back from the \
+         server, and {}",
+        gave_up_text(f)
+    );
+    let next = match (side, f.clienthello_acked) {
+        (Side::Server, _) => {
+            "The ClientHello reached the backend and its TCP stack acknowledged it, but the \
+             service never answered: the backend application is stalled (check its thread \
+             pools, accept queue and logs at that time)."
+        }
+        (_, Some(false)) => {
+            "The ClientHello was never acknowledged: something between client and backend \
+             drops it (firewall, IPS/DPI on SNI, MTU). Capture on the backend at the same time: \
+             if the ClientHello never arrives there, the path drops it."
+        }
+        _ => {
+            "The backend's TCP stack received the ClientHello but the TLS service never \
+             answered: check the backend service (thread pool, TLS termination, logs); capture \
+             on the backend to confirm nothing is sent."
+        }
+    };
+    j(V::TlsNoServerResponse, explanation, next)
+}
+
+/// The server sent data the client never got.
+fn lost_server_flight(f: &ConnFacts) -> bool {
+    f.server_payload_bytes > 0
+        && !f.server_data_acked
+        && (f.server_retransmissions > 0 || f.server_gap || f.client_sacked)
+}
+
+fn lost_response(f: &ConnFacts, ch: Ev) -> Judgement {
+    let mtu =
+        f.server_full_size_retransmissions > 0 || f.icmp.as_ref().is_some_and(|i| i.frag_needed);
+    let mut explanation = format!(
+        "the server answered the ClientHello ({ch}) with {} bytes that the client never \
+         acknowledged in full ({} server retransmissions",
+        f.server_payload_bytes, f.server_retransmissions
+    );
+    if f.server_full_size_retransmissions > 0 {
+        explanation.push_str(&format!(
+            ", {} of them full-size {}-byte segments",
+            f.server_full_size_retransmissions, f.server_max_segment
+        ));
+    }
+    explanation.push(')');
+    if mtu {
+        explanation.push_str("; the full-size segments vanish, the mark of a path MTU black hole");
+    }
+    Judgement {
+        code: VerdictCode::ServerResponseLost,
+        explanation,
+        next_step: if mtu {
+            "Large server segments are lost on the way back: check the MTU of every hop \
+             (tunnels, VPNs) and that ICMP fragmentation-needed is not filtered; lowering the \
+             backend's MSS (iptables TCPMSS clamp) works around it."
+                .into()
+        } else {
+            "The server's answer is lost on the way back: check the return path (asymmetric \
+             routing, stateful firewalls) and capture on both sides."
+                .into()
+        },
+    }
+}
+
+fn judge_without_hello(f: &ConnFacts) -> Judgement {
+    use VerdictCode as V;
+    let j = |code, explanation: String, next_step: &str| Judgement {
+        code,
+        explanation,
+        next_step: next_step.to_string(),
+    };
+    if let Some(bytes) = &f.client_non_tls {
+        let mut explanation = match &f.http_request {
+            Some(r) => format!("the client spoke cleartext HTTP: \"{r}\""),
+            None => format!("the client spoke a non-TLS protocol: \"{bytes}\""),
+        };
+        if let Some(s) = &f.http_status {
+            explanation.push_str(&format!("; the server answered \"{s}\""));
+        }
+        return j(
+            V::Cleartext,
+            explanation,
+            "Not a TLS connection. If TLS was intended, check the client's scheme (http vs \
+             https) and port; a cleartext 5xx status is the backend's own answer.",
+        );
+    }
+    if f.began_midstream {
+        return j(
+            V::Incomplete,
+            "the capture began after this connection's handshake, so the handshake was not seen"
+                .into(),
+            "Start the capture before the connection opens to see its handshake.",
+        );
+    }
+    if let Some(jump) = f.client_seq_jump {
+        let how = match (f.client_fin, f.client_rst) {
+            (Some(e), _) => format!("FIN ({e})"),
+            (None, Some(e)) => format!("RST ({e})"),
+            _ => "its close".into(),
+        };
+        return j(
+            V::ClienthelloLost,
+            format!(
+                "the TCP handshake completed but none of the client's {jump} bytes of data \
+                 arrived here; the client's sequence number jumps before its {how}"
+            ),
+            "Seen from the backend: the client's ClientHello never arrived. Something between \
+             client and backend drops it (firewall, IPS/DPI, MTU); compare with a capture on \
+             the client side.",
+        );
+    }
+    if let Some(bytes) = &f.server_non_tls {
+        return j(
+            V::Cleartext,
+            format!("the server spoke first, in cleartext: \"{bytes}\""),
+            "A server-speaks-first protocol (SMTP, FTP, SSH...): not a TLS connection.",
+        );
+    }
+    if f.client_payload_bytes == 0 && f.server_payload_bytes == 0 {
+        let closed = f
+            .client_fin
+            .or(f.client_rst)
+            .or(f.server_fin)
+            .or(f.server_rst);
+        if let Some(c) = closed {
+            return j(
+                V::TcpNoData,
+                format!("the connection opened and closed ({c}) without any payload"),
+                "A health check or port probe; nothing to do unless real traffic was expected.",
+            );
+        }
+        if f.established {
+            return j(
+                V::Incomplete,
+                format!(
+                    "the TCP handshake completed but no data was sent before the capture ended \
+                     {:.1} s later",
+                    f.capture_end_t
+                ),
+                "Capture longer to see the handshake.",
+            );
+        }
+    }
+    j(
+        V::Incomplete,
+        "the capture does not show enough of this connection to judge its handshake".into(),
+        "Capture the whole connection, from its SYN to its close.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(frame: u64, t: f64) -> Option<Ev> {
+        Some(Ev { frame, t })
+    }
+
+    fn established() -> ConnFacts {
+        ConnFacts {
+            vantage: Side::Client,
+            server: "10.0.0.2:443".into(),
+            syn_count: 1,
+            first_syn: ev(1, 0.0),
+            last_syn: ev(1, 0.0),
+            synack: ev(2, 0.001),
+            established: true,
+            ..Default::default()
+        }
+    }
+
+    fn with_hello(count: u32, acked: bool) -> ConnFacts {
+        ConnFacts {
+            clienthello: ev(4, 0.002),
+            clienthello_count: count,
+            clienthello_acked: Some(acked),
+            client_payload_bytes: 517,
+            ..established()
+        }
+    }
+
+    #[test]
+    fn unanswered_unacked_hello_after_55s_names_apigee() {
+        let mut f = with_hello(5, false);
+        f.client_fin = ev(12, 55.01);
+        f.gave_up_after_s = Some(55.008);
+        f.timeout_match = match_timeout(55.008);
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::TlsNoServerResponse);
+        assert!(j.explanation.contains("5 times"), "{}", j.explanation);
+        assert!(j.explanation.contains("never acknowledged"));
+        assert!(j.explanation.contains("Apigee"));
+        assert!(j.next_step.contains("drops it"));
+    }
+
+    #[test]
+    fn server_side_acked_hello_blames_the_application() {
+        let mut f = with_hello(1, true);
+        f.vantage = Side::Server;
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::TlsNoServerResponse);
+        assert!(j.next_step.contains("stalled"));
+    }
+
+    #[test]
+    fn syn_answered_by_rst_is_refused() {
+        let f = ConnFacts {
+            syn_count: 1,
+            first_syn: ev(1, 0.0),
+            server_rst: ev(2, 0.0001),
+            ..Default::default()
+        };
+        assert_eq!(judge(&f).code, VerdictCode::TcpRefused);
+    }
+
+    #[test]
+    fn unanswered_syns() {
+        let f = ConnFacts {
+            syn_count: 4,
+            first_syn: ev(1, 0.0),
+            last_syn: ev(4, 3.0),
+            ..Default::default()
+        };
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::TcpNoSynack);
+        assert!(j.explanation.contains("4 times"));
+    }
+
+    #[test]
+    fn icmp_refusal_beats_silence() {
+        let f = ConnFacts {
+            syn_count: 1,
+            first_syn: ev(1, 0.0),
+            icmp: Some(IcmpFacts {
+                at: Ev { frame: 2, t: 0.0 },
+                description: "communication administratively prohibited".into(),
+                icmp_type: 3,
+                code: 13,
+                reporter: "10.0.0.254".into(),
+                unreachable: true,
+                quotes_client: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(judge(&f).code, VerdictCode::IcmpUnreachable);
+    }
+
+    #[test]
+    fn server_alert_before_completion() {
+        let mut f = with_hello(1, true);
+        f.alert = Some(AlertFacts {
+            at: Ev { frame: 6, t: 0.003 },
+            from_server: true,
+            description: Some("protocol_version".into()),
+            fatal: true,
+            ..Default::default()
+        });
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::ServerAlert);
+        assert!(j.explanation.contains("protocol_version"));
+    }
+
+    #[test]
+    fn alert_after_completion_is_still_ok() {
+        let mut f = with_hello(1, true);
+        f.handshake_done = ev(9, 0.01);
+        f.alert = Some(AlertFacts {
+            from_server: true,
+            description: Some("close_notify".into()),
+            ..Default::default()
+        });
+        assert_eq!(judge(&f).code, VerdictCode::TlsOk);
+    }
+
+    #[test]
+    fn non_tls_answer() {
+        let mut f = with_hello(1, true);
+        f.server_non_tls = Some("HTTP/1.1 400 Bad Request".into());
+        assert_eq!(judge(&f).code, VerdictCode::NotTls);
+    }
+
+    #[test]
+    fn server_reset_or_close_only_before_client_gave_up() {
+        let mut f = with_hello(1, true);
+        f.server_rst = ev(6, 0.5);
+        assert_eq!(judge(&f).code, VerdictCode::ServerReset);
+        let mut f = with_hello(1, true);
+        f.client_fin = ev(6, 5.0);
+        f.server_fin = ev(7, 5.001);
+        assert_eq!(judge(&f).code, VerdictCode::TlsNoServerResponse);
+        f.server_fin = ev(5, 1.0);
+        assert_eq!(judge(&f).code, VerdictCode::ServerClosed);
+    }
+
+    #[test]
+    fn retransmitted_full_size_server_segments_mean_mtu_black_hole() {
+        let mut f = with_hello(1, true);
+        f.vantage = Side::Server;
+        f.server_payload_bytes = 4000;
+        f.server_retransmissions = 6;
+        f.server_full_size_retransmissions = 5;
+        f.server_max_segment = 1448;
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::ServerResponseLost);
+        assert!(j.explanation.contains("MTU"));
+    }
+
+    #[test]
+    fn server_view_of_lost_hello() {
+        let mut f = established();
+        f.vantage = Side::Server;
+        f.client_seq_jump = Some(517);
+        f.client_fin = ev(5, 10.0);
+        assert_eq!(judge(&f).code, VerdictCode::ClienthelloLost);
+    }
+
+    #[test]
+    fn open_close_without_data() {
+        let mut f = established();
+        f.client_fin = ev(4, 0.01);
+        assert_eq!(judge(&f).code, VerdictCode::TcpNoData);
+    }
+
+    #[test]
+    fn cleartext_http_with_502() {
+        let mut f = established();
+        f.client_payload_bytes = 80;
+        f.client_non_tls = Some("GET / HTTP/1.1".into());
+        f.http_request = Some("GET / HTTP/1.1".into());
+        f.http_status = Some("HTTP/1.1 502 Bad Gateway".into());
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::Cleartext);
+        assert!(j.explanation.contains("502"));
+    }
+
+    #[test]
+    fn timeout_matching_tolerance() {
+        assert!(match_timeout(55.4).is_some_and(|s| s.contains("Apigee")));
+        assert!(match_timeout(59.2).is_some_and(|s| s.contains("nginx")));
+        assert!(match_timeout(10.2).is_some_and(|s| s.contains("Go")));
+        assert!(match_timeout(5.1).is_some_and(|s| s.contains("Envoy")));
+        assert_eq!(match_timeout(30.0), None);
+        assert_eq!(match_timeout(57.5), None);
+    }
+
+    #[test]
+    fn codes_are_stable_snake_case() {
+        for c in VerdictCode::ALL {
+            let json = serde_json::to_string(&c).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+        }
+    }
+}
