@@ -140,8 +140,45 @@ impl fmt::Display for CaptureError {
 
 impl std::error::Error for CaptureError {}
 
+/// A reader that first replays the bytes already peeked, and makes its first read return at
+/// least a few KiB (or everything, if shorter): pcap-parser probes the format from a single
+/// read, which a pipe would otherwise answer with a handful of bytes.
+struct Replay<R> {
+    head: Vec<u8>,
+    pos: usize,
+    inner: R,
+    first: bool,
+}
+
+impl<R: Read> Read for Replay<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        if self.pos < self.head.len() {
+            let k = (self.head.len() - self.pos).min(buf.len());
+            buf[..k].copy_from_slice(&self.head[self.pos..self.pos + k]);
+            self.pos += k;
+            n = k;
+        }
+        let want = if self.first { buf.len().min(4096) } else { 1 };
+        self.first = false;
+        while n < buf.len() && (n < want || n == 0) {
+            match self.inner.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if n > 0 => {
+                    let _ = e;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Reads the first bytes of a stream without losing them.
-fn peek_head(mut r: impl Read) -> io::Result<(Vec<u8>, impl Read)> {
+fn peek_head<R: Read>(mut r: R) -> io::Result<(Vec<u8>, Replay<R>)> {
     let mut head = Vec::with_capacity(16);
     let mut buf = [0u8; 16];
     while head.len() < 16 {
@@ -152,7 +189,15 @@ fn peek_head(mut r: impl Read) -> io::Result<(Vec<u8>, impl Read)> {
             Err(e) => return Err(e),
         }
     }
-    Ok((head.clone(), io::Cursor::new(head).chain(r)))
+    Ok((
+        head.clone(),
+        Replay {
+            head,
+            pos: 0,
+            inner: r,
+            first: true,
+        },
+    ))
 }
 
 /// Describes the first bytes of a non-capture for an error message: printable text in quotes,
@@ -385,6 +430,9 @@ pub fn read_input(
             }
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
+                if rdr.data().is_empty() && rdr.reader_exhausted() {
+                    break; // clean end of file
+                }
                 let before = rdr.data().len();
                 if rdr.refill().is_err() {
                     sum.warnings.push(format!(
@@ -395,6 +443,9 @@ pub fn read_input(
                 }
                 if rdr.data().len() == before {
                     stalled += 1;
+                    if rdr.data().is_empty() {
+                        break;
+                    }
                     if stalled > 2 || rdr.reader_exhausted() {
                         sum.warnings.push(truncated_warning(&sum, number));
                         break;

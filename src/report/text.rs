@@ -53,7 +53,7 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
         let short: String = b.chars().take(28).collect();
         parts.push(format!("server: \"{short}\""));
     }
-    if let Some(s) = c.gave_up_after_s {
+    if let Some(s) = c.gave_up_after_s.filter(|_| c.verdict.is_failure()) {
         parts.push(format!("gave up {s:.1}s"));
     }
     if c.server_rst.is_some() {
