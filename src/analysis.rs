@@ -6,7 +6,7 @@
 //! at all is an error naming the file.
 
 use crate::capture::{self, CaptureError, Frame, FrameRef, InputSummary, Nanos};
-use crate::decode::{self, Decoded, PacketType};
+use crate::decode::{self, Decoded, LinkMeta};
 use crate::defrag::Defragmenter;
 use crate::escape;
 use crate::flow::{Conn, EventKind, FlowConfig, FlowTable};
@@ -70,13 +70,15 @@ fn process_frame(
     n: &mut Counters,
 ) {
     n.packets += 1;
-    let mut pkttype: Option<PacketType> = None;
-    let decoded = decode::decode(f.linktype, f.data, &mut pkttype);
+    let mut meta = LinkMeta::default();
+    let decoded = decode::decode(f.linktype, f.data, &mut meta);
     let at = f.at();
+    let iface = meta.ifindex.unwrap_or(f.interface);
+    let pkttype = meta.pkttype;
     match decoded {
         Decoded::Tcp(seg) => {
             n.tcp += 1;
-            table.tcp(&seg, at, f.interface, pkttype);
+            table.tcp(&seg, at, iface, pkttype);
         }
         Decoded::Icmp(e) => table.icmp(&e, at),
         Decoded::Fragment(frag) => {
@@ -92,7 +94,7 @@ fn process_frame(
                 ) {
                     Decoded::Tcp(seg) => {
                         n.tcp += 1;
-                        table.tcp(&seg, at, f.interface, pkttype);
+                        table.tcp(&seg, at, iface, pkttype);
                     }
                     Decoded::Icmp(e) => table.icmp(&e, at),
                     _ => n.other_ip += 1,

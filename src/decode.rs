@@ -232,9 +232,18 @@ pub enum Decoded<'a> {
     Malformed(&'static str),
 }
 
-/// Decodes one frame. `pkttype` receives the SLL/SLL2 packet type when the link layer has one.
-pub fn decode<'a>(linktype: u32, data: &'a [u8], pkttype: &mut Option<PacketType>) -> Decoded<'a> {
-    *pkttype = None;
+/// What the link layer says about the capturing host's view of a packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkMeta {
+    /// SLL/SLL2 packet type.
+    pub pkttype: Option<PacketType>,
+    /// SLL2 interface index (`tcpdump -i any` records one packet once per interface).
+    pub ifindex: Option<u32>,
+}
+
+/// Decodes one frame; `meta` receives what the link header says about direction and interface.
+pub fn decode<'a>(linktype: u32, data: &'a [u8], meta: &mut LinkMeta) -> Decoded<'a> {
+    *meta = LinkMeta::default();
     match linktype {
         LINKTYPE_ETHERNET => match LaxSlicedPacket::from_ethernet(data) {
             Ok(p) => from_sliced(&p, 0),
@@ -245,7 +254,7 @@ pub fn decode<'a>(linktype: u32, data: &'a [u8], pkttype: &mut Option<PacketType
             let Some(hdr) = data.get(..16) else {
                 return Decoded::Malformed("Linux SLL header cut short");
             };
-            *pkttype = Some(sll_pkttype(u16::from_be_bytes([hdr[0], hdr[1]])));
+            meta.pkttype = Some(sll_pkttype(u16::from_be_bytes([hdr[0], hdr[1]])));
             let proto = u16::from_be_bytes([hdr[14], hdr[15]]);
             from_ether_type(proto, &data[16..])
         }
@@ -254,7 +263,8 @@ pub fn decode<'a>(linktype: u32, data: &'a [u8], pkttype: &mut Option<PacketType
             let Some(hdr) = data.get(..20) else {
                 return Decoded::Malformed("Linux SLL2 header cut short");
             };
-            *pkttype = Some(sll_pkttype(u16::from(hdr[10])));
+            meta.pkttype = Some(sll_pkttype(u16::from(hdr[10])));
+            meta.ifindex = Some(u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]));
             let proto = u16::from_be_bytes([hdr[0], hdr[1]]);
             from_ether_type(proto, &data[20..])
         }
@@ -633,7 +643,7 @@ mod tests {
     #[test]
     fn raw_ipv4_tcp_decodes_ports_flags_and_payload() {
         let pkt = ipv4_tcp(b"hello", tcp_flags::ACK | tcp_flags::PSH);
-        let mut pt = None;
+        let mut pt = LinkMeta::default();
         match decode(LINKTYPE_RAW, &pkt, &mut pt) {
             Decoded::Tcp(s) => {
                 assert_eq!((s.sport, s.dport, s.seq, s.ack), (40000, 443, 1000, 2000));
@@ -649,7 +659,7 @@ mod tests {
     #[test]
     fn snaplen_cut_tcp_header_still_yields_numbers() {
         let pkt = ipv4_tcp(b"hello", tcp_flags::SYN);
-        let mut pt = None;
+        let mut pt = LinkMeta::default();
         match decode(LINKTYPE_RAW, &pkt[..20 + 16], &mut pt) {
             Decoded::Tcp(s) => {
                 assert!(s.header_truncated);
@@ -668,12 +678,13 @@ mod tests {
             0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 4, 6, 0, 0, 0, 0, 0, 0, 0, 0,
         ];
         pkt.extend_from_slice(&ip);
-        let mut pt = None;
+        let mut pt = LinkMeta::default();
         assert!(matches!(
             decode(LINKTYPE_LINUX_SLL2, &pkt, &mut pt),
             Decoded::Tcp(_)
         ));
-        assert_eq!(pt, Some(PacketType::Outgoing));
+        assert_eq!(pt.pkttype, Some(PacketType::Outgoing));
+        assert_eq!(pt.ifindex, Some(3));
     }
 
     #[test]
@@ -682,7 +693,7 @@ mod tests {
         for hdr in [[2u8, 0, 0, 0], [0, 0, 0, 2]] {
             let mut pkt = hdr.to_vec();
             pkt.extend_from_slice(&ip);
-            let mut pt = None;
+            let mut pt = LinkMeta::default();
             assert!(matches!(
                 decode(LINKTYPE_NULL, &pkt, &mut pt),
                 Decoded::Tcp(_)
@@ -700,7 +711,7 @@ mod tests {
 
     #[test]
     fn unsupported_link_is_not_fatal() {
-        let mut pt = None;
+        let mut pt = LinkMeta::default();
         assert!(matches!(
             decode(147, &[1, 2, 3], &mut pt),
             Decoded::UnsupportedLink
