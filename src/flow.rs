@@ -11,7 +11,7 @@
 
 use crate::capture::{FrameRef, Nanos};
 use crate::decode::{IcmpError, PacketType, QuotedTcp, TcpSegment};
-use crate::reassembly::{Reassembler, SeqSpace};
+use crate::reassembly::{Piece, Reassembler, SeqSpace};
 use crate::tls::TlsConn;
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
@@ -379,9 +379,13 @@ impl Conn {
                 self.log(at, d, EventKind::Data { start: off, end });
                 if self.tls.wants(d) {
                     let tls = &mut self.tls;
-                    self.dirs[d]
-                        .reasm
-                        .push(off, seg.payload, &mut |bytes| tls.feed(d, bytes, at));
+                    let reasm = &mut self.dirs[d].reasm;
+                    let mut sink = |p: Piece<'_>| tls.feed_piece(d, p, at);
+                    reasm.push(off, seg.payload, &mut sink);
+                    let cut = u64::from(seg.wire_len).saturating_sub(seg.payload.len() as u64);
+                    if cut > 0 {
+                        reasm.push_missing(off + seg.payload.len() as u64, cut, &mut sink);
+                    }
                     if !tls.wants(d) {
                         self.dirs[d].reasm.close();
                     }
@@ -415,8 +419,7 @@ impl Conn {
             let reasm = &mut self.dirs[d].reasm;
             let at = self.last;
             while reasm.has_held() {
-                tls.gap(d);
-                if reasm.skip_gap(&mut |b| tls.feed(d, b, at)).is_none() {
+                if reasm.skip_gap(&mut |p| tls.feed_piece(d, p, at)).is_none() {
                     break;
                 }
             }

@@ -62,6 +62,14 @@ pub struct ReassemblyLimits {
 pub const MAX_HELD_BYTES: usize = 256 * 1024;
 pub const MAX_HELD_SEGMENTS: usize = 128;
 
+/// What the reassembler hands on: bytes, or a count of bytes known to exist but not captured
+/// (a snaplen cut them, or a hole skipped at the end of the capture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Bytes(&'a [u8]),
+    Missing(u64),
+}
+
 #[derive(Debug)]
 pub struct Reassembler {
     /// Next offset to deliver.
@@ -100,7 +108,7 @@ impl Reassembler {
     }
 
     /// Adds `data` found at stream offset `off`; calls `sink` with each newly contiguous run.
-    pub fn push(&mut self, off: u64, data: &[u8], sink: &mut dyn FnMut(&[u8])) {
+    pub fn push(&mut self, off: u64, data: &[u8], sink: &mut dyn FnMut(Piece<'_>)) {
         if data.is_empty() || self.next >= self.cap {
             if self.next >= self.cap && !data.is_empty() && off + data.len() as u64 > self.cap {
                 self.limits.cap_reached = true;
@@ -122,14 +130,14 @@ impl Reassembler {
         }
     }
 
-    fn deliver(&mut self, data: &[u8], sink: &mut dyn FnMut(&[u8])) {
+    fn deliver(&mut self, data: &[u8], sink: &mut dyn FnMut(Piece<'_>)) {
         let room = (self.cap - self.next) as usize;
         let take = data.len().min(room);
         if take < data.len() {
             self.limits.cap_reached = true;
         }
         if take > 0 {
-            sink(&data[..take]);
+            sink(Piece::Bytes(&data[..take]));
             self.next += take as u64;
         }
         if self.next >= self.cap {
@@ -156,7 +164,7 @@ impl Reassembler {
         }
     }
 
-    fn drain_held(&mut self, sink: &mut dyn FnMut(&[u8])) {
+    fn drain_held(&mut self, sink: &mut dyn FnMut(Piece<'_>)) {
         while let Some((&off, _)) = self.held.first_key_value() {
             if off > self.next {
                 break;
@@ -173,6 +181,17 @@ impl Reassembler {
         }
     }
 
+    /// `n` bytes at `off` exist on the wire but were not captured (snaplen). When they are next
+    /// in line, the consumer is told and delivery moves past them; otherwise they leave a hole.
+    pub fn push_missing(&mut self, off: u64, n: u64, sink: &mut dyn FnMut(Piece<'_>)) {
+        let end = off.saturating_add(n).min(self.cap);
+        if off <= self.next && end > self.next {
+            sink(Piece::Missing(end - self.next));
+            self.next = end;
+            self.drain_held(sink);
+        }
+    }
+
     /// Bytes waiting behind a hole.
     pub fn has_held(&self) -> bool {
         !self.held.is_empty()
@@ -180,10 +199,11 @@ impl Reassembler {
 
     /// Skips the first hole and delivers what was held behind it (end of capture). Returns the
     /// size of the hole skipped, if any.
-    pub fn skip_gap(&mut self, sink: &mut dyn FnMut(&[u8])) -> Option<u64> {
+    pub fn skip_gap(&mut self, sink: &mut dyn FnMut(Piece<'_>)) -> Option<u64> {
         let (&off, _) = self.held.first_key_value()?;
         let hole = off.checked_sub(self.next)?;
         self.limits.gaps += 1;
+        sink(Piece::Missing(hole));
         self.next = off;
         self.drain_held(sink);
         Some(hole)
@@ -195,7 +215,11 @@ mod tests {
     use super::*;
 
     fn collect(r: &mut Reassembler, off: u64, d: &[u8], out: &mut Vec<u8>) {
-        r.push(off, d, &mut |b| out.extend_from_slice(b));
+        r.push(off, d, &mut |p| {
+            if let Piece::Bytes(b) = p {
+                out.extend_from_slice(b)
+            }
+        });
     }
 
     #[test]
@@ -240,10 +264,28 @@ mod tests {
         let mut out = Vec::new();
         collect(&mut r, 0, b"ab", &mut out);
         collect(&mut r, 5, b"fg", &mut out);
-        let hole = r.skip_gap(&mut |b| out.extend_from_slice(b));
+        let mut missing = 0;
+        let hole = r.skip_gap(&mut |p| match p {
+            Piece::Bytes(b) => out.extend_from_slice(b),
+            Piece::Missing(n) => missing += n,
+        });
         assert_eq!(hole, Some(3));
+        assert_eq!(missing, 3);
         assert_eq!(out, b"abfg");
         assert_eq!(r.limits.gaps, 1);
+    }
+
+    #[test]
+    fn snaplen_missing_bytes_advance_delivery() {
+        let mut r = Reassembler::new(1 << 20);
+        let mut log = Vec::new();
+        let mut sink = |p: Piece<'_>| log.push(format!("{p:?}"));
+        r.push(0, b"ab", &mut sink);
+        r.push_missing(2, 10, &mut sink);
+        r.push(12, b"cd", &mut sink);
+        assert_eq!(r.delivered(), 14);
+        assert_eq!(log.len(), 3);
+        assert!(log[1].contains("Missing(10)"));
     }
 
     #[test]

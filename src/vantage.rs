@@ -68,7 +68,9 @@ pub fn infer(c: &Clues) -> Evidence {
             by: Method::PacketType,
         };
     }
-    if let (Some(ct), Some(st)) = (c.client_ttl, c.server_ttl) {
+    if let (Some(ct), Some(st)) = (c.client_ttl.or(Some(0)), c.server_ttl.or(Some(0))) {
+        // A side that sent nothing counts as "not initial": only the other side's packets
+        // were captured, at their sender's initial TTL (e.g. unanswered SYNs on the client).
         match (initial_ttl(ct), initial_ttl(st)) {
             (true, false) => {
                 return Evidence {
@@ -162,6 +164,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(infer(&c).side, Side::Server);
+    }
+
+    #[test]
+    fn unanswered_syns_at_initial_ttl_mean_client_side() {
+        let c = Clues {
+            client_ttl: Some(64),
+            ..Default::default()
+        };
+        assert_eq!(infer(&c).side, Side::Client);
     }
 
     #[test]

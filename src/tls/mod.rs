@@ -88,6 +88,8 @@ pub struct TlsFacts {
     pub desync: [bool; 2],
     /// A handshake message larger than [`MAX_HANDSHAKE_MSG`] was skipped unparsed.
     pub oversized_message: bool,
+    /// A ServerHello was seen but not captured whole (snaplen): its version is unknown.
+    pub sh_unparsed: bool,
 }
 
 impl TlsFacts {
@@ -133,6 +135,10 @@ struct DirState {
     /// Handshake message under assembly.
     hs: Vec<u8>,
     hs_skip: usize,
+    /// Type of a message being skipped because bytes of it were not captured.
+    hs_partial: Option<u8>,
+    /// Bytes of the current record were not captured.
+    rec_missing: bool,
     encrypted: bool,
     records: u32,
     sslv2: bool,
@@ -194,15 +200,94 @@ impl TlsConn {
         }
     }
 
-    /// Bytes were lost in direction `d` (a hole skipped at the end): framing restarts by search.
-    pub fn gap(&mut self, d: usize) {
-        let st = &mut self.dirs[d];
-        if st.phase == Phase::Records {
+    /// Feeds what the reassembler delivered: bytes, or bytes known to exist but not captured.
+    pub fn feed_piece(&mut self, d: usize, p: crate::reassembly::Piece<'_>, at: FrameRef) {
+        match p {
+            crate::reassembly::Piece::Bytes(b) => self.feed(d, b, at),
+            crate::reassembly::Piece::Missing(n) => self.missing(d, n, at),
+        }
+    }
+
+    /// `n` bytes of direction `d` were not captured (snaplen) or were lost (a hole). Inside a
+    /// record body framing goes on, since the header gave the length; a handshake message that
+    /// lost bytes is noted by type but not parsed. A loss that reaches a record header makes
+    /// the direction search for the next plausible header.
+    pub fn missing(&mut self, d: usize, n: u64, at: FrameRef) {
+        let mut st = std::mem::take(&mut self.dirs[d]);
+        st.offset += n;
+        let mut n = n;
+        if st.phase == Phase::Records && st.in_body {
+            let k = n.min(st.rec_remaining as u64) as usize;
+            n -= k as u64;
+            st.rec_remaining -= k;
+            st.rec_missing = true;
+            if st.rec_type == CT_HANDSHAKE && !st.encrypted {
+                self.handshake_missing(d, &mut st, k, at);
+            }
+            if st.rec_remaining == 0 {
+                self.on_record_end(d, &mut st, at);
+            }
+        }
+        if n > 0 && st.phase == Phase::Records {
             st.phase = Phase::Desync;
             st.hdr_len = 0;
             st.in_body = false;
             st.hs.clear();
+            st.hs_skip = 0;
             self.facts.desync[d] = true;
+        }
+        self.dirs[d] = st;
+    }
+
+    /// `k` bytes of a plaintext handshake record were not captured.
+    fn handshake_missing(&mut self, d: usize, st: &mut DirState, mut k: usize, at: FrameRef) {
+        while k > 0 {
+            if st.hs_skip > 0 {
+                let m = st.hs_skip.min(k);
+                st.hs_skip -= m;
+                k -= m;
+                if st.hs_skip == 0 {
+                    if let Some(t) = st.hs_partial.take() {
+                        self.on_partial_message(d, st, t, at);
+                    }
+                }
+                continue;
+            }
+            if st.hs.len() < 4 {
+                // The message header itself is lost: skip the rest of this record's messages.
+                st.hs.clear();
+                st.hs_skip = st.rec_remaining + k;
+                st.hs_partial = None;
+                k = 0;
+                continue;
+            }
+            let mlen = (usize::from(st.hs[1]) << 16)
+                | (usize::from(st.hs[2]) << 8)
+                | usize::from(st.hs[3]);
+            let rest = (4 + mlen).saturating_sub(st.hs.len());
+            st.hs_partial = Some(st.hs[0]);
+            st.hs.clear();
+            st.hs_skip = rest;
+        }
+    }
+
+    /// A handshake message whose bytes were not all captured: its type still tells something.
+    fn on_partial_message(&mut self, d: usize, _st: &mut DirState, msg_type: u8, at: FrameRef) {
+        let f = &mut self.facts;
+        match msg_type {
+            1 => {
+                f.client_hellos += 1;
+                if f.ch_at.is_none() {
+                    f.ch_dir = Some(d);
+                    f.ch_at = Some(at);
+                }
+            }
+            2 if f.sh_at.is_none() => {
+                f.sh_dir = Some(d);
+                f.sh_at = Some(at);
+                f.sh_unparsed = true;
+            }
+            _ => {}
         }
     }
 
@@ -329,6 +414,7 @@ impl TlsConn {
         }
         st.records += 1;
         st.in_body = true;
+        st.rec_missing = false;
         st.rec_type = h[0];
         st.rec_version = u16::from_be_bytes([h[1], h[2]]);
         st.rec_len = usize::from(u16::from_be_bytes([h[3], h[4]]));
@@ -365,6 +451,11 @@ impl TlsConn {
                 let n = st.hs_skip.min(chunk.len());
                 st.hs_skip -= n;
                 chunk = &chunk[n..];
+                if st.hs_skip == 0 {
+                    if let Some(t) = st.hs_partial.take() {
+                        self.on_partial_message(d, st, t, at);
+                    }
+                }
                 continue;
             }
             if st.hs.is_empty() && self.facts.ch_range.is_none() && chunk[0] == 1 {
@@ -474,7 +565,7 @@ impl TlsConn {
                 if !f.is_tls13() {
                     st.encrypted = true;
                     let other = if d == 0 { 1 } else { 0 };
-                    if f.ccs[other].is_some() && f.server_hello.is_some() {
+                    if f.ccs[other].is_some() && f.sh_at.is_some() {
                         f.handshake_done.get_or_insert(at);
                     }
                 }
@@ -494,7 +585,7 @@ impl TlsConn {
             CT_APPDATA => {
                 f.appdata_records[d] = f.appdata_records[d].saturating_add(1);
                 f.first_appdata[d].get_or_insert(at);
-                if f.is_tls13() {
+                if f.is_tls13() || f.sh_unparsed {
                     if f.ch_dir == Some(d) {
                         f.client_encrypted_after_sh_count += 1;
                         f.client_encrypted_after_sh.get_or_insert((at, st.rec_len));

@@ -1,0 +1,163 @@
+//! Runs the built binary over every capture in `samples/` and checks its JSON against
+//! `samples/expected.json`, whose facts were read from the packets (tshark) when the captures
+//! were recorded. A boolean expectation on an event key (`client_fin`, ...) checks presence; an
+//! object expectation checks the listed keys only.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn run(inputs: &[String], args: &[String]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+        .current_dir(samples_dir())
+        .arg("--format")
+        .arg("json")
+        .args(args)
+        .args(inputs)
+        .output()
+        .expect("run tlsdiag");
+    assert!(
+        out.status.success(),
+        "tlsdiag {inputs:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("tlsdiag prints JSON")
+}
+
+/// Compares `expected` with `actual` under the rules above; pushes problems to `errs`.
+fn compare(path: &str, expected: &Value, actual: &Value, errs: &mut Vec<String>) {
+    match (expected, actual) {
+        (Value::Bool(want), Value::Object(_)) => {
+            if !*want {
+                errs.push(format!("{path}: expected none, got {actual}"));
+            }
+        }
+        (Value::Bool(true), Value::Null) => errs.push(format!("{path}: expected one, got null")),
+        (Value::Bool(false), Value::Null) => {}
+        (Value::Object(want), Value::Object(got)) => {
+            for (k, v) in want {
+                compare(
+                    &format!("{path}.{k}"),
+                    v,
+                    got.get(k).unwrap_or(&Value::Null),
+                    errs,
+                );
+            }
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
+        (a, b) if a == b => {}
+        (a, b) => errs.push(format!("{path}: expected {a}, got {b}")),
+    }
+}
+
+#[test]
+fn every_sample_matches_its_expectations() {
+    let dir = samples_dir();
+    let text = std::fs::read_to_string(dir.join("expected.json")).expect("samples/expected.json");
+    let expected: Value = serde_json::from_str(&text).expect("expected.json is JSON");
+    let files = expected["files"].as_object().expect("files object");
+    assert!(!files.is_empty());
+    let mut errs: Vec<String> = Vec::new();
+    let mut checked = 0;
+    for (name, exp) in files {
+        let inputs: Vec<String> = match exp.get("inputs").and_then(Value::as_array) {
+            Some(list) => list
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            None => vec![name.clone()],
+        };
+        let args: Vec<String> = exp
+            .get("args")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let report = run(&inputs, &args);
+        if let Some(v) = exp.get("vantage") {
+            compare(
+                &format!("{name}: vantage"),
+                v,
+                &report["vantage"]["side"],
+                &mut errs,
+            );
+        }
+        let conns = report["connections"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(n) = exp.get("connection_count") {
+            compare(
+                &format!("{name}: connection_count"),
+                n,
+                &Value::from(conns.len()),
+                &mut errs,
+            );
+        }
+        for want in exp["connections"].as_array().into_iter().flatten() {
+            let stream = &want["stream"];
+            let Some(got) = conns.iter().find(|c| &c["stream"] == stream) else {
+                errs.push(format!("{name}: stream {stream} missing"));
+                continue;
+            };
+            compare(&format!("{name}: stream {stream}"), want, got, &mut errs);
+            checked += 1;
+        }
+    }
+    assert!(
+        errs.is_empty(),
+        "{} mismatches over {checked} connections:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
+}
+
+#[test]
+fn every_core_verdict_has_a_real_sample() {
+    let text = std::fs::read_to_string(samples_dir().join("expected.json")).expect("expected.json");
+    let expected: Value = serde_json::from_str(&text).expect("JSON");
+    let mut seen = std::collections::BTreeSet::new();
+    for exp in expected["files"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        for c in exp["connections"].as_array().into_iter().flatten() {
+            if let Some(v) = c["verdict"].as_str() {
+                seen.insert(v.to_string());
+            }
+        }
+    }
+    let core = [
+        "tls_ok",
+        "tls_no_server_response",
+        "tcp_no_synack",
+        "tcp_refused",
+        "icmp_unreachable",
+        "not_tls",
+        "server_alert",
+        "client_alert",
+        "server_reset",
+        "server_closed",
+        "server_response_lost",
+        "clienthello_lost",
+        "tcp_no_data",
+        "cleartext",
+        "incomplete",
+    ];
+    let missing: Vec<&str> = core
+        .iter()
+        .copied()
+        .filter(|c| !seen.contains(*c))
+        .collect();
+    assert!(missing.is_empty(), "verdicts without a sample: {missing:?}");
+}
