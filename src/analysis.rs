@@ -593,6 +593,7 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
             }
             EventKind::Fin => "FIN".into(),
             EventKind::Rst => "RST".into(),
+            EventKind::HelloAck => "ACK of the whole ClientHello".into(),
             EventKind::Icmp {
                 v6,
                 icmp_type,

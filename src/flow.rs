@@ -79,6 +79,8 @@ pub enum EventKind {
         icmp_type: u8,
         code: u8,
     },
+    /// The first acknowledgement covering the whole ClientHello.
+    HelloAck,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +217,7 @@ pub struct Conn {
     pub events_dropped: u32,
     /// The connection exists only because an ICMP error quoted it.
     pub icmp_only: bool,
+    hello_ack_logged: bool,
 }
 
 impl Conn {
@@ -233,6 +236,7 @@ impl Conn {
             events: Vec::new(),
             events_dropped: 0,
             icmp_only: false,
+            hello_ack_logged: false,
         }
     }
 
@@ -341,6 +345,16 @@ impl Conn {
             }
             if seg.sack_blocks().next().is_some() {
                 peer.sacked = true;
+            }
+            let acked = peer.acked;
+            let f = &self.tls.facts;
+            if !self.hello_ack_logged && f.ch_dir == Some(o) {
+                if let (Some((_, end)), Some(a)) = (f.ch_range, acked) {
+                    if a >= end {
+                        self.hello_ack_logged = true;
+                        self.log(at, d, EventKind::HelloAck);
+                    }
+                }
             }
         }
 

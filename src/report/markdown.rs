@@ -34,7 +34,7 @@ fn headline(r: &Report) -> String {
     for c in r.connections.iter().filter(|c| c.verdict.is_failure()) {
         *groups
             .entry((
-                format!("{}:{}", c.server_ip, c.server_port),
+                super::text::endpoint(&c.server_ip, c.server_port),
                 c.verdict.as_str(),
             ))
             .or_default() += 1;
@@ -48,10 +48,11 @@ fn headline(r: &Report) -> String {
     let to_server = r
         .connections
         .iter()
-        .filter(|c| format!("{}:{}", c.server_ip, c.server_port) == *server)
+        .filter(|c| super::text::endpoint(&c.server_ip, c.server_port) == *server)
         .count();
     let example = r.connections.iter().find(|c| {
-        c.verdict.as_str() == *verdict && format!("{}:{}", c.server_ip, c.server_port) == *server
+        c.verdict.as_str() == *verdict
+            && super::text::endpoint(&c.server_ip, c.server_port) == *server
     });
     let mut h = format!(
         "{n} of {to_server} connection(s) to {} ended in `{verdict}`",
@@ -135,7 +136,7 @@ pub fn render(r: &Report, o: &RenderOptions) -> String {
         groups
             .entry((
                 c.verdict.as_str(),
-                format!("{}:{}", c.server_ip, c.server_port),
+                super::text::endpoint(&c.server_ip, c.server_port),
             ))
             .or_default()
             .push(c);

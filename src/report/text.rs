@@ -26,6 +26,15 @@ fn verdict_colour(c: &Connection) -> &'static str {
     }
 }
 
+/// `ip:port`, with IPv6 addresses in brackets.
+pub(crate) fn endpoint(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 /// Short evidence for the table's last column.
 pub(crate) fn key_evidence(c: &Connection) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -148,8 +157,8 @@ pub fn render(r: &Report, o: &RenderOptions) -> String {
         for c in &listed {
             t.add_row(vec![
                 c.stream.to_string(),
-                format!("{}:{}", c.client_ip, c.client_port),
-                format!("{}:{}", c.server_ip, c.server_port),
+                endpoint(&c.client_ip, c.client_port),
+                endpoint(&c.server_ip, c.server_port),
                 c.sni.clone().unwrap_or_default(),
                 paint(c.verdict.as_str(), verdict_colour(c), o.color),
                 key_evidence(c),
