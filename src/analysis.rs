@@ -14,6 +14,7 @@ use crate::model::{
     AlertOut, At, Connection, HttpOut, IcmpOut, Report, ServerRollup, Summary, TimelineEntry, Tool,
     VantageOut, SCHEMA_VERSION,
 };
+use crate::store::{Record, Store};
 use crate::tls::{names, SHORT_ENCRYPTED};
 use crate::vantage::{self, Clues, Evidence};
 use crate::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side};
@@ -34,6 +35,9 @@ pub struct Options {
     pub flow: FlowConfig,
     /// Maximum timeline entries per connection.
     pub timeline_limit: Option<usize>,
+    /// Settled connections kept in memory before they are spilled to a temporary file
+    /// (0 = the default).
+    pub memory_records: usize,
 }
 
 /// Packet counters for the summary.
@@ -49,18 +53,234 @@ struct Counters {
 
 /// Analyses the inputs, in the order given, as one capture.
 pub fn analyze(paths: &[String], opts: &Options) -> Result<Report, CaptureError> {
-    let mut table = FlowTable::new(opts.flow);
-    let mut defrag = Defragmenter::new();
-    let mut counters = Counters::default();
-    let mut inputs: Vec<InputSummary> = Vec::new();
+    let mut run = Run::new(paths.len() > 1, opts);
     for (i, path) in paths.iter().enumerate() {
-        let mut on_frame = |f: &Frame<'_>| {
-            process_frame(f, &mut table, &mut defrag, &mut counters);
-        };
-        inputs.push(capture::read_input(path, i, &mut on_frame)?);
+        let mut on_frame = |f: &Frame<'_>| run.frame(f);
+        let summary = capture::read_input(path, i, &mut on_frame)?;
+        run.inputs.push(summary);
     }
-    let conns = table.into_connections();
-    Ok(build_report(conns, inputs, counters, &defrag, opts))
+    Ok(run.finish())
+}
+
+/// One analysis in progress.
+struct Run<'o> {
+    opts: &'o Options,
+    table: FlowTable,
+    defrag: Defragmenter,
+    counters: Counters,
+    ctx: Ctx,
+    store: Store,
+    inputs: Vec<InputSummary>,
+    verdicts: BTreeMap<String, u64>,
+    servers: BTreeMap<String, BTreeMap<String, u64>>,
+    evidence: Vec<Evidence>,
+    failed: u64,
+    duplicates: u64,
+    since_sweep: u32,
+    last_sweep: Nanos,
+    peak_live: usize,
+    evicted: Vec<(Conn, crate::flow::Eviction)>,
+    store_error: Option<std::io::Error>,
+}
+
+impl<'o> Run<'o> {
+    fn new(multi_file: bool, opts: &'o Options) -> Self {
+        Run {
+            opts,
+            table: FlowTable::new(opts.flow),
+            defrag: Defragmenter::new(),
+            counters: Counters::default(),
+            ctx: Ctx {
+                capture_start: None,
+                capture_end: 0,
+                multi_file,
+            },
+            store: if opts.memory_records == 0 {
+                Store::default()
+            } else {
+                Store::new(opts.memory_records)
+            },
+            inputs: Vec::new(),
+            verdicts: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            evidence: Vec::new(),
+            failed: 0,
+            duplicates: 0,
+            since_sweep: 0,
+            last_sweep: 0,
+            peak_live: 0,
+            evicted: Vec::new(),
+            store_error: None,
+        }
+    }
+
+    fn frame(&mut self, f: &Frame<'_>) {
+        self.ctx.capture_start.get_or_insert(f.ts);
+        self.ctx.capture_end = self.ctx.capture_end.max(f.ts);
+        process_frame(f, &mut self.table, &mut self.defrag, &mut self.counters);
+        self.since_sweep += 1;
+        if self.since_sweep >= self.opts.flow.sweep_packets {
+            self.sweep();
+        }
+    }
+
+    fn sweep(&mut self) {
+        self.since_sweep = 0;
+        let now = self.ctx.capture_end;
+        self.peak_live = self.peak_live.max(self.table.live());
+        if now.saturating_sub(self.last_sweep) < self.opts.flow.sweep_interval
+            && self.table.live() <= self.opts.flow.max_live
+        {
+            return;
+        }
+        self.last_sweep = now;
+        self.defrag.expire(now, false);
+        let mut out = std::mem::take(&mut self.evicted);
+        self.table.sweep(now, &mut out);
+        for (mut c, _) in out.drain(..) {
+            c.finish();
+            self.settle(&c);
+        }
+        self.evicted = out;
+    }
+
+    /// Summarises a finished connection into the store; its packet state is dropped after.
+    fn settle(&mut self, c: &Conn) {
+        self.duplicates += u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
+        let built = summarise(c, &self.ctx);
+        if !matches_filters(&built.conn, self.opts) {
+            return;
+        }
+        // The verdict code does not depend on the capture point, only its wording does.
+        let code = verdict::judge(&built.facts).code;
+        *self.verdicts.entry(code.as_str().into()).or_default() += 1;
+        if code.is_failure() {
+            self.failed += 1;
+        }
+        let key = crate::report::text::endpoint(&built.conn.server_ip, built.conn.server_port);
+        *self
+            .servers
+            .entry(key)
+            .or_default()
+            .entry(code.as_str().into())
+            .or_default() += 1;
+        self.evidence.push(built.evidence);
+        let rec = Record {
+            conn: built.conn,
+            facts: built.facts,
+            evidence: built.evidence.side,
+        };
+        if let Err(e) = self.store.push(rec) {
+            self.store_error.get_or_insert(e);
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        self.peak_live = self.peak_live.max(self.table.live());
+        for c in self.table.drain() {
+            self.settle(&c);
+        }
+        self.store.finish();
+        let n = self.counters;
+        let (overall_side, overall_text) = vantage::overall(&self.evidence);
+        let vantage_out = match self.opts.vantage {
+            Some(side) => VantageOut {
+                side,
+                decided_by: "override".into(),
+                evidence: "given with --vantage".into(),
+            },
+            None => VantageOut {
+                side: overall_side,
+                decided_by: "inferred".into(),
+                evidence: overall_text,
+            },
+        };
+        let mut servers: Vec<ServerRollup> = std::mem::take(&mut self.servers)
+            .into_iter()
+            .map(|(server, v)| ServerRollup {
+                server,
+                connections: v.values().sum(),
+                verdicts: v,
+            })
+            .collect();
+        servers.sort_by(|a, b| {
+            b.connections
+                .cmp(&a.connections)
+                .then(a.server.cmp(&b.server))
+        });
+        let mut warnings: Vec<String> = Vec::new();
+        for i in &self.inputs {
+            for w in &i.warnings {
+                warnings.push(format!("{}: {w}", i.path));
+            }
+        }
+        if n.unsupported_link > 0 {
+            let lts: Vec<String> = self
+                .inputs
+                .iter()
+                .flat_map(|i| i.link_types.iter())
+                .filter(|(lt, _)| !decode::is_decoded_linktype(*lt))
+                .map(|(lt, count)| format!("{} ({count} packets)", decode::linktype_name(*lt)))
+                .collect();
+            warnings.push(format!(
+                "{} packets on link types this tool does not decode: {}",
+                n.unsupported_link,
+                lts.join(", ")
+            ));
+        }
+        if self.defrag.incomplete() > 0 || self.defrag.dropped > 0 {
+            warnings.push(format!(
+                "{} IP datagrams could not be reassembled from their fragments",
+                self.defrag.incomplete() as u64 + self.defrag.dropped
+            ));
+        }
+        if self.table.evicted_by_cap > 0 {
+            warnings.push(format!(
+                "{} connections were settled early because more than {} were open at once \
+                 (--max-connections); their verdicts may be incomplete",
+                self.table.evicted_by_cap, self.opts.flow.max_live
+            ));
+        }
+        if let Some(e) = &self.store_error {
+            warnings.push(format!(
+                "could not write the temporary file for settled connections ({e}); some \
+                 connections are missing from the report"
+            ));
+        }
+        let capture_start = self.ctx.capture_start.unwrap_or(0);
+        let capture_end = self.ctx.capture_end;
+        let summary = Summary {
+            connections: self.store.len() as u64,
+            failed: self.failed,
+            verdicts: std::mem::take(&mut self.verdicts),
+            servers,
+            packets: n.packets,
+            tcp_packets: n.tcp,
+            duplicates_ignored: self.duplicates,
+            non_ip_packets: n.non_ip,
+            other_ip_packets: n.other_ip,
+            undecoded_packets: n.malformed,
+            unsupported_link_packets: n.unsupported_link,
+            fragments_reassembled: self.defrag.reassembled,
+            first_time: (n.packets > 0).then(|| crate::timefmt::rfc3339_nanos(capture_start)),
+            last_time: (n.packets > 0).then(|| crate::timefmt::rfc3339_nanos(capture_end)),
+            span_s: round6(secs(capture_end - capture_start)),
+            evicted_by_cap: self.table.evicted_by_cap,
+            late_packets: self.table.late_packets,
+            peak_live_connections: self.peak_live as u64,
+        };
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool::default(),
+            captures: self.inputs,
+            vantage: vantage_out,
+            summary,
+            warnings,
+            store: self.store,
+            vantage_override: self.opts.vantage,
+            timeline_limit: self.opts.timeline_limit,
+        }
+    }
 }
 
 fn process_frame(
@@ -149,7 +369,9 @@ fn client_dir(c: &Conn) -> (usize, &'static str) {
 
 /// Context shared by all connections of a capture.
 struct Ctx {
-    capture_start: Nanos,
+    /// Time of the capture's first packet.
+    capture_start: Option<Nanos>,
+    /// Latest packet time seen so far (the end, once the capture is read).
     capture_end: Nanos,
     multi_file: bool,
 }
@@ -158,7 +380,7 @@ impl Ctx {
     fn at(&self, r: FrameRef) -> At {
         At {
             frame: r.frame,
-            t: round6(secs(r.ts - self.capture_start)),
+            t: round6(secs(r.ts - self.capture_start.unwrap_or(r.ts))),
             file: self.multi_file.then_some(r.file),
         }
     }
@@ -671,145 +893,4 @@ fn matches_filters(c: &Connection, o: &Options) -> bool {
         }
     }
     true
-}
-
-fn build_report(
-    conns: Vec<Conn>,
-    inputs: Vec<InputSummary>,
-    n: Counters,
-    defrag: &Defragmenter,
-    opts: &Options,
-) -> Report {
-    let capture_start = inputs.iter().filter_map(|i| i.first_ts).min().unwrap_or(0);
-    let capture_end = inputs.iter().filter_map(|i| i.last_ts).max().unwrap_or(0);
-    let ctx = Ctx {
-        capture_start,
-        capture_end,
-        multi_file: inputs.len() > 1,
-    };
-    let duplicates: u64 = conns
-        .iter()
-        .map(|c| u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates))
-        .sum();
-    let mut built: Vec<Built> = conns.iter().map(|c| summarise(c, &ctx)).collect();
-    drop(conns);
-    let evidence: Vec<Evidence> = built.iter().map(|b| b.evidence).collect();
-    let (overall_side, overall_text) = vantage::overall(&evidence);
-    let vantage_out = match opts.vantage {
-        Some(side) => VantageOut {
-            side,
-            decided_by: "override".into(),
-            evidence: "given with --vantage".into(),
-        },
-        None => VantageOut {
-            side: overall_side,
-            decided_by: "inferred".into(),
-            evidence: overall_text,
-        },
-    };
-    for b in &mut built {
-        let side = match (opts.vantage, b.evidence.side) {
-            (Some(s), _) => s,
-            (None, Side::Unknown) => overall_side,
-            (None, s) => s,
-        };
-        b.facts.vantage = side;
-        let j = verdict::judge(&b.facts);
-        b.conn.vantage = side;
-        b.conn.verdict = j.code;
-        b.conn.explanation = j.explanation;
-        b.conn.next_step = j.next_step;
-        if let Some(limit) = opts.timeline_limit {
-            b.conn.timeline.truncate(limit);
-        }
-    }
-    let mut connections: Vec<Connection> = built
-        .into_iter()
-        .map(|b| b.conn)
-        .filter(|c| matches_filters(c, opts))
-        .collect();
-    connections.sort_by_key(|c| (c.file.unwrap_or(0), c.first_frame, c.stream));
-
-    let mut verdicts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut servers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for c in &connections {
-        *verdicts.entry(c.verdict.as_str().into()).or_default() += 1;
-        let key = match c.server_ip.parse::<IpAddr>() {
-            Ok(IpAddr::V6(a)) => format!("[{a}]:{}", c.server_port),
-            _ => format!("{}:{}", c.server_ip, c.server_port),
-        };
-        *servers
-            .entry(key)
-            .or_default()
-            .entry(c.verdict.as_str().into())
-            .or_default() += 1;
-    }
-    let mut servers: Vec<ServerRollup> = servers
-        .into_iter()
-        .map(|(server, v)| ServerRollup {
-            server,
-            connections: v.values().sum(),
-            verdicts: v,
-        })
-        .collect();
-    servers.sort_by(|a, b| {
-        b.connections
-            .cmp(&a.connections)
-            .then(a.server.cmp(&b.server))
-    });
-    let failed = connections
-        .iter()
-        .filter(|c| c.verdict.is_failure())
-        .count() as u64;
-    let mut warnings: Vec<String> = Vec::new();
-    for i in &inputs {
-        for w in &i.warnings {
-            warnings.push(format!("{}: {w}", i.path));
-        }
-    }
-    if n.unsupported_link > 0 {
-        let lts: Vec<String> = inputs
-            .iter()
-            .flat_map(|i| i.link_types.iter())
-            .filter(|(lt, _)| matches!(decode::linktype_name(*lt).as_str(), s if s.ends_with("(not decoded)")))
-            .map(|(lt, count)| format!("{} ({count} packets)", decode::linktype_name(*lt)))
-            .collect();
-        warnings.push(format!(
-            "{} packets on link types this tool does not decode: {}",
-            n.unsupported_link,
-            lts.join(", ")
-        ));
-    }
-    if defrag.incomplete() > 0 || defrag.dropped > 0 {
-        warnings.push(format!(
-            "{} IP datagrams could not be reassembled from their fragments",
-            defrag.incomplete() as u64 + defrag.dropped
-        ));
-    }
-    let summary = Summary {
-        connections: connections.len() as u64,
-        failed,
-        verdicts,
-        servers,
-        packets: n.packets,
-        tcp_packets: n.tcp,
-        duplicates_ignored: duplicates,
-        non_ip_packets: n.non_ip,
-        other_ip_packets: n.other_ip,
-        undecoded_packets: n.malformed,
-        unsupported_link_packets: n.unsupported_link,
-        fragments_reassembled: defrag.reassembled,
-        first_time: (n.packets > 0).then(|| crate::timefmt::rfc3339_nanos(capture_start)),
-        last_time: (n.packets > 0).then(|| crate::timefmt::rfc3339_nanos(capture_end)),
-        span_s: round6(secs(capture_end - capture_start)),
-    };
-    Report {
-        schema_version: SCHEMA_VERSION,
-        tool: Tool::default(),
-        captures: inputs,
-        vantage: vantage_out,
-        summary,
-        warnings,
-        connections,
-    }
 }

@@ -37,6 +37,23 @@ pub fn linktype_name(lt: u32) -> String {
     }
 }
 
+/// Whether [`decode`] understands this link type.
+pub fn is_decoded_linktype(lt: u32) -> bool {
+    matches!(
+        lt,
+        LINKTYPE_NULL
+            | LINKTYPE_ETHERNET
+            | LINKTYPE_RAW_BSD1
+            | LINKTYPE_RAW_BSD2
+            | LINKTYPE_RAW
+            | LINKTYPE_LOOP
+            | LINKTYPE_LINUX_SLL
+            | LINKTYPE_IPV4
+            | LINKTYPE_IPV6
+            | LINKTYPE_LINUX_SLL2
+    )
+}
+
 /// SLL/SLL2 packet type: who the capturing host thought the packet was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketType {

@@ -21,12 +21,32 @@ use std::net::IpAddr;
 pub struct FlowConfig {
     /// Bytes of each direction handed to the TLS layer.
     pub reassembly_cap: u64,
+    /// Connections open at once before the least recently active are settled early.
+    pub max_live: usize,
+    /// A closed connection is settled after this much quiet capture time (late ACKs,
+    /// retransmitted FINs still join it).
+    pub close_linger: Nanos,
+    /// An open connection with no packet for this long is settled.
+    pub idle_timeout: Nanos,
+    /// How long a settled connection's 4-tuple is remembered (so late packets are not a new
+    /// stream).
+    pub tombstone_timeout: Nanos,
+    /// Sweep for settled connections after this many packets...
+    pub sweep_packets: u32,
+    /// ...and at most once per this much capture time (unless over the live cap).
+    pub sweep_interval: Nanos,
 }
 
 impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
             reassembly_cap: 1 << 20,
+            max_live: 200_000,
+            close_linger: 5_000_000_000,
+            idle_timeout: 300_000_000_000,
+            tombstone_timeout: 600_000_000_000,
+            sweep_packets: 8192,
+            sweep_interval: 1_000_000_000,
         }
     }
 }
@@ -240,6 +260,11 @@ impl Conn {
         }
     }
 
+    /// RST seen, or FIN both ways.
+    pub fn is_closed(&self) -> bool {
+        self.dirs.iter().any(|d| d.rst.is_some()) || self.dirs.iter().all(|d| d.fin.is_some())
+    }
+
     fn dir_of(&self, src: &Endpoint) -> usize {
         if *src == self.ends[0] {
             0
@@ -249,8 +274,13 @@ impl Conn {
     }
 
     fn log(&mut self, at: FrameRef, dir: usize, kind: EventKind) {
-        // Teardown and errors are always kept; data only while there is room.
+        // Teardown and errors are always kept; data only while there is room and while the
+        // handshake is still open.
         let essential = !matches!(kind, EventKind::Data { .. });
+        if !essential && self.tls.facts.handshake_done.is_some() {
+            self.events_dropped += 1;
+            return;
+        }
         if self.events.len() < MAX_EVENTS || (essential && self.events.len() < MAX_EVENTS + 16) {
             self.events.push(Event { at, dir, kind });
         } else {
@@ -443,37 +473,73 @@ impl Conn {
     }
 }
 
-/// All connections of a capture, by first packet.
+/// Index entry of a 4-tuple: the stream it currently maps to, and what port-reuse detection
+/// needs once the connection itself has been settled and freed.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    stream: u64,
+    /// `ends[0]` of the connection, to orient packets.
+    first_src: Endpoint,
+    first_seq: [Option<u32>; 2],
+    last_ts: Nanos,
+    live: bool,
+}
+
+/// Why a connection left the table early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// Closed (RST, or FIN both ways) and quiet since.
+    Closed,
+    /// No packet for the idle timeout.
+    Idle,
+    /// The live-connection cap was reached and this was the least recently active.
+    Cap,
+}
+
+/// All connections of a capture, by first packet. Settled connections are handed out by
+/// [`sweep`](FlowTable::sweep) so their state can be freed; a small tombstone keeps their
+/// 4-tuple so late packets do not open a new stream.
 #[derive(Debug, Default)]
 pub struct FlowTable {
     cfg: FlowConfig,
-    index: FxHashMap<FlowKey, usize>,
-    conns: Vec<Conn>,
+    index: FxHashMap<FlowKey, Slot>,
+    live: FxHashMap<u64, Conn>,
+    next_stream: u64,
+    /// Packets of connections already settled and freed.
+    pub late_packets: u64,
+    pub evicted_by_cap: u64,
+    pub evicted_idle: u64,
 }
 
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> Self {
         FlowTable {
             cfg,
-            index: FxHashMap::default(),
-            conns: Vec::new(),
+            ..Default::default()
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.conns.len()
+    /// Connections currently open in the table.
+    pub fn live(&self) -> usize {
+        self.live.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
-    }
-
-    fn open(&mut self, src: Endpoint, dst: Endpoint, at: FrameRef) -> usize {
-        let idx = self.conns.len();
-        self.conns
-            .push(Conn::new(idx as u64, src, dst, at, &self.cfg));
-        self.index.insert(FlowKey::new(src, dst), idx);
-        idx
+    fn open(&mut self, src: Endpoint, dst: Endpoint, at: FrameRef) -> u64 {
+        let stream = self.next_stream;
+        self.next_stream += 1;
+        self.live
+            .insert(stream, Conn::new(stream, src, dst, at, &self.cfg));
+        self.index.insert(
+            FlowKey::new(src, dst),
+            Slot {
+                stream,
+                first_src: src,
+                first_seq: [None, None],
+                last_ts: at.ts,
+                live: true,
+            },
+        );
+        stream
     }
 
     /// Adds one TCP segment.
@@ -493,23 +559,34 @@ impl FlowTable {
             port: seg.dport,
         };
         let key = FlowKey::new(src, dst);
-        let idx = match self.index.get(&key) {
-            Some(&i) => {
-                let c = &self.conns[i];
-                let d = c.dir_of(&src);
+        let stream = match self.index.get(&key).copied() {
+            Some(slot) => {
+                let d = usize::from(src != slot.first_src);
                 let pure_syn = seg.syn() && !seg.has_ack();
                 // Port reuse: a SYN with a new ISN on a known 4-tuple is a new stream.
-                if pure_syn && c.dirs[d].first_seq.is_some_and(|s| s != seg.seq) {
+                if pure_syn && slot.first_seq[d].is_some_and(|s| s != seg.seq) {
                     self.open(src, dst, at)
+                } else if slot.live {
+                    slot.stream
                 } else {
-                    i
+                    self.late_packets += 1;
+                    if let Some(s) = self.index.get_mut(&key) {
+                        s.last_ts = at.ts;
+                    }
+                    return;
                 }
             }
             None => self.open(src, dst, at),
         };
-        let c = &mut self.conns[idx];
+        let Some(c) = self.live.get_mut(&stream) else {
+            return;
+        };
         let d = c.dir_of(&src);
         c.on_segment(d, seg, at, iface, pkttype);
+        if let Some(slot) = self.index.get_mut(&key) {
+            slot.last_ts = at.ts;
+            slot.first_seq = [c.dirs[0].first_seq, c.dirs[1].first_seq];
+        }
     }
 
     /// Adds an ICMP error; it joins the connection whose headers it quotes.
@@ -526,15 +603,23 @@ impl FlowTable {
             port: q.dport,
         };
         let key = FlowKey::new(src, dst);
-        let idx = match self.index.get(&key) {
-            Some(&i) => i,
+        let stream = match self.index.get(&key).copied() {
+            Some(slot) if slot.live => slot.stream,
+            Some(_) => {
+                self.late_packets += 1;
+                return;
+            }
             None => {
-                let i = self.open(src, dst, at);
-                self.conns[i].icmp_only = true;
-                i
+                let s = self.open(src, dst, at);
+                if let Some(c) = self.live.get_mut(&s) {
+                    c.icmp_only = true;
+                }
+                s
             }
         };
-        let c = &mut self.conns[idx];
+        let Some(c) = self.live.get_mut(&stream) else {
+            return;
+        };
         let d = c.dir_of(&src);
         let quoted_dir = Some(d);
         c.last = at;
@@ -561,12 +646,73 @@ impl FlowTable {
         );
     }
 
-    /// Ends the capture: every connection, in stream order, finished.
-    pub fn into_connections(mut self) -> Vec<Conn> {
-        for c in &mut self.conns {
+    /// Hands out connections whose outcome is settled at capture time `now`: closed ones quiet
+    /// for [`FlowConfig::close_linger`], idle ones past [`FlowConfig::idle_timeout`], and the
+    /// least recently active beyond [`FlowConfig::max_live`]. Forgets old tombstones.
+    pub fn sweep(&mut self, now: Nanos, out: &mut Vec<(Conn, Eviction)>) {
+        let cfg = self.cfg;
+        let mut gone: Vec<(u64, Eviction)> = Vec::new();
+        for (stream, c) in &self.live {
+            let quiet = now.saturating_sub(c.last.ts);
+            if c.is_closed() && quiet >= cfg.close_linger {
+                gone.push((*stream, Eviction::Closed));
+            } else if quiet >= cfg.idle_timeout {
+                gone.push((*stream, Eviction::Idle));
+            }
+        }
+        let over = (self.live.len() - gone.len()).saturating_sub(cfg.max_live);
+        if over > 0 {
+            // Evict down to 90 % of the cap, least recently active first.
+            let target = over + cfg.max_live / 10;
+            let mut candidates: Vec<(Nanos, u64)> = self
+                .live
+                .iter()
+                .filter(|(s, _)| !gone.iter().any(|(g, _)| g == *s))
+                .map(|(s, c)| (c.last.ts, *s))
+                .collect();
+            candidates.sort_unstable();
+            gone.extend(
+                candidates
+                    .into_iter()
+                    .take(target)
+                    .map(|(_, s)| (s, Eviction::Cap)),
+            );
+        }
+        for (stream, why) in gone {
+            if let Some(c) = self.live.remove(&stream) {
+                match why {
+                    Eviction::Cap => self.evicted_by_cap += 1,
+                    Eviction::Idle => self.evicted_idle += 1,
+                    Eviction::Closed => {}
+                }
+                let key = FlowKey::new(c.ends[0], c.ends[1]);
+                if let Some(slot) = self.index.get_mut(&key) {
+                    if slot.stream == stream {
+                        slot.live = false;
+                    }
+                }
+                out.push((c, why));
+            }
+        }
+        let keep = cfg.tombstone_timeout;
+        self.index
+            .retain(|_, s| s.live || now.saturating_sub(s.last_ts) < keep);
+    }
+
+    /// Ends the capture: every connection still open, finished.
+    pub fn drain(&mut self) -> Vec<Conn> {
+        let mut v: Vec<Conn> = self.live.drain().map(|(_, c)| c).collect();
+        v.sort_by_key(|c| c.stream);
+        self.index.clear();
+        for c in &mut v {
             c.finish();
         }
-        self.conns
+        v
+    }
+
+    /// Ends the capture and returns every connection (for tests and small captures).
+    pub fn into_connections(mut self) -> Vec<Conn> {
+        self.drain()
     }
 }
 

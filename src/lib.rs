@@ -26,6 +26,7 @@ pub mod flow;
 pub mod model;
 pub mod reassembly;
 pub mod report;
+pub mod store;
 pub mod timefmt;
 pub mod tls;
 pub mod vantage;

@@ -58,6 +58,9 @@ struct Cli {
     /// Bytes of each direction analysed per connection.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     reassembly_cap: u64,
+    /// Connections open at once before the least recently active are settled early.
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    max_connections: usize,
     /// No progress output.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -85,8 +88,11 @@ fn main() -> ExitCode {
         server: cli.server,
         flow: tlsdiag::flow::FlowConfig {
             reassembly_cap: cli.reassembly_cap,
+            max_live: cli.max_connections,
+            ..Default::default()
         },
         timeline_limit: None,
+        memory_records: 0,
     };
     let report = match tlsdiag::analyze(&cli.inputs, &opts) {
         Ok(r) => r,
@@ -109,10 +115,11 @@ fn main() -> ExitCode {
         FormatArg::Ndjson => Format::Ndjson,
         FormatArg::Markdown => Format::Markdown,
     };
-    let text = report::render(&report, format, &render_opts);
-    let mut lock = stdout.lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let written =
+        report::render_to(&report, format, &render_opts, &mut out).and_then(|_| out.flush());
     // A closed pipe (`| head`) is not an error.
-    if let Err(e) = lock.write_all(text.as_bytes()).and_then(|_| lock.flush()) {
+    if let Err(e) = written {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("tlsdiag: cannot write output: {e}");
             return ExitCode::from(2);

@@ -5,13 +5,14 @@
 //! summarised and its packet state freed as soon as its outcome is settled.
 
 use crate::capture::InputSummary;
+use crate::store::Store;
 use crate::verdict::{Side, VerdictCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Where something was seen: a frame of an input, and seconds since the capture's first packet.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct At {
     pub frame: u64,
     pub t: f64,
@@ -20,7 +21,7 @@ pub struct At {
     pub file: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertOut {
     /// "client" or "server".
     pub sender: String,
@@ -34,7 +35,7 @@ pub struct AlertOut {
     pub frame: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IcmpOut {
     #[serde(rename = "type")]
     pub icmp_type: u8,
@@ -49,7 +50,7 @@ pub struct IcmpOut {
     pub mtu: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub frame: u64,
     /// Seconds since the connection's first packet.
@@ -62,14 +63,14 @@ pub struct TimelineEntry {
 }
 
 /// Cleartext HTTP seen on the connection.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HttpOut {
     pub request_line: Option<String>,
     pub status_line: Option<String>,
 }
 
 /// One TCP connection: facts, verdict, explanation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
     pub stream: u64,
     pub client_ip: String,
@@ -167,10 +168,18 @@ pub struct Summary {
     pub first_time: Option<String>,
     pub last_time: Option<String>,
     pub span_s: f64,
+    /// Connections settled early because the live-connection cap was reached.
+    pub evicted_by_cap: u64,
+    /// Packets that arrived for connections already settled and freed.
+    pub late_packets: u64,
+    /// Most connections open at once.
+    pub peak_live_connections: u64,
 }
 
-/// The whole analysis, as `--format json` prints it.
-#[derive(Debug, Clone, Serialize)]
+/// The whole analysis. Connections live in a [`Store`] (memory, or a spill file for big
+/// captures) and come back in first-frame order, worded for the capture point decided once
+/// the whole capture was read.
+#[derive(Debug)]
 pub struct Report {
     pub schema_version: u32,
     pub tool: Tool,
@@ -178,7 +187,47 @@ pub struct Report {
     pub vantage: VantageOut,
     pub summary: Summary,
     pub warnings: Vec<String>,
-    pub connections: Vec<Connection>,
+    pub(crate) store: Store,
+    pub(crate) vantage_override: Option<Side>,
+    pub(crate) timeline_limit: Option<usize>,
+}
+
+impl Report {
+    /// Number of connections reported.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// Connection `i` in output order, with its verdict worded for its capture point.
+    pub fn connection(&self, i: usize) -> std::io::Result<Connection> {
+        let rec = self.store.get(i)?;
+        let side = match (self.vantage_override, rec.evidence) {
+            (Some(s), _) => s,
+            (None, Side::Unknown) => self.vantage.side,
+            (None, s) => s,
+        };
+        let mut facts = rec.facts;
+        facts.vantage = side;
+        let j = crate::verdict::judge(&facts);
+        let mut c = rec.conn;
+        c.vantage = side;
+        c.verdict = j.code;
+        c.explanation = j.explanation;
+        c.next_step = j.next_step;
+        if let Some(limit) = self.timeline_limit {
+            c.timeline.truncate(limit);
+        }
+        Ok(c)
+    }
+
+    /// All connections in output order.
+    pub fn connections(&self) -> impl Iterator<Item = std::io::Result<Connection>> + '_ {
+        (0..self.len()).map(|i| self.connection(i))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

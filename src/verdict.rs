@@ -5,11 +5,11 @@
 //! Rules are checked in a fixed order (path errors, TCP setup, TLS answers, silence), and the
 //! first that matches decides.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Stable verdict codes: the same in every output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictCode {
     TlsOk,
@@ -87,7 +87,7 @@ impl fmt::Display for VerdictCode {
 }
 
 /// Capture point: where the capture was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// On the client (gateway, proxy) host.
@@ -109,7 +109,7 @@ impl fmt::Display for Side {
 }
 
 /// A frame and its time in seconds since the connection's first packet.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Ev {
     pub frame: u64,
     pub t: f64,
@@ -121,7 +121,7 @@ impl fmt::Display for Ev {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct IcmpFacts {
     pub at: Ev,
     pub description: String,
@@ -136,7 +136,7 @@ pub struct IcmpFacts {
     pub quotes_client: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AlertFacts {
     pub at: Ev,
     pub from_server: bool,
@@ -147,7 +147,7 @@ pub struct AlertFacts {
 }
 
 /// Everything the rules look at, in client/server terms.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ConnFacts {
     pub vantage: Side,
     pub server: String,

@@ -161,3 +161,53 @@ fn every_core_verdict_has_a_real_sample() {
         .collect();
     assert!(missing.is_empty(), "verdicts without a sample: {missing:?}");
 }
+
+/// Settling connections early, spilling them to disk and reading them back must not change a
+/// single byte of the report.
+#[test]
+fn eviction_and_spilling_do_not_change_the_report() {
+    use tlsdiag::report::{render, Format, RenderOptions};
+    let path = samples_dir().join("mixed.pcap").display().to_string();
+    let plain = tlsdiag::analyze(std::slice::from_ref(&path), &tlsdiag::Options::default())
+        .expect("analyse");
+    let tight = tlsdiag::Options {
+        memory_records: 2,
+        flow: tlsdiag::flow::FlowConfig {
+            close_linger: 100_000_000, // 0.1 s of capture time
+            sweep_packets: 1,
+            sweep_interval: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut squeezed = tlsdiag::analyze(std::slice::from_ref(&path), &tight).expect("analyse");
+    // The one figure that must differ: fewer connections were open at once.
+    assert!(squeezed.summary.peak_live_connections < plain.summary.peak_live_connections);
+    squeezed.summary.peak_live_connections = plain.summary.peak_live_connections;
+    let ro = RenderOptions {
+        all: true,
+        ..Default::default()
+    };
+    for f in [Format::Json, Format::Text, Format::Markdown] {
+        let (a, b) = (render(&plain, f, &ro), render(&squeezed, f, &ro));
+        assert!(!a.is_empty());
+        let diff: Vec<String> = a
+            .lines()
+            .zip(b.lines())
+            .enumerate()
+            .filter(|(_, (x, y))| x != y)
+            .take(5)
+            .map(|(i, (x, y))| format!("line {}: {x:?} vs {y:?}", i + 1))
+            .collect();
+        assert!(
+            diff.is_empty() && a.len() == b.len(),
+            "{f:?} differs:\n{}",
+            diff.join("\n")
+        );
+    }
+    assert_eq!(plain.len(), 20);
+    assert!(
+        squeezed.summary.late_packets == 0,
+        "a settled connection got more packets"
+    );
+}

@@ -1,30 +1,56 @@
 //! JSON: one document (`--format json`) or one connection per line (`--format ndjson`).
+//! The document is written piece by piece so its size never has to fit in memory.
 
 use crate::model::Report;
+use std::io::{self, Write};
 
-pub fn render(r: &Report) -> String {
-    let mut s =
-        serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-    s.push('\n');
-    s
+fn json<T: serde::Serialize>(v: &T) -> io::Result<String> {
+    serde_json::to_string_pretty(v).map_err(io::Error::other)
+}
+
+/// Indents every line after the first by `n` spaces (to nest a pretty-printed value).
+fn indent(s: &str, n: usize) -> String {
+    s.replace('\n', &format!("\n{}", " ".repeat(n)))
+}
+
+pub fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, "{{")?;
+    writeln!(w, "  \"schema_version\": {},", r.schema_version)?;
+    writeln!(w, "  \"tool\": {},", indent(&json(&r.tool)?, 2))?;
+    writeln!(w, "  \"captures\": {},", indent(&json(&r.captures)?, 2))?;
+    writeln!(w, "  \"vantage\": {},", indent(&json(&r.vantage)?, 2))?;
+    writeln!(w, "  \"summary\": {},", indent(&json(&r.summary)?, 2))?;
+    writeln!(w, "  \"warnings\": {},", indent(&json(&r.warnings)?, 2))?;
+    write!(w, "  \"connections\": [")?;
+    for (i, c) in r.connections().enumerate() {
+        let c = c?;
+        write!(
+            w,
+            "{}\n    {}",
+            if i == 0 { "" } else { "," },
+            indent(&json(&c)?, 4)
+        )?;
+    }
+    if r.is_empty() {
+        writeln!(w, "]")?;
+    } else {
+        writeln!(w, "\n  ]")?;
+    }
+    writeln!(w, "}}")
 }
 
 /// One JSON object per connection, then a final `{"summary": ...}` line.
-pub fn render_ndjson(r: &Report) -> String {
-    let mut out = String::new();
-    for c in &r.connections {
-        if let Ok(line) = serde_json::to_string(c) {
-            out.push_str(&line);
-            out.push('\n');
-        }
+pub fn render_ndjson(r: &Report, w: &mut dyn Write) -> io::Result<()> {
+    for c in r.connections() {
+        serde_json::to_writer(&mut *w, &c?).map_err(io::Error::other)?;
+        writeln!(w)?;
     }
     let tail = serde_json::json!({
         "summary": r.summary,
         "vantage": r.vantage,
         "warnings": r.warnings,
+        "captures": r.captures,
         "schema_version": r.schema_version,
     });
-    out.push_str(&tail.to_string());
-    out.push('\n');
-    out
+    writeln!(w, "{tail}")
 }

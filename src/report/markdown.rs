@@ -6,7 +6,7 @@ use super::RenderOptions;
 use crate::decode::linktype_name;
 use crate::model::{Connection, Report};
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::io::{self, Write};
 
 /// Escapes text for a Markdown table cell or paragraph.
 pub fn cell(s: &str) -> String {
@@ -24,161 +24,172 @@ pub fn cell(s: &str) -> String {
     out
 }
 
-fn headline(r: &Report) -> String {
+/// A distinct problem: one verdict towards one server.
+struct Group {
+    count: u64,
+    example: Connection,
+    streams: Vec<u64>,
+}
+
+fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
     let s = &r.summary;
     if s.connections == 0 {
         return "No TCP connections in the capture.".into();
     }
-    // The most common failure to the busiest failing server.
-    let mut groups: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
-    for c in r.connections.iter().filter(|c| c.verdict.is_failure()) {
-        *groups
-            .entry((
-                super::text::endpoint(&c.server_ip, c.server_port),
-                c.verdict.as_str(),
-            ))
-            .or_default() += 1;
-    }
-    let Some(((server, verdict), n)) = groups.iter().max_by_key(|(_, n)| **n) else {
+    let Some(((verdict, server), g)) = groups
+        .iter()
+        .filter(|(_, g)| g.example.verdict.is_failure())
+        .max_by_key(|(_, g)| g.count)
+    else {
         return format!(
             "All {} connection(s) completed their handshake or carried no TLS.",
             s.connections
         );
     };
-    let to_server = r
-        .connections
+    let to_server = s
+        .servers
         .iter()
-        .filter(|c| super::text::endpoint(&c.server_ip, c.server_port) == *server)
-        .count();
-    let example = r.connections.iter().find(|c| {
-        c.verdict.as_str() == *verdict
-            && super::text::endpoint(&c.server_ip, c.server_port) == *server
-    });
+        .find(|sv| sv.server == *server)
+        .map_or(g.count, |sv| sv.connections);
     let mut h = format!(
-        "{n} of {to_server} connection(s) to {} ended in `{verdict}`",
+        "{} of {to_server} connection(s) to {} ended in `{verdict}`",
+        g.count,
         cell(server)
     );
-    if let Some(c) = example {
-        if let Some(g) = c.gave_up_after_s {
-            h.push_str(&format!("; the client gave up after {g:.1} s"));
-            if let Some(m) = &c.timeout_match {
-                h.push_str(&format!(", {}", cell(m)));
-            }
+    if let Some(gv) = g.example.gave_up_after_s {
+        h.push_str(&format!("; the client gave up after {gv:.1} s"));
+        if let Some(m) = &g.example.timeout_match {
+            h.push_str(&format!(", {}", cell(m)));
         }
     }
     h.push('.');
     h
 }
 
-pub fn render(r: &Report, o: &RenderOptions) -> String {
-    let mut out = String::new();
+pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+    // One pass to group the connections by distinct problem.
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+    for c in r.connections() {
+        let c = c?;
+        if !(o.all || c.verdict.is_failure()) {
+            continue;
+        }
+        let key = (
+            c.verdict.as_str().to_string(),
+            super::text::endpoint(&c.server_ip, c.server_port),
+        );
+        match groups.get_mut(&key) {
+            Some(g) => {
+                g.count += 1;
+                if g.streams.len() < 20 {
+                    g.streams.push(c.stream);
+                }
+            }
+            None => {
+                let stream = c.stream;
+                groups.insert(
+                    key,
+                    Group {
+                        count: 1,
+                        example: c,
+                        streams: vec![stream],
+                    },
+                );
+            }
+        }
+    }
     let s = &r.summary;
-    let _ = writeln!(out, "## tlsdiag: TLS handshake findings\n");
-    let _ = writeln!(out, "**{}**\n", headline(r));
-    let _ = writeln!(out, "### Capture\n");
-    let _ = writeln!(out, "| file | format | packets | link types |");
-    let _ = writeln!(out, "|---|---|---|---|");
+    writeln!(w, "## tlsdiag: TLS handshake findings\n")?;
+    writeln!(w, "**{}**\n", headline(r, &groups))?;
+    writeln!(w, "### Capture\n")?;
+    writeln!(w, "| file | format | packets | link types |")?;
+    writeln!(w, "|---|---|---|---|")?;
     for c in &r.captures {
         let links: Vec<String> = c
             .link_types
             .iter()
             .map(|(lt, _)| linktype_name(*lt))
             .collect();
-        let _ = writeln!(
-            out,
+        writeln!(
+            w,
             "| {} | {} | {} | {} |",
-            cell(&c.path),
+            cell(&crate::escape::text(&c.path)),
             c.format.map(|f| f.to_string()).unwrap_or_default(),
             c.packets,
             cell(&links.join(", "))
-        );
+        )?;
     }
     if let (Some(a), Some(b)) = (&s.first_time, &s.last_time) {
-        let _ = writeln!(out, "\nSpan: {a} to {b} ({:.1} s).", s.span_s);
+        writeln!(w, "\nSpan: {a} to {b} ({:.1} s).", s.span_s)?;
     }
-    let _ = writeln!(
-        out,
+    writeln!(
+        w,
         "Capture point: **{} side** ({}: {}).\n",
         r.vantage.side,
         r.vantage.decided_by,
         cell(&r.vantage.evidence)
-    );
-    let _ = writeln!(out, "### Verdicts\n");
-    let _ = writeln!(out, "| verdict | connections |");
-    let _ = writeln!(out, "|---|---|");
+    )?;
+    writeln!(w, "### Verdicts\n")?;
+    writeln!(w, "| verdict | connections |")?;
+    writeln!(w, "|---|---|")?;
     for (v, n) in &s.verdicts {
-        let _ = writeln!(out, "| `{v}` | {n} |");
+        writeln!(w, "| `{v}` | {n} |")?;
     }
-    let _ = writeln!(out, "\n### Servers\n");
-    let _ = writeln!(out, "| server | connections | verdicts |");
-    let _ = writeln!(out, "|---|---|---|");
+    writeln!(w, "\n### Servers\n")?;
+    writeln!(w, "| server | connections | verdicts |")?;
+    writeln!(w, "|---|---|---|")?;
     for sv in &s.servers {
         let d: Vec<String> = sv
             .verdicts
             .iter()
             .map(|(v, n)| format!("{n} `{v}`"))
             .collect();
-        let _ = writeln!(
-            out,
+        writeln!(
+            w,
             "| {} | {} | {} |",
             cell(&sv.server),
             sv.connections,
             d.join(", ")
-        );
+        )?;
     }
-    // One section per distinct problem.
-    let mut groups: BTreeMap<(&'static str, String), Vec<&Connection>> = BTreeMap::new();
-    for c in r
-        .connections
-        .iter()
-        .filter(|c| o.all || c.verdict.is_failure())
-    {
-        groups
-            .entry((
-                c.verdict.as_str(),
-                super::text::endpoint(&c.server_ip, c.server_port),
-            ))
-            .or_default()
-            .push(c);
-    }
-    for ((verdict, server), conns) in &groups {
-        let Some(ex) = conns.first() else { continue };
-        let _ = writeln!(
-            out,
+    for ((verdict, server), g) in &groups {
+        let ex = &g.example;
+        writeln!(
+            w,
             "\n### `{verdict}`: {} connection(s) to {}\n",
-            conns.len(),
+            g.count,
             cell(server)
-        );
-        let streams: Vec<String> = conns
-            .iter()
-            .take(20)
-            .map(|c| c.stream.to_string())
-            .collect();
-        let _ = writeln!(
-            out,
+        )?;
+        let streams: Vec<String> = g.streams.iter().map(u64::to_string).collect();
+        writeln!(
+            w,
             "Streams: {}{}.\n",
             streams.join(", "),
-            if conns.len() > 20 { ", ..." } else { "" }
-        );
-        let _ = writeln!(
-            out,
+            if g.count > g.streams.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            w,
             "Example, stream {}: {}.\n",
             ex.stream,
             cell(&ex.explanation)
-        );
-        let _ = writeln!(
-            out,
+        )?;
+        writeln!(
+            w,
             "**Next step ({} side):** {}\n",
             ex.vantage,
             cell(&ex.next_step)
-        );
-        let _ = writeln!(out, "Wireshark: `tcp.stream eq {}`\n", ex.stream);
+        )?;
+        writeln!(w, "Wireshark: `tcp.stream eq {}`\n", ex.stream)?;
         if !ex.timeline.is_empty() {
-            let _ = writeln!(out, "| frame | time (s) | dir | event |");
-            let _ = writeln!(out, "|---:|---:|:---:|---|");
+            writeln!(w, "| frame | time (s) | direction | event |")?;
+            writeln!(w, "|---:|---:|:---:|---|")?;
             for e in ex.timeline.iter().take(40) {
-                let _ = writeln!(
-                    out,
+                writeln!(
+                    w,
                     "| {} | {:.6} | {} | {} |",
                     e.frame,
                     e.t,
@@ -189,17 +200,17 @@ pub fn render(r: &Report, o: &RenderOptions) -> String {
                         _ => "",
                     },
                     cell(&e.event)
-                );
+                )?;
             }
         }
     }
     if !r.warnings.is_empty() {
-        let _ = writeln!(out, "\n### Warnings\n");
-        for w in &r.warnings {
-            let _ = writeln!(out, "- {}", cell(&crate::escape::text(w)));
+        writeln!(w, "\n### Warnings\n")?;
+        for x in &r.warnings {
+            writeln!(w, "- {}", cell(&crate::escape::text(x)))?;
         }
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::RenderOptions;
 use crate::decode::linktype_name;
 use crate::model::{Connection, Report};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
-use std::fmt::Write;
+use std::io::{self, Write};
 
 /// How many connections of one (verdict, server) group are explained in full.
 const DETAILED_PER_GROUP: usize = 3;
@@ -73,9 +73,24 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
     parts.join("; ")
 }
 
-pub fn render(r: &Report, o: &RenderOptions) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{} {}", paint("tlsdiag", "1", o.color), r.tool.version);
+/// Rows of the connection table printed without `--all`.
+const TABLE_ROWS: usize = 1000;
+
+fn table(o: &RenderOptions) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec![
+            "stream", "client", "server", "SNI", "verdict", "evidence",
+        ]);
+    if let Some(w) = o.width {
+        t.set_width(w);
+    }
+    t
+}
+
+pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, "{} {}", paint("tlsdiag", "1", o.color), r.tool.version)?;
     for (i, c) in r.captures.iter().enumerate() {
         let links: Vec<String> = c
             .link_types
@@ -88,8 +103,8 @@ pub fn render(r: &Report, o: &RenderOptions) -> String {
             Some(crate::capture::Compression::Zstd) => ", zstd",
             None => "",
         };
-        let _ = writeln!(
-            out,
+        writeln!(
+            w,
             "Capture {}: {} ({fmt}{comp}), {} packets, {}",
             i,
             crate::escape::text(&c.path),
@@ -99,79 +114,92 @@ pub fn render(r: &Report, o: &RenderOptions) -> String {
             } else {
                 links.join(", ")
             }
-        );
+        )?;
     }
     let s = &r.summary;
     if let (Some(a), Some(b)) = (&s.first_time, &s.last_time) {
-        let _ = writeln!(out, "Time: {a} to {b} ({:.1} s)", s.span_s);
+        writeln!(w, "Time: {a} to {b} ({:.1} s)", s.span_s)?;
     }
-    let _ = writeln!(
-        out,
+    writeln!(
+        w,
         "Capture point: {} side ({}: {})",
         r.vantage.side, r.vantage.decided_by, r.vantage.evidence
-    );
-    let _ = writeln!(
-        out,
+    )?;
+    writeln!(
+        w,
         "Connections: {} ({} did not succeed); TCP packets {}, duplicates from -i any ignored {}",
         s.connections, s.failed, s.tcp_packets, s.duplicates_ignored
-    );
+    )?;
     for (v, n) in &s.verdicts {
-        let _ = writeln!(out, "  {v:<24} {n}");
+        writeln!(w, "  {v:<24} {n}")?;
     }
     if !s.servers.is_empty() {
-        let _ = writeln!(out, "Servers:");
+        writeln!(w, "Servers:")?;
         for sv in s.servers.iter().take(20) {
             let detail: Vec<String> = sv
                 .verdicts
                 .iter()
                 .map(|(v, n)| format!("{n} {v}"))
                 .collect();
-            let _ = writeln!(
-                out,
+            writeln!(
+                w,
                 "  {}: {} connection(s), {}",
                 sv.server,
                 sv.connections,
                 detail.join(", ")
-            );
+            )?;
         }
         if s.servers.len() > 20 {
-            let _ = writeln!(out, "  ... and {} more servers", s.servers.len() - 20);
+            writeln!(w, "  ... and {} more servers", s.servers.len() - 20)?;
         }
     }
 
-    let listed: Vec<&Connection> = r
-        .connections
-        .iter()
-        .filter(|c| o.all || c.verdict.is_failure())
-        .collect();
-    if !listed.is_empty() {
-        let mut t = Table::new();
-        t.load_style(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_header(vec![
-                "stream", "client", "server", "SNI", "verdict", "evidence",
-            ]);
-        if let Some(w) = o.width {
-            t.set_width(w);
+    let listed = |c: &Connection| o.all || c.verdict.is_failure();
+    let mut t = table(o);
+    let mut rows = 0usize;
+    let mut not_shown = 0usize;
+    for c in r.connections() {
+        let c = c?;
+        if !listed(&c) {
+            continue;
         }
-        for c in &listed {
-            t.add_row(vec![
-                c.stream.to_string(),
-                endpoint(&c.client_ip, c.client_port),
-                endpoint(&c.server_ip, c.server_port),
-                c.sni.clone().unwrap_or_default(),
-                paint(c.verdict.as_str(), verdict_colour(c), o.color),
-                key_evidence(c),
-            ]);
+        if rows >= TABLE_ROWS && !o.all {
+            not_shown += 1;
+            continue;
         }
-        let _ = writeln!(out, "\n{t}");
+        t.add_row(vec![
+            c.stream.to_string(),
+            endpoint(&c.client_ip, c.client_port),
+            endpoint(&c.server_ip, c.server_port),
+            c.sni.clone().unwrap_or_default(),
+            paint(c.verdict.as_str(), verdict_colour(&c), o.color),
+            key_evidence(&c),
+        ]);
+        rows += 1;
+        if rows.is_multiple_of(TABLE_ROWS) {
+            writeln!(w, "\n{t}")?;
+            t = table(o);
+        }
+    }
+    if !rows.is_multiple_of(TABLE_ROWS) {
+        writeln!(w, "\n{t}")?;
+    }
+    if not_shown > 0 {
+        writeln!(
+            w,
+            "... and {not_shown} more connections not shown (--all, or --format json/ndjson)"
+        )?;
     }
 
     // Explanations, grouped by (verdict, server).
     let mut shown: std::collections::BTreeMap<(String, String, u16), usize> = Default::default();
     let mut hidden: std::collections::BTreeMap<(String, String, u16), usize> = Default::default();
     let mut first = true;
-    for c in &listed {
+    for c in r.connections() {
+        let c = c?;
+        if !listed(&c) {
+            continue;
+        }
         let key = (
             c.verdict.as_str().to_string(),
             c.server_ip.clone(),
@@ -184,42 +212,43 @@ pub fn render(r: &Report, o: &RenderOptions) -> String {
         }
         *n += 1;
         if first {
-            let _ = writeln!(out, "\nWhat happened:");
+            writeln!(w, "\nWhat happened:")?;
             first = false;
         }
-        let _ = writeln!(
-            out,
+        writeln!(
+            w,
             "\n  stream {} [{}]  (Wireshark: tcp.stream eq {})",
             c.stream,
-            paint(c.verdict.as_str(), verdict_colour(c), o.color),
+            paint(c.verdict.as_str(), verdict_colour(&c), o.color),
             c.stream
-        );
-        let _ = writeln!(out, "    {}", c.explanation);
-        let _ = writeln!(out, "    Next: {}", c.next_step);
+        )?;
+        writeln!(w, "    {}", c.explanation)?;
+        writeln!(w, "    Next: {}", c.next_step)?;
         if !c.uncertain.is_empty() {
-            let _ = writeln!(out, "    Uncertain: {}", c.uncertain.join("; "));
+            writeln!(w, "    Uncertain: {}", c.uncertain.join("; "))?;
         }
         if o.timeline {
             for e in &c.timeline {
-                let _ = writeln!(
-                    out,
+                writeln!(
+                    w,
                     "      {:>7}  {:>10.6}  {:<2}  {}",
                     e.frame, e.t, e.dir, e.event
-                );
+                )?;
             }
         }
     }
     for ((v, ip, port), n) in &hidden {
-        let _ = writeln!(
-            out,
-            "\n  ... and {n} more {v} connection(s) to {ip}:{port} like the above (--all lists them)"
-        );
+        writeln!(
+            w,
+            "\n  ... and {n} more {v} connection(s) to {} like the above (--all lists them)",
+            endpoint(ip, *port)
+        )?;
     }
     if !r.warnings.is_empty() {
-        let _ = writeln!(out, "\nWarnings:");
-        for w in &r.warnings {
-            let _ = writeln!(out, "  {}", crate::escape::text(w));
+        writeln!(w, "\nWarnings:")?;
+        for x in &r.warnings {
+            writeln!(w, "  {}", crate::escape::text(x))?;
         }
     }
-    out
+    Ok(())
 }

@@ -38,7 +38,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// What a ClientHello offered.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientHelloInfo {
     /// Record-layer version of the record that carried it.
     pub record_version: String,
@@ -289,7 +289,7 @@ pub const HRR_RANDOM: [u8; 32] = [
 ];
 
 /// What a ServerHello chose.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerHelloInfo {
     pub legacy_version: u16,
     /// supported_versions (TLS 1.3), if present.
@@ -350,7 +350,7 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHelloInfo> {
 }
 
 /// The leaf certificate of a TLS <= 1.2 Certificate message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertInfo {
     pub subject: String,
     pub issuer: String,
