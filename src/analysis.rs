@@ -79,7 +79,7 @@ struct Run<'o> {
     since_sweep: u32,
     last_sweep: Nanos,
     peak_live: usize,
-    evicted: Vec<(Conn, crate::flow::Eviction)>,
+    evicted: Vec<(Box<Conn>, crate::flow::Eviction)>,
     store_error: Option<std::io::Error>,
 }
 

@@ -503,7 +503,7 @@ pub enum Eviction {
 pub struct FlowTable {
     cfg: FlowConfig,
     index: FxHashMap<FlowKey, Slot>,
-    live: FxHashMap<u64, Conn>,
+    live: FxHashMap<u64, Box<Conn>>,
     next_stream: u64,
     /// Packets of connections already settled and freed.
     pub late_packets: u64,
@@ -528,7 +528,7 @@ impl FlowTable {
         let stream = self.next_stream;
         self.next_stream += 1;
         self.live
-            .insert(stream, Conn::new(stream, src, dst, at, &self.cfg));
+            .insert(stream, Box::new(Conn::new(stream, src, dst, at, &self.cfg)));
         self.index.insert(
             FlowKey::new(src, dst),
             Slot {
@@ -649,7 +649,7 @@ impl FlowTable {
     /// Hands out connections whose outcome is settled at capture time `now`: closed ones quiet
     /// for [`FlowConfig::close_linger`], idle ones past [`FlowConfig::idle_timeout`], and the
     /// least recently active beyond [`FlowConfig::max_live`]. Forgets old tombstones.
-    pub fn sweep(&mut self, now: Nanos, out: &mut Vec<(Conn, Eviction)>) {
+    pub fn sweep(&mut self, now: Nanos, out: &mut Vec<(Box<Conn>, Eviction)>) {
         let cfg = self.cfg;
         let mut gone: Vec<(u64, Eviction)> = Vec::new();
         for (stream, c) in &self.live {
@@ -700,8 +700,8 @@ impl FlowTable {
     }
 
     /// Ends the capture: every connection still open, finished.
-    pub fn drain(&mut self) -> Vec<Conn> {
-        let mut v: Vec<Conn> = self.live.drain().map(|(_, c)| c).collect();
+    pub fn drain(&mut self) -> Vec<Box<Conn>> {
+        let mut v: Vec<Box<Conn>> = self.live.drain().map(|(_, c)| c).collect();
         v.sort_by_key(|c| c.stream);
         self.index.clear();
         for c in &mut v {
@@ -711,7 +711,7 @@ impl FlowTable {
     }
 
     /// Ends the capture and returns every connection (for tests and small captures).
-    pub fn into_connections(mut self) -> Vec<Conn> {
+    pub fn into_connections(mut self) -> Vec<Box<Conn>> {
         self.drain()
     }
 }

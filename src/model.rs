@@ -17,7 +17,6 @@ pub struct At {
     pub frame: u64,
     pub t: f64,
     /// Index into `captures` (only when several files make one capture).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<usize>,
 }
 
@@ -46,7 +45,6 @@ pub struct IcmpOut {
     pub reporter: String,
     pub v6: bool,
     /// Next-hop MTU for fragmentation-needed / packet-too-big.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
 }
 
@@ -58,7 +56,6 @@ pub struct TimelineEntry {
     /// "->" client to server, "<-" server to client, "!" ICMP from the path.
     pub dir: String,
     pub event: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<usize>,
 }
 
@@ -111,7 +108,6 @@ pub struct Connection {
     pub icmp: Option<IcmpOut>,
     pub first_frame: u64,
     pub last_frame: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<usize>,
     pub start_time: String,
     pub duration_s: f64,

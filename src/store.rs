@@ -4,7 +4,8 @@
 //! This is what keeps memory proportional to the connections open at once rather than to the
 //! capture's size: a connection is summarised and stored as soon as its outcome is settled, its
 //! packet state freed, and only a 32-byte index entry per connection stays in memory once the
-//! in-memory batch has been spilled. The file is removed when the store is dropped.
+//! in-memory batch has been spilled (postcard, a compact serde encoding). The file is removed
+//! when the store is dropped.
 
 use crate::model::Connection;
 use crate::verdict::{ConnFacts, Side};
@@ -137,7 +138,7 @@ impl Store {
         let mut locs = Vec::with_capacity(self.mem.len());
         for rec in self.mem.drain(..).flatten() {
             let start = buf.len();
-            serde_json::to_writer(&mut buf, &rec).map_err(io::Error::other)?;
+            buf = postcard::to_extend(&rec, buf).map_err(io::Error::other)?;
             locs.push((spill.end + start as u64, (buf.len() - start) as u32));
         }
         spill.file.write_all_at(&buf, spill.end)?;
@@ -174,7 +175,7 @@ impl Store {
                     .ok_or_else(|| io::Error::other("spill file missing"))?;
                 let mut buf = vec![0u8; len as usize];
                 spill.file.read_exact_at(&mut buf, off)?;
-                serde_json::from_slice(&buf).map_err(io::Error::other)
+                postcard::from_bytes(&buf).map_err(io::Error::other)
             }
             None => Err(io::Error::other("no such record")),
         }
