@@ -296,8 +296,12 @@ fn process_frame(
     let iface = meta.ifindex.unwrap_or(f.interface);
     let pkttype = meta.pkttype;
     match decoded {
-        Decoded::Tcp(seg) => {
+        Decoded::Tcp(mut seg) => {
             n.tcp += 1;
+            // The IP length can claim more than the frame ever had: only bytes the snaplen
+            // cut (original length minus captured length) may be missing.
+            let cut = f.orig_len.saturating_sub(f.data.len() as u32);
+            seg.wire_len = seg.wire_len.min(seg.payload.len() as u32 + cut);
             table.tcp(&seg, at, iface, pkttype);
         }
         Decoded::Icmp(e) => table.icmp(&e, at),
@@ -362,7 +366,8 @@ fn client_dir(c: &Conn) -> (usize, &'static str) {
     let d = match server_port_rank(a).cmp(&server_port_rank(b)) {
         std::cmp::Ordering::Less => 1,
         std::cmp::Ordering::Greater => 0,
-        std::cmp::Ordering::Equal => usize::from(a > b),
+        // Same rank: the lower port is the server's.
+        std::cmp::Ordering::Equal => usize::from(a < b),
     };
     (d, "ports")
 }
@@ -397,12 +402,21 @@ fn ev(r: FrameRef, base: Nanos) -> Ev {
     }
 }
 
-/// The most times any byte of [start, end) was sent, and the frames that carried it.
-fn coverage(c: &Conn, dir: usize, start: u64, end: u64) -> (u32, Vec<FrameRef>) {
+/// The most times any byte of [start, end) was sent, and the frames that carried it. After a
+/// restart (junk bytes overwritten by the hello), segments before the hello's first are junk.
+fn coverage(c: &Conn, dir: usize, start: u64, end: u64, restarted: bool) -> (u32, Vec<FrameRef>) {
+    let first_hello = restarted
+        .then(|| {
+            c.events.iter().find(|e| {
+                e.dir == dir && matches!(e.kind, EventKind::Data { start: s, end: t } if s <= start && t > start && t - s > 5)
+            })
+        })
+        .flatten()
+        .map(|e| e.at);
     let segs: Vec<(u64, u64, FrameRef)> = c
         .events
         .iter()
-        .filter(|e| e.dir == dir)
+        .filter(|e| e.dir == dir && first_hello.is_none_or(|f| e.at >= f))
         .filter_map(|e| match e.kind {
             EventKind::Data { start: s, end: t } if s < end && t > start => {
                 Some((s.max(start), t.min(end), e.at))
@@ -453,15 +467,17 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
     // ClientHello transmissions by sequence-range coverage.
     let ch_from_client = tf.ch_dir == Some(cd);
     let (ch_count, ch_frames) = match (tf.ch_range, ch_from_client) {
-        (Some((s, t)), true) => coverage(c, cd, s, t),
+        (Some((s, t)), true) => coverage(c, cd, s, t, tf.restarted_at[cd].is_some()),
         _ => (0, Vec::new()),
     };
     let ch_first = ch_frames
         .first()
         .copied()
         .or(if ch_from_client { tf.ch_at } else { None });
+    // Transmissions of the first ClientHello, plus any later ClientHello message (the second
+    // one after a HelloRetryRequest, or a new one on the same connection).
     let ch_count = if ch_first.is_some() {
-        ch_count.max(1)
+        ch_count.max(1) + tf.client_hellos.saturating_sub(1)
     } else {
         0
     };
@@ -527,14 +543,16 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         encrypted: a.plain.is_none(),
         inferred: false,
     });
-    let mut alert_out = decisive.or(tf.alerts.first()).map(|a| AlertOut {
-        sender: sender(a.dir).into(),
-        level: a.plain.map(|(l, _)| names::alert_level(l)),
-        description: a.plain.map(|(_, d)| names::alert_description(d)),
-        encrypted: a.plain.is_none(),
-        inferred: false,
-        frame: a.at.frame,
-    });
+    let mut alert_out = decisive
+        .or(tf.alerts.iter().min_by_key(|a| a.at))
+        .map(|a| AlertOut {
+            sender: sender(a.dir).into(),
+            level: a.plain.map(|(l, _)| names::alert_level(l)),
+            description: a.plain.map(|(_, d)| names::alert_description(d)),
+            encrypted: a.plain.is_none(),
+            inferred: false,
+            frame: a.at.frame,
+        });
     // TLS 1.3: a short encrypted client record, then a close, no server data after it.
     if alert_facts.is_none() && tf.handshake_done.is_none() && ch_from_client {
         if let (Some((rec_at, len)), Some(close)) = (tf.client_encrypted_after_sh, client_close) {

@@ -5,7 +5,8 @@
 //! BSD 12/14 aliases), BSD NULL/loopback (0, 108). IPv4/IPv6 extension headers come from
 //! etherparse's lax slicer, which keeps what it decoded when a snaplen cut the packet. Fragments
 //! are handed to [`crate::defrag`]; the reassembled datagram is decoded by the caller. IP-in-IP
-//! (6in4, 4in4) is unwrapped once. TCP headers are read here so that a header cut by the
+//! (6in4, 4in4), PPPoE sessions, GTP-U and CAPWAP data (802.3 or 802.11 + LLC/SNAP) are
+//! unwrapped (at most two levels). TCP headers are read here so that a header cut by the
 //! snaplen still yields its ports, sequence numbers and flags, marked truncated.
 
 use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket};
@@ -338,8 +339,98 @@ fn from_ip_depth(data: &[u8], depth: u8) -> Decoded<'_> {
     }
 }
 
+/// PPPoE session (0x8864) carrying IPv4 or IPv6.
+fn pppoe(payload: &[u8], depth: u8) -> Option<Decoded<'_>> {
+    let proto = be16(payload, 6)?;
+    let inner = payload.get(8..)?;
+    match proto {
+        0x0021 | 0x0057 if depth < 2 => Some(from_ip_depth(inner, depth + 1)),
+        _ => Some(Decoded::OtherIp),
+    }
+}
+
+/// CAPWAP data channel (UDP 5247): an 802.3 frame, or an 802.11 data frame with LLC/SNAP.
+fn capwap_data(d: &[u8], depth: u8) -> Option<Decoded<'_>> {
+    let word0 = be32(d, 0)?;
+    if word0 >> 24 != 0 {
+        return None; // preamble: version 0, type 0 (not DTLS-encrypted)
+    }
+    let hlen = usize::from(*d.get(1)? >> 3) * 4;
+    let native_80211 = (word0 >> 8) & 1 == 1;
+    let fragment = (word0 >> 7) & 1 == 1;
+    if fragment {
+        return Some(Decoded::OtherIp);
+    }
+    let frame = d.get(hlen..)?;
+    if !native_80211 {
+        return LaxSlicedPacket::from_ethernet(frame)
+            .ok()
+            .map(|p| from_sliced(&p, depth + 1));
+    }
+    let (mut fc0, mut fc1) = (*frame.first()?, *frame.get(1)?);
+    // Some access points (Cisco) send the frame-control bytes swapped, as Wireshark's
+    // capwap.swap_frame_control preference knows.
+    if (fc0 >> 2) & 3 != 2 && (fc1 >> 2) & 3 == 2 {
+        std::mem::swap(&mut fc0, &mut fc1);
+    }
+    if (fc0 >> 2) & 3 != 2 {
+        return Some(Decoded::NotIp); // management or control frame
+    }
+    let qos = fc0 & 0x80 != 0;
+    let mut hdr = 24;
+    if fc1 & 3 == 3 {
+        hdr += 6;
+    }
+    if qos {
+        hdr += 2;
+        if fc1 & 0x80 != 0 {
+            hdr += 4;
+        }
+    }
+    let llc = frame.get(hdr..hdr + 8)?;
+    if llc[..6] != [0xaa, 0xaa, 0x03, 0, 0, 0] {
+        return Some(Decoded::NotIp);
+    }
+    let ether_type = u16::from_be_bytes([llc[6], llc[7]]);
+    match ether_type {
+        0x0800 | 0x86dd => Some(from_ip_depth(frame.get(hdr + 8..)?, depth + 1)),
+        _ => Some(Decoded::NotIp),
+    }
+}
+
+/// GTP-U (UDP 2152) G-PDU carrying an IP packet: the inner packet.
+fn gtp_u(d: &[u8]) -> Option<&[u8]> {
+    let flags = *d.first()?;
+    if flags >> 5 != 1 || *d.get(1)? != 0xff {
+        return None;
+    }
+    let mut off = 8;
+    if flags & 0x07 != 0 {
+        let mut next = *d.get(off + 3)?;
+        off += 4;
+        let mut hops = 0;
+        while next != 0 && hops < 8 {
+            let units = usize::from(*d.get(off)?);
+            if units == 0 {
+                return None;
+            }
+            next = *d.get(off + units * 4 - 1)?;
+            off += units * 4;
+            hops += 1;
+        }
+    }
+    d.get(off..)
+}
+
 fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Decoded<'a> {
     let Some(net) = &p.net else {
+        if let Some(ep) = p.ether_payload() {
+            if ep.ether_type.0 == 0x8864 {
+                if let Some(d) = pppoe(ep.payload, depth) {
+                    return d;
+                }
+            }
+        }
         return if p.stop_err.is_some() {
             Decoded::Malformed("link or IP header invalid")
         } else {
@@ -460,7 +551,25 @@ pub fn transport<'a>(
         6 => tcp(ip, data, wire_payload_len),
         1 if !v6 => icmp(ip, false, data),
         58 if v6 => icmp(ip, true, data),
-        4 | 41 if depth == 0 => from_ip_depth(data, depth + 1),
+        4 | 41 if depth < 2 => from_ip_depth(data, depth + 1),
+        17 if depth < 2 => {
+            let (Some(sport), Some(dport)) = (be16(data, 0), be16(data, 2)) else {
+                return Decoded::OtherIp;
+            };
+            if sport == 5247 || dport == 5247 {
+                if let Some(d) = data.get(8..).and_then(|d| capwap_data(d, depth)) {
+                    return d;
+                }
+            }
+            if sport == 2152 || dport == 2152 {
+                if let Some(inner) = data.get(8..).and_then(gtp_u) {
+                    if inner.first().is_some_and(|b| b >> 4 == 4 || b >> 4 == 6) {
+                        return from_ip_depth(inner, depth + 1);
+                    }
+                }
+            }
+            Decoded::OtherIp
+        }
         _ => Decoded::OtherIp,
     }
 }
@@ -724,6 +833,48 @@ mod tests {
         let seg_opts: Vec<_> = TcpOptions::new(&opts).collect();
         assert_eq!(seg_opts.len(), 1);
         assert_eq!(seg_opts[0], (2, &[0x05, 0xb4][..]));
+    }
+
+    #[test]
+    fn gtp_u_inner_packet_is_decoded() {
+        let inner = ipv4_tcp(b"hi", tcp_flags::ACK);
+        let mut gtp = vec![0x30, 0xff];
+        gtp.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+        gtp.extend_from_slice(&[0, 0, 0, 1]);
+        gtp.extend_from_slice(&inner);
+        let mut udp = vec![0x08, 0x68, 0x08, 0x68];
+        udp.extend_from_slice(&((gtp.len() + 8) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&gtp);
+        let total = 20 + udp.len();
+        let mut outer = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+            192,
+            0,
+            2,
+            1,
+            192,
+            0,
+            2,
+            2,
+        ];
+        outer.extend_from_slice(&udp);
+        let mut pt = LinkMeta::default();
+        match decode(LINKTYPE_RAW, &outer, &mut pt) {
+            Decoded::Tcp(s) => assert_eq!(s.payload, b"hi"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

@@ -140,6 +140,8 @@ pub struct Dir {
     pub syns: [Option<FrameRef>; 2],
     pub synack_count: u32,
     pub synack_seq: Option<u32>,
+    /// Distinct initial numbers of the SYN-ACKs sent (a few kept).
+    pub synack_seqs: Vec<u32>,
     pub payload_segments: u32,
     pub payload_bytes: u64,
     /// One past the highest stream offset sent.
@@ -167,7 +169,9 @@ pub struct Dir {
     pub header_truncated: u32,
     /// `-i any` duplicates ignored.
     pub duplicates: u32,
-    last_sig: Option<(Sig, Nanos, u32)>,
+    /// The last few packets sent, to recognise copies of them.
+    recent: [Option<(Sig, Nanos, u32)>; 4],
+    recent_next: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +197,7 @@ impl Dir {
             syns: [None, None],
             synack_count: 0,
             synack_seq: None,
+            synack_seqs: Vec::new(),
             payload_segments: 0,
             payload_bytes: 0,
             max_end: 0,
@@ -213,7 +218,8 @@ impl Dir {
             payload_truncated: false,
             header_truncated: 0,
             duplicates: 0,
-            last_sig: None,
+            recent: [None; 4],
+            recent_next: 0,
         }
     }
 }
@@ -253,7 +259,7 @@ impl Conn {
             synack_dir: None,
             handshake_ack: None,
             icmp: Vec::new(),
-            events: Vec::new(),
+            events: Vec::with_capacity(16),
             events_dropped: 0,
             icmp_only: false,
             hello_ack_logged: false,
@@ -307,15 +313,28 @@ impl Conn {
             checksum: seg.checksum,
             window: seg.window,
         };
-        if let Some((last, ts, last_iface)) = self.dirs[d].last_sig {
-            let dt = at.ts.saturating_sub(ts);
-            if last == sig && (dt <= 2_000_000 || (last_iface != iface && dt <= 50_000_000)) {
-                self.dirs[d].duplicates += 1;
-                self.last = at;
-                return;
-            }
+        // A retransmission takes a new IPv4 ID (and at least a 200 ms RTO or a ~10 ms
+        // tail-loss probe); an identical packet with the same non-zero ID is a copy.
+        let same_id = sig.id.is_some_and(|id| id != 0);
+        let copy = self.dirs[d]
+            .recent
+            .iter()
+            .flatten()
+            .any(|(last, ts, last_iface)| {
+                let dt = at.ts.saturating_sub(*ts);
+                *last == sig
+                    && (dt <= 2_000_000
+                        || (same_id && dt <= 200_000_000)
+                        || (*last_iface != iface && dt <= 50_000_000))
+            });
+        if copy {
+            self.dirs[d].duplicates += 1;
+            self.last = at;
+            return;
         }
-        self.dirs[d].last_sig = Some((sig, at.ts, iface));
+        let dir = &mut self.dirs[d];
+        dir.recent[dir.recent_next] = Some((sig, at.ts, iface));
+        dir.recent_next = (dir.recent_next + 1) % dir.recent.len();
         self.last = at;
         self.icmp_only = false;
 
@@ -341,6 +360,9 @@ impl Conn {
             if seg.has_ack() {
                 dir.synack_count += 1;
                 dir.synack_seq.get_or_insert(seg.seq);
+                if !dir.synack_seqs.contains(&seg.seq) && dir.synack_seqs.len() < 4 {
+                    dir.synack_seqs.push(seg.seq);
+                }
                 self.synack_dir.get_or_insert(d);
                 self.log(at, d, EventKind::SynAck);
             } else {
@@ -352,15 +374,22 @@ impl Conn {
                 self.syn_dir.get_or_insert(d);
                 self.log(at, d, EventKind::Syn);
             }
-        } else if seg.has_ack()
-            && !seg.rst()
-            && self.handshake_ack.is_none()
-            && self.dirs[o]
-                .synack_seq
-                .is_some_and(|s| s.wrapping_add(1) == seg.ack)
-        {
-            self.handshake_ack = Some(at);
-            self.log(at, d, EventKind::HandshakeAck);
+        } else if seg.has_ack() && !seg.rst() && self.handshake_ack.is_none() {
+            // The client acknowledges one SYN-ACK; when the server sent several with different
+            // numbers, the acknowledged one is the connection's (re-anchor before any data).
+            let peer = &mut self.dirs[o];
+            if let Some(&s) = peer
+                .synack_seqs
+                .iter()
+                .find(|s| s.wrapping_add(1) == seg.ack)
+            {
+                if peer.synack_seq != Some(s) && peer.payload_segments == 0 {
+                    peer.synack_seq = Some(s);
+                    peer.space = Some(SeqSpace::new(s.wrapping_add(1)));
+                }
+                self.handshake_ack = Some(at);
+                self.log(at, d, EventKind::HandshakeAck);
+            }
         }
 
         // What the peer has received of the other direction.
@@ -424,11 +453,14 @@ impl Conn {
                 if self.tls.wants(d) {
                     let tls = &mut self.tls;
                     let reasm = &mut self.dirs[d].reasm;
-                    let mut sink = |p: Piece<'_>| tls.feed_piece(d, p, at);
-                    reasm.push(off, seg.payload, &mut sink);
+                    if off < reasm.delivered() && tls.restart_on_hello(d, off, seg.payload) {
+                        reasm.rewind(off);
+                    }
+                    let mut sink = |p: Piece<'_>, from: FrameRef| tls.feed_piece(d, p, from);
+                    reasm.push(off, seg.payload, at, &mut sink);
                     let cut = u64::from(seg.wire_len).saturating_sub(seg.payload.len() as u64);
                     if cut > 0 {
-                        reasm.push_missing(off + seg.payload.len() as u64, cut, &mut sink);
+                        reasm.push_missing(off + seg.payload.len() as u64, cut, at, &mut sink);
                     }
                     if !tls.wants(d) {
                         self.dirs[d].reasm.close();
@@ -461,9 +493,11 @@ impl Conn {
         for d in 0..2 {
             let tls = &mut self.tls;
             let reasm = &mut self.dirs[d].reasm;
-            let at = self.last;
             while reasm.has_held() {
-                if reasm.skip_gap(&mut |p| tls.feed_piece(d, p, at)).is_none() {
+                if reasm
+                    .skip_gap(&mut |p, from| tls.feed_piece(d, p, from))
+                    .is_none()
+                {
                     break;
                 }
             }
@@ -735,7 +769,7 @@ mod tests {
                 src,
                 dst,
                 ttl: 64,
-                id: Some(seq ^ u32::from(flags)),
+                id: None,
             },
             sport,
             dport,

@@ -8,6 +8,7 @@
 //! caller learns when that cap, or the holding area's, was hit. This is the one place payload
 //! is copied, and only when it arrives out of order.
 
+use crate::capture::FrameRef;
 use std::collections::BTreeMap;
 
 /// Maps 32-bit sequence numbers of one direction onto 64-bit stream offsets.
@@ -75,7 +76,8 @@ pub struct Reassembler {
     /// Next offset to deliver.
     next: u64,
     cap: u64,
-    held: BTreeMap<u64, Vec<u8>>,
+    /// Out-of-order data and the frame that brought it.
+    held: BTreeMap<u64, (Vec<u8>, FrameRef)>,
     held_bytes: usize,
     pub limits: ReassemblyLimits,
 }
@@ -96,6 +98,14 @@ impl Reassembler {
         self.next
     }
 
+    /// Moves delivery back to `off` so bytes from there are delivered again (the consumer
+    /// restarted). Held data beyond stays.
+    pub fn rewind(&mut self, off: u64) {
+        if off < self.next {
+            self.next = off;
+        }
+    }
+
     /// Stops delivering anything further (the consumer has what it needs); frees held data.
     pub fn close(&mut self) {
         self.cap = self.next;
@@ -108,7 +118,13 @@ impl Reassembler {
     }
 
     /// Adds `data` found at stream offset `off`; calls `sink` with each newly contiguous run.
-    pub fn push(&mut self, off: u64, data: &[u8], sink: &mut dyn FnMut(Piece<'_>)) {
+    pub fn push(
+        &mut self,
+        off: u64,
+        data: &[u8],
+        at: FrameRef,
+        sink: &mut dyn FnMut(Piece<'_>, FrameRef),
+    ) {
         if data.is_empty() || self.next >= self.cap {
             if self.next >= self.cap && !data.is_empty() && off + data.len() as u64 > self.cap {
                 self.limits.cap_reached = true;
@@ -121,23 +137,23 @@ impl Reassembler {
         }
         if off <= self.next {
             let from = (self.next - off) as usize;
-            self.deliver(&data[from..], sink);
+            self.deliver(&data[from..], at, sink);
             self.drain_held(sink);
         } else if off < self.cap {
-            self.hold(off, data);
+            self.hold(off, data, at);
         } else {
             self.limits.cap_reached = true;
         }
     }
 
-    fn deliver(&mut self, data: &[u8], sink: &mut dyn FnMut(Piece<'_>)) {
+    fn deliver(&mut self, data: &[u8], at: FrameRef, sink: &mut dyn FnMut(Piece<'_>, FrameRef)) {
         let room = (self.cap - self.next) as usize;
         let take = data.len().min(room);
         if take < data.len() {
             self.limits.cap_reached = true;
         }
         if take > 0 {
-            sink(Piece::Bytes(&data[..take]));
+            sink(Piece::Bytes(&data[..take]), at);
             self.next += take as u64;
         }
         if self.next >= self.cap {
@@ -146,10 +162,10 @@ impl Reassembler {
         }
     }
 
-    fn hold(&mut self, off: u64, data: &[u8]) {
+    fn hold(&mut self, off: u64, data: &[u8], at: FrameRef) {
         let room = (self.cap - off) as usize;
         let data = &data[..data.len().min(room)];
-        if let Some(existing) = self.held.get(&off) {
+        if let Some((existing, _)) = self.held.get(&off) {
             if existing.len() >= data.len() {
                 return;
             }
@@ -159,34 +175,40 @@ impl Reassembler {
             return;
         }
         self.held_bytes += data.len();
-        if let Some(old) = self.held.insert(off, data.to_vec()) {
+        if let Some((old, _)) = self.held.insert(off, (data.to_vec(), at)) {
             self.held_bytes -= old.len();
         }
     }
 
-    fn drain_held(&mut self, sink: &mut dyn FnMut(Piece<'_>)) {
+    fn drain_held(&mut self, sink: &mut dyn FnMut(Piece<'_>, FrameRef)) {
         while let Some((&off, _)) = self.held.first_key_value() {
             if off > self.next {
                 break;
             }
-            let Some((_, seg)) = self.held.pop_first() else {
+            let Some((_, (seg, at))) = self.held.pop_first() else {
                 break;
             };
             self.held_bytes -= seg.len();
             let end = off + seg.len() as u64;
             if end > self.next {
                 let from = (self.next - off) as usize;
-                self.deliver(&seg[from..], sink);
+                self.deliver(&seg[from..], at, sink);
             }
         }
     }
 
     /// `n` bytes at `off` exist on the wire but were not captured (snaplen). When they are next
     /// in line, the consumer is told and delivery moves past them; otherwise they leave a hole.
-    pub fn push_missing(&mut self, off: u64, n: u64, sink: &mut dyn FnMut(Piece<'_>)) {
+    pub fn push_missing(
+        &mut self,
+        off: u64,
+        n: u64,
+        at: FrameRef,
+        sink: &mut dyn FnMut(Piece<'_>, FrameRef),
+    ) {
         let end = off.saturating_add(n).min(self.cap);
         if off <= self.next && end > self.next {
-            sink(Piece::Missing(end - self.next));
+            sink(Piece::Missing(end - self.next), at);
             self.next = end;
             self.drain_held(sink);
         }
@@ -199,11 +221,12 @@ impl Reassembler {
 
     /// Skips the first hole and delivers what was held behind it (end of capture). Returns the
     /// size of the hole skipped, if any.
-    pub fn skip_gap(&mut self, sink: &mut dyn FnMut(Piece<'_>)) -> Option<u64> {
-        let (&off, _) = self.held.first_key_value()?;
+    pub fn skip_gap(&mut self, sink: &mut dyn FnMut(Piece<'_>, FrameRef)) -> Option<u64> {
+        let (&off, (_, at)) = self.held.first_key_value()?;
+        let at = *at;
         let hole = off.checked_sub(self.next)?;
         self.limits.gaps += 1;
-        sink(Piece::Missing(hole));
+        sink(Piece::Missing(hole), at);
         self.next = off;
         self.drain_held(sink);
         Some(hole)
@@ -214,8 +237,14 @@ impl Reassembler {
 mod tests {
     use super::*;
 
+    const AT: FrameRef = FrameRef {
+        file: 0,
+        frame: 1,
+        ts: 0,
+    };
+
     fn collect(r: &mut Reassembler, off: u64, d: &[u8], out: &mut Vec<u8>) {
-        r.push(off, d, &mut |p| {
+        r.push(off, d, AT, &mut |p, _| {
             if let Piece::Bytes(b) = p {
                 out.extend_from_slice(b)
             }
@@ -265,7 +294,7 @@ mod tests {
         collect(&mut r, 0, b"ab", &mut out);
         collect(&mut r, 5, b"fg", &mut out);
         let mut missing = 0;
-        let hole = r.skip_gap(&mut |p| match p {
+        let hole = r.skip_gap(&mut |p, _| match p {
             Piece::Bytes(b) => out.extend_from_slice(b),
             Piece::Missing(n) => missing += n,
         });
@@ -279,10 +308,10 @@ mod tests {
     fn snaplen_missing_bytes_advance_delivery() {
         let mut r = Reassembler::new(1 << 20);
         let mut log = Vec::new();
-        let mut sink = |p: Piece<'_>| log.push(format!("{p:?}"));
-        r.push(0, b"ab", &mut sink);
-        r.push_missing(2, 10, &mut sink);
-        r.push(12, b"cd", &mut sink);
+        let mut sink = |p: Piece<'_>, _| log.push(format!("{p:?}"));
+        r.push(0, b"ab", AT, &mut sink);
+        r.push_missing(2, 10, AT, &mut sink);
+        r.push(12, b"cd", AT, &mut sink);
         assert_eq!(r.delivered(), 14);
         assert_eq!(log.len(), 3);
         assert!(log[1].contains("Missing(10)"));

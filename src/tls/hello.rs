@@ -312,8 +312,64 @@ impl ServerHelloInfo {
     }
 }
 
-/// Parses a complete ServerHello handshake message.
+/// Parses a complete ServerHello handshake message: tls-parser first, then our own reader for
+/// the TLS 1.3 drafts tls-parser does not accept (it knows only draft 18).
 pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHelloInfo> {
+    parse_server_hello_tls_parser(msg).or_else(|| parse_server_hello_raw(msg))
+}
+
+/// Reads extensions for the chosen version and key-share group.
+fn server_extensions(block: &[u8], info: &mut ServerHelloInfo) {
+    let mut c = Cursor::new(block);
+    while let (Some(code), Some(len)) = (c.u16(), c.u16()) {
+        let Some(data) = c.take(usize::from(len)) else {
+            break;
+        };
+        let mut d = Cursor::new(data);
+        match code {
+            0x002b => info.selected_version = d.u16(),
+            0x0033 | 0x0028 => info.key_share_group = d.u16(),
+            _ => {}
+        }
+    }
+}
+
+fn parse_server_hello_raw(msg: &[u8]) -> Option<ServerHelloInfo> {
+    let mut c = Cursor::new(msg);
+    if c.u8()? != 2 {
+        return None;
+    }
+    c.take(3)?;
+    let version = c.u16()?;
+    let random = c.take(32)?;
+    // Drafts up to 21 dropped session_id and compression; 22 on put them back.
+    let old_draft = (0x7f00..=0x7f15).contains(&version);
+    if !old_draft {
+        let sid = c.u8()?;
+        c.take(usize::from(sid))?;
+    }
+    let cipher = c.u16()?;
+    if !old_draft {
+        c.u8()?;
+    }
+    let mut info = ServerHelloInfo {
+        legacy_version: version,
+        cipher,
+        hello_retry_request: random == HRR_RANDOM,
+        ..Default::default()
+    };
+    if old_draft {
+        info.selected_version = Some(version);
+    }
+    if let Some(len) = c.u16() {
+        if let Some(block) = c.take(usize::from(len)) {
+            server_extensions(block, &mut info);
+        }
+    }
+    Some(info)
+}
+
+fn parse_server_hello_tls_parser(msg: &[u8]) -> Option<ServerHelloInfo> {
     let (_, parsed) = tls_parser::parse_tls_message_handshake(msg).ok()?;
     match parsed {
         TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)) => {
@@ -323,18 +379,7 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHelloInfo> {
                 hello_retry_request: sh.random == HRR_RANDOM,
                 ..Default::default()
             };
-            let mut c = Cursor::new(sh.ext.unwrap_or(&[]));
-            while let (Some(code), Some(len)) = (c.u16(), c.u16()) {
-                let Some(data) = c.take(usize::from(len)) else {
-                    break;
-                };
-                let mut d = Cursor::new(data);
-                match code {
-                    0x002b => info.selected_version = d.u16(),
-                    0x0033 => info.key_share_group = d.u16(),
-                    _ => {}
-                }
-            }
+            server_extensions(sh.ext.unwrap_or(&[]), &mut info);
             Some(info)
         }
         TlsMessage::Handshake(TlsMessageHandshake::ServerHelloV13Draft18(sh)) => {
@@ -473,6 +518,24 @@ mod tests {
         for cut in 0..msg.len() {
             let _ = parse_client_hello(&msg[..cut], 0x0301);
         }
+    }
+
+    #[test]
+    fn draft_19_server_hello_parsed_without_session_id() {
+        // version 0x7f13, random, cipher 0x1301, extensions: key_share(x25519, 2-byte key)
+        let mut body = vec![0x7f, 0x13];
+        body.extend_from_slice(&[0x33; 32]);
+        body.extend_from_slice(&[0x13, 0x01]);
+        let ext = [0x00, 0x28, 0x00, 0x06, 0x00, 0x1d, 0x00, 0x02, 0xaa, 0xbb];
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut msg = vec![2, 0, 0, body.len() as u8];
+        msg.extend_from_slice(&body);
+        let sh = parse_server_hello(&msg).expect("parses");
+        assert_eq!(sh.version(), 0x7f13);
+        assert!(sh.is_tls13());
+        assert_eq!(sh.cipher, 0x1301);
+        assert_eq!(sh.key_share_group, Some(0x001d));
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct TlsFacts {
     pub oversized_message: bool,
     /// A ServerHello was seen but not captured whole (snaplen): its version is unknown.
     pub sh_unparsed: bool,
+    /// Offset where a direction restarted because a hello overwrote junk bytes before it.
+    pub restarted_at: [Option<u64>; 2],
 }
 
 impl TlsFacts {
@@ -183,6 +185,32 @@ impl TlsConn {
         self.dirs[d].midstream = true;
     }
 
+    /// A segment that rewrites already-delivered bytes at `off` starts with a TLS hello while
+    /// direction `d` never framed a record (its first bytes were not TLS): the earlier bytes
+    /// were junk the receiver overwrote (seen: 2 zero bytes riding on the handshake ACK, then
+    /// the ClientHello at the same sequence number). Restarts the direction at `off` and says
+    /// whether it did.
+    pub fn restart_on_hello(&mut self, d: usize, off: u64, bytes: &[u8]) -> bool {
+        let st = &self.dirs[d];
+        let unframed = match st.phase {
+            Phase::NotTls => true,
+            Phase::Records => !st.in_body && st.hdr_len > 0,
+            _ => false,
+        };
+        if !unframed || st.records != 0 || !plausible_hello_start(bytes) {
+            return false;
+        }
+        let midstream = st.midstream;
+        self.dirs[d] = DirState {
+            offset: off,
+            midstream,
+            ..Default::default()
+        };
+        self.facts.non_tls[d] = None;
+        self.facts.restarted_at[d] = Some(off);
+        true
+    }
+
     /// True while either direction can still teach something.
     pub fn wants(&self, d: usize) -> bool {
         self.dirs[d].phase != Phase::Done
@@ -194,8 +222,15 @@ impl TlsConn {
         self.feed_dir(d, &mut st, data, at);
         self.dirs[d] = st;
         if self.facts.handshake_done.is_some() {
+            // Both sides are encrypted: records are only framed from here on (so a later
+            // alert is still seen); handshake buffers are given back.
             for s in &mut self.dirs {
-                s.phase = Phase::Done;
+                if s.phase == Phase::NotTls {
+                    s.phase = Phase::Done;
+                }
+                if s.hs.capacity() > 0 {
+                    s.hs = Vec::new();
+                }
             }
         }
     }
@@ -362,7 +397,16 @@ impl TlsConn {
                         }
                     }
                 }
-                Phase::Desync => match data.windows(5).position(plausible_header) {
+                // After a gap, a segment that starts with a record header is the best place to
+                // pick the framing up again; searching inside segments is only worth it while
+                // the handshake is still open.
+                Phase::Desync => match if plausible_header(data) {
+                    Some(0)
+                } else if self.facts.handshake_done.is_none() {
+                    data.windows(5).position(plausible_header)
+                } else {
+                    None
+                } {
                     Some(i) => {
                         st.offset += i as u64;
                         data = &data[i..];
@@ -479,6 +523,9 @@ impl TlsConn {
                 let mlen = (usize::from(st.hs[1]) << 16)
                     | (usize::from(st.hs[2]) << 8)
                     | usize::from(st.hs[3]);
+                if mlen <= MAX_HANDSHAKE_MSG {
+                    st.hs.reserve_exact(mlen);
+                }
                 if mlen > MAX_HANDSHAKE_MSG {
                     self.facts.oversized_message = true;
                     if st.hs[0] == 1 && self.facts.ch_dir == Some(d) {
@@ -562,7 +609,15 @@ impl TlsConn {
         match st.rec_type {
             CT_CCS => {
                 f.ccs[d].get_or_insert(at);
-                if !f.is_tls13() {
+                // TLS <= 1.2 encrypts after CCS; in 1.3 (a ServerHello said so, or a
+                // HelloRetryRequest was seen) a CCS is only middlebox compatibility.
+                // A CCS before any ServerHello is the client's 1.3 compatibility CCS (in 1.2
+                // it always follows the ServerHello).
+                let tls12 = match &f.server_hello {
+                    Some(sh) => !sh.is_tls13(),
+                    None => f.hrr_at.is_none() && f.sh_at.is_some(),
+                };
+                if tls12 {
                     st.encrypted = true;
                     let other = if d == 0 { 1 } else { 0 };
                     if f.ccs[other].is_some() && f.sh_at.is_some() {
