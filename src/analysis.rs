@@ -38,6 +38,17 @@ pub struct Options {
     /// Settled connections kept in memory before they are spilled to a temporary file
     /// (0 = the default).
     pub memory_records: usize,
+    /// Redact addresses and names in everything reported.
+    pub redact: Option<RedactOptions>,
+}
+
+/// How to redact.
+#[derive(Debug, Clone, Default)]
+pub struct RedactOptions {
+    /// Key for the address and name mapping (same key, same mapping); None = random per run.
+    pub key: Option<String>,
+    /// Keep SNI and certificate names.
+    pub keep_names: bool,
 }
 
 /// Packet counters for the summary.
@@ -269,16 +280,38 @@ impl<'o> Run<'o> {
             late_packets: self.table.late_packets,
             peak_live_connections: self.peak_live as u64,
         };
+        let mut summary = summary;
+        let mut captures = self.inputs;
+        let redactor = self
+            .opts
+            .redact
+            .as_ref()
+            .map(|r| crate::redact::Redactor::new(r.key.as_deref(), r.keep_names));
+        if let Some(r) = &redactor {
+            for sv in &mut summary.servers {
+                sv.server = r.text(&sv.server);
+            }
+            for w in &mut warnings {
+                *w = r.text(w);
+            }
+            for c in &mut captures {
+                c.path = r.text(&c.path);
+                for w in &mut c.warnings {
+                    *w = r.text(w);
+                }
+            }
+        }
         Report {
             schema_version: SCHEMA_VERSION,
             tool: Tool::default(),
-            captures: self.inputs,
+            captures,
             vantage: vantage_out,
             summary,
             warnings,
             store: self.store,
             vantage_override: self.opts.vantage,
             timeline_limit: self.opts.timeline_limit,
+            redactor,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod escape;
 pub mod flow;
 pub mod model;
 pub mod reassembly;
+pub mod redact;
 pub mod report;
 pub mod store;
 pub mod timefmt;
@@ -32,5 +33,5 @@ pub mod tls;
 pub mod vantage;
 pub mod verdict;
 
-pub use analysis::{analyze, Options};
+pub use analysis::{analyze, Options, RedactOptions};
 pub use model::Report;

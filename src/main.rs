@@ -58,6 +58,15 @@ struct Cli {
     /// Bytes of each direction analysed per connection.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     reassembly_cap: u64,
+    /// Replace addresses (prefix-preserving) and names (hashed) in all output, for sharing.
+    #[arg(long)]
+    redact: bool,
+    /// Key for --redact: the same key gives the same mapping (default: random per run).
+    #[arg(long, value_name = "KEY", requires = "redact")]
+    redact_key: Option<String>,
+    /// With --redact, keep SNI and certificate names.
+    #[arg(long, requires = "redact")]
+    keep_names: bool,
     /// Connections open at once before the least recently active are settled early.
     #[arg(long, default_value_t = 200_000, value_name = "N")]
     max_connections: usize,
@@ -93,6 +102,10 @@ fn main() -> ExitCode {
         },
         timeline_limit: None,
         memory_records: 0,
+        redact: cli.redact.then(|| tlsdiag::RedactOptions {
+            key: cli.redact_key.clone(),
+            keep_names: cli.keep_names,
+        }),
     };
     let report = match tlsdiag::analyze(&cli.inputs, &opts) {
         Ok(r) => r,

@@ -186,6 +186,7 @@ pub struct Report {
     pub(crate) store: Store,
     pub(crate) vantage_override: Option<Side>,
     pub(crate) timeline_limit: Option<usize>,
+    pub(crate) redactor: Option<crate::redact::Redactor>,
 }
 
 impl Report {
@@ -216,6 +217,9 @@ impl Report {
         c.next_step = j.next_step;
         if let Some(limit) = self.timeline_limit {
             c.timeline.truncate(limit);
+        }
+        if let Some(r) = &self.redactor {
+            r.connection(&mut c);
         }
         Ok(c)
     }

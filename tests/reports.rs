@@ -1,0 +1,229 @@
+//! Reports people paste into tickets: redaction leaves nothing of the original addresses and
+//! names in any format, and hostile strings from a capture cannot inject terminal escapes,
+//! break a Markdown table or leave JSON.
+//!
+//! The hostile capture is hand-built (no real TLS stack puts escape sequences in an SNI): a
+//! TCP handshake, a ClientHello whose SNI carries an ANSI escape, pipes, backticks and a
+//! newline, and a server that answers with equally hostile bytes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+        .args(args)
+        .output()
+        .expect("run tlsdiag");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// `needle` occurs in `hay` as a whole address token (not inside a longer number).
+fn contains_token(hay: &str, needle: &str) -> bool {
+    let v6 = needle.contains(':');
+    let tok = |c: char| {
+        if v6 {
+            c.is_ascii_hexdigit() || c == '.' || c == ':'
+        } else {
+            c.is_ascii_digit() || c == '.'
+        }
+    };
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay[..i].chars().next_back().is_none_or(|c| !tok(c));
+        let after = hay[i + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !tok(c));
+        before && after
+    })
+}
+
+#[test]
+fn redaction_leaves_no_address_or_name_in_any_format() {
+    for name in [
+        "mixed.pcap",
+        "icmp6_admin_prohibited.pcap",
+        "tls12_ok.pcap",
+        "cleartext.pcap",
+    ] {
+        let path = samples().join(name).display().to_string();
+        let plain: Value = serde_json::from_str(&run(&["--format", "json", &path])).expect("json");
+        let mut secrets: Vec<String> = Vec::new();
+        for c in plain["connections"].as_array().expect("connections") {
+            for k in ["client_ip", "server_ip", "sni"] {
+                if let Some(s) = c[k].as_str() {
+                    secrets.push(s.to_string());
+                }
+            }
+            if let Some(r) = c["icmp"]["reporter"].as_str() {
+                secrets.push(r.to_string());
+            }
+            for n in c["certificate"]["dns_names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                secrets.push(n.as_str().unwrap_or_default().to_string());
+            }
+        }
+        secrets.sort();
+        secrets.dedup();
+        assert!(!secrets.is_empty(), "{name}: nothing to redact?");
+        // The check can fail: without --redact the addresses are there.
+        let shown = run(&["--format", "markdown", "--all", &path]);
+        assert!(secrets.iter().any(|s| contains_token(&shown, s)));
+        for format in ["text", "json", "ndjson", "markdown"] {
+            let out = run(&[
+                "--format",
+                format,
+                "--all",
+                "--timeline",
+                "--redact",
+                "--redact-key",
+                "k",
+                &path,
+            ]);
+            for s in &secrets {
+                assert!(
+                    !contains_token(&out, s),
+                    "{name} --format {format} --redact still shows {s}"
+                );
+            }
+        }
+        // Same key, same mapping; the subnet structure survives.
+        let a = run(&["--format", "json", "--redact", "--redact-key", "k", &path]);
+        let b = run(&["--format", "json", "--redact", "--redact-key", "k", &path]);
+        assert_eq!(a, b);
+    }
+}
+
+/// A minimal pcap (LINKTYPE_RAW) writer for hand-built packets.
+fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&101u32.to_le_bytes());
+    for (i, p) in packets.iter().enumerate() {
+        out.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        out.extend_from_slice(&((i as u32) * 1000).to_le_bytes());
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+fn tcp(client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let (src, dst, sport, dport) = if client {
+        ([10, 1, 1, 1], [10, 2, 2, 2], 40000u16, 443u16)
+    } else {
+        ([10, 2, 2, 2], [10, 1, 1, 1], 443, 40000)
+    };
+    let total = 40 + payload.len();
+    let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0];
+    p.extend_from_slice(&[if client { 64 } else { 61 }, 6, 0, 0]);
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ack.to_be_bytes());
+    p.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+fn client_hello(sni: &[u8]) -> Vec<u8> {
+    let mut sni_ext = Vec::new();
+    sni_ext.extend_from_slice(&((sni.len() + 3) as u16).to_be_bytes());
+    sni_ext.push(0);
+    sni_ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    sni_ext.extend_from_slice(sni);
+    let mut ext = vec![0, 0];
+    ext.extend_from_slice(&(sni_ext.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&sni_ext);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 3, 1, (hs.len() >> 8) as u8, hs.len() as u8];
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+#[test]
+fn hostile_strings_cannot_escape_their_field() {
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const PSH: u8 = 0x08;
+    let sni = b"evil\x1b[31m|`x`|\n<b>#*_[a](b).test";
+    let ch = client_hello(sni);
+    let answer = b"HTTP/1.1 400 \x1b]0;owned\x07|`pwn`|\r\n<script>\r\n\r\n";
+    let packets = vec![
+        tcp(true, 100, 0, SYN, b""),
+        tcp(false, 500, 101, SYN | ACK, b""),
+        tcp(true, 101, 501, ACK, b""),
+        tcp(true, 101, 501, ACK | PSH, &ch),
+        tcp(false, 501, 101 + ch.len() as u32, ACK | PSH, answer),
+    ];
+    let dir = std::env::temp_dir().join(format!("tlsdiag-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("hostile.pcap");
+    std::fs::write(&file, pcap(&packets)).expect("write capture");
+    let path = file.display().to_string();
+
+    let json: Value = serde_json::from_str(&run(&["--format", "json", &path])).expect("valid JSON");
+    let c = &json["connections"][0];
+    assert_eq!(c["verdict"], "not_tls");
+    let shown_sni = c["sni"].as_str().expect("sni");
+    assert!(
+        !shown_sni.contains('\u{1b}') && !shown_sni.contains('\n'),
+        "{shown_sni:?}"
+    );
+    let first = c["server_first_bytes"].as_str().expect("server bytes");
+    assert!(
+        first.starts_with("HTTP/1.1 400 \\x1b]0;owned\\x07"),
+        "{first}"
+    );
+
+    for format in ["text", "markdown", "ndjson"] {
+        let out = run(&["--format", format, "--all", "--timeline", &path]);
+        assert!(!out.contains('\u{1b}'), "{format}: raw ESC in output");
+        assert!(!out.contains('\u{7}'), "{format}: raw BEL in output");
+        assert!(!out.contains("<script>") || format == "ndjson" || format == "text");
+    }
+    // Every Markdown table row keeps its column count: no pipe or newline from the capture
+    // splits a cell.
+    let md = run(&["--format", "markdown", "--all", &path]);
+    let mut columns = None;
+    for line in md.lines() {
+        if line.starts_with('|') {
+            let cells = line.replace("\\|", "").matches('|').count();
+            if line.starts_with("|---") || line.starts_with("|:") {
+                columns = Some(cells);
+            } else if let Some(n) = columns {
+                assert_eq!(cells, n, "broken table row: {line}");
+            }
+        } else {
+            columns = None;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
