@@ -64,10 +64,20 @@ struct Counters {
 
 /// Analyses the inputs, in the order given, as one capture.
 pub fn analyze(paths: &[String], opts: &Options) -> Result<Report, CaptureError> {
+    analyze_with_progress(paths, opts, &mut |_, _| {})
+}
+
+/// [`analyze`], reporting progress as (input index, raw bytes of that input read so far).
+pub fn analyze_with_progress(
+    paths: &[String],
+    opts: &Options,
+    progress: &mut dyn FnMut(usize, u64),
+) -> Result<Report, CaptureError> {
     let mut run = Run::new(paths.len() > 1, opts);
     for (i, path) in paths.iter().enumerate() {
         let mut on_frame = |f: &Frame<'_>| run.frame(f);
-        let summary = capture::read_input(path, i, &mut on_frame)?;
+        let mut on_progress = |bytes: u64| progress(i, bytes);
+        let summary = capture::read_input_with_progress(path, i, &mut on_frame, &mut on_progress)?;
         run.inputs.push(summary);
     }
     Ok(run.finish())

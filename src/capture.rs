@@ -14,6 +14,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Nanoseconds since the Unix epoch.
 pub type Nanos = i64;
@@ -222,15 +224,38 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 type BoxRead = Box<dyn Read + Send>;
 
 /// Opens `path` (`-` = standard input) and peels compression off by magic bytes.
-fn open_decompressed(path: &str) -> Result<(BoxRead, Option<Compression>), CaptureError> {
+/// Counts the raw (possibly compressed) bytes read, for progress reporting.
+struct Counted<R> {
+    inner: R,
+    n: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.fetch_add(k as u64, Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+fn open_decompressed(
+    path: &str,
+    counter: &Arc<AtomicU64>,
+) -> Result<(BoxRead, Option<Compression>), CaptureError> {
     let raw: BoxRead = if path == "-" {
-        Box::new(io::stdin())
+        Box::new(Counted {
+            inner: io::stdin(),
+            n: Arc::clone(counter),
+        })
     } else {
         let f = File::open(Path::new(path)).map_err(|source| CaptureError::Open {
             path: path.to_string(),
             source,
         })?;
-        Box::new(f)
+        Box::new(Counted {
+            inner: f,
+            n: Arc::clone(counter),
+        })
     };
     let open_err = |source| CaptureError::Open {
         path: path.to_string(),
@@ -284,7 +309,21 @@ pub fn read_input(
     file_index: usize,
     on_frame: &mut dyn FnMut(&Frame<'_>),
 ) -> Result<InputSummary, CaptureError> {
-    let (reader, compression) = open_decompressed(path)?;
+    read_input_with_progress(path, file_index, on_frame, &mut |_| {})
+}
+
+/// Frames between progress reports.
+const PROGRESS_EVERY: u64 = 16_384;
+
+/// [`read_input`], calling `progress` now and then with the raw bytes read so far.
+pub fn read_input_with_progress(
+    path: &str,
+    file_index: usize,
+    on_frame: &mut dyn FnMut(&Frame<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> Result<InputSummary, CaptureError> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let (reader, compression) = open_decompressed(path, &counter)?;
     let (head, reader) = peek_head(reader).map_err(|source| CaptureError::Open {
         path: path.to_string(),
         source,
@@ -427,6 +466,9 @@ pub fn read_input(
                 }
                 rdr.consume(len);
                 sum.bytes += len as u64;
+                if sum.packets.is_multiple_of(PROGRESS_EVERY) {
+                    progress(counter.load(Ordering::Relaxed));
+                }
             }
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
@@ -499,6 +541,7 @@ pub fn read_input(
     if sum.format.is_none() {
         return Err(not_capture());
     }
+    progress(counter.load(Ordering::Relaxed));
     Ok(sum)
 }
 

@@ -107,7 +107,20 @@ fn main() -> ExitCode {
             keep_names: cli.keep_names,
         }),
     };
-    let report = match tlsdiag::analyze(&cli.inputs, &opts) {
+    let bar = progress_bar(&cli.inputs, cli.quiet);
+    let mut done_before: Vec<u64> = Vec::new();
+    let mut on_progress = |file: usize, bytes: u64| {
+        if let Some(b) = &bar {
+            done_before.resize(file + 1, 0);
+            done_before[file] = bytes;
+            b.set_position(done_before.iter().sum());
+        }
+    };
+    let analysed = tlsdiag::analyze_with_progress(&cli.inputs, &opts, &mut on_progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = match analysed {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tlsdiag: {e}");
@@ -147,6 +160,32 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// A progress bar on stderr for inputs worth waiting for, when stderr is a terminal.
+fn progress_bar(inputs: &[String], quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total: u64 = inputs
+        .iter()
+        .filter(|p| p.as_str() != "-")
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    if total < 64 << 20 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 fn terminal_width() -> Option<u16> {
