@@ -73,7 +73,21 @@ pub fn analyze_with_progress(
     opts: &Options,
     progress: &mut dyn FnMut(usize, u64),
 ) -> Result<Report, CaptureError> {
+    analyze_live(paths, opts, progress, None)
+}
+
+/// [`analyze_with_progress`] for live use: each connection is handed to `on_settled` as soon
+/// as its outcome is settled (closed and quiet, idle, or at the end), in settling order and
+/// worded for its own capture-point evidence; the returned report then holds no
+/// connections, only the summary.
+pub fn analyze_live(
+    paths: &[String],
+    opts: &Options,
+    progress: &mut dyn FnMut(usize, u64),
+    on_settled: Option<&mut dyn FnMut(Connection)>,
+) -> Result<Report, CaptureError> {
     let mut run = Run::new(paths.len() > 1, opts);
+    run.on_settled = on_settled;
     for (i, path) in paths.iter().enumerate() {
         let mut on_frame = |f: &Frame<'_>| run.frame(f);
         let mut on_progress = |bytes: u64| progress(i, bytes);
@@ -84,8 +98,11 @@ pub fn analyze_with_progress(
 }
 
 /// One analysis in progress.
-struct Run<'o> {
+struct Run<'o, 'c> {
     opts: &'o Options,
+    /// Live mode: settled connections go here instead of the store.
+    on_settled: Option<&'c mut dyn FnMut(Connection)>,
+    redactor: Option<crate::redact::Redactor>,
     table: FlowTable,
     defrag: Defragmenter,
     counters: Counters,
@@ -104,10 +121,15 @@ struct Run<'o> {
     store_error: Option<std::io::Error>,
 }
 
-impl<'o> Run<'o> {
+impl<'o, 'c> Run<'o, 'c> {
     fn new(multi_file: bool, opts: &'o Options) -> Self {
         Run {
             opts,
+            on_settled: None,
+            redactor: opts
+                .redact
+                .as_ref()
+                .map(|r| crate::redact::Redactor::new(r.key.as_deref(), r.keep_names)),
             table: FlowTable::new(opts.flow),
             defrag: Defragmenter::new(),
             counters: Counters::default(),
@@ -140,7 +162,10 @@ impl<'o> Run<'o> {
         self.ctx.capture_end = self.ctx.capture_end.max(f.ts);
         process_frame(f, &mut self.table, &mut self.defrag, &mut self.counters);
         self.since_sweep += 1;
-        if self.since_sweep >= self.opts.flow.sweep_packets {
+        if self.since_sweep >= self.opts.flow.sweep_packets
+            || (self.on_settled.is_some()
+                && f.ts.saturating_sub(self.last_sweep) >= self.opts.flow.sweep_interval)
+        {
             self.sweep();
         }
     }
@@ -191,6 +216,16 @@ impl<'o> Run<'o> {
             facts: built.facts,
             evidence: built.evidence.side,
         };
+        if let Some(emit) = self.on_settled.as_mut() {
+            emit(crate::model::finalize(
+                rec,
+                self.opts.vantage,
+                Side::Unknown,
+                self.opts.timeline_limit,
+                self.redactor.as_ref(),
+            ));
+            return;
+        }
         if let Err(e) = self.store.push(rec) {
             self.store_error.get_or_insert(e);
         }
@@ -271,7 +306,7 @@ impl<'o> Run<'o> {
         let capture_start = self.ctx.capture_start.unwrap_or(0);
         let capture_end = self.ctx.capture_end;
         let summary = Summary {
-            connections: self.store.len() as u64,
+            connections: self.verdicts.values().sum(),
             failed: self.failed,
             verdicts: std::mem::take(&mut self.verdicts),
             servers,
@@ -292,11 +327,7 @@ impl<'o> Run<'o> {
         };
         let mut summary = summary;
         let mut captures = self.inputs;
-        let redactor = self
-            .opts
-            .redact
-            .as_ref()
-            .map(|r| crate::redact::Redactor::new(r.key.as_deref(), r.keep_names));
+        let redactor = self.redactor.take();
         if let Some(r) = &redactor {
             for sv in &mut summary.servers {
                 sv.server = r.text(&sv.server);

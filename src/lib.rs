@@ -33,5 +33,5 @@ pub mod tls;
 pub mod vantage;
 pub mod verdict;
 
-pub use analysis::{analyze, analyze_with_progress, Options, RedactOptions};
+pub use analysis::{analyze, analyze_live, analyze_with_progress, Options, RedactOptions};
 pub use model::Report;

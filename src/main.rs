@@ -116,7 +116,35 @@ fn main() -> ExitCode {
             b.set_position(done_before.iter().sum());
         }
     };
-    let analysed = tlsdiag::analyze_with_progress(&cli.inputs, &opts, &mut on_progress);
+    // NDJSON is the live format: each connection is written the moment it is settled.
+    let live = matches!(cli.format, FormatArg::Ndjson);
+    let mut live_error: Option<std::io::Error> = None;
+    let mut emit = |c: tlsdiag::model::Connection| {
+        if live_error.is_some() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let written = serde_json::to_writer(&mut out, &c)
+            .map_err(std::io::Error::other)
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.flush());
+        if let Err(e) = written {
+            live_error = Some(e);
+        }
+    };
+    let analysed = tlsdiag::analyze_live(
+        &cli.inputs,
+        &opts,
+        &mut on_progress,
+        if live { Some(&mut emit) } else { None },
+    );
+    if let Some(e) = live_error {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("tlsdiag: cannot write output: {e}");
+            return ExitCode::from(2);
+        }
+        return ExitCode::SUCCESS;
+    }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

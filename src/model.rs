@@ -189,6 +189,37 @@ pub struct Report {
     pub(crate) redactor: Option<crate::redact::Redactor>,
 }
 
+/// Turns a stored record into the reported connection: capture point chosen (override, its
+/// own evidence, else the capture's), verdict worded for it, timeline capped, redacted.
+pub(crate) fn finalize(
+    rec: crate::store::Record,
+    vantage_override: Option<Side>,
+    capture_side: Side,
+    timeline_limit: Option<usize>,
+    redactor: Option<&crate::redact::Redactor>,
+) -> Connection {
+    let side = match (vantage_override, rec.evidence) {
+        (Some(s), _) => s,
+        (None, Side::Unknown) => capture_side,
+        (None, s) => s,
+    };
+    let mut facts = rec.facts;
+    facts.vantage = side;
+    let j = crate::verdict::judge(&facts);
+    let mut c = rec.conn;
+    c.vantage = side;
+    c.verdict = j.code;
+    c.explanation = j.explanation;
+    c.next_step = j.next_step;
+    if let Some(limit) = timeline_limit {
+        c.timeline.truncate(limit);
+    }
+    if let Some(r) = redactor {
+        r.connection(&mut c);
+    }
+    c
+}
+
 impl Report {
     /// Number of connections reported.
     pub fn len(&self) -> usize {
@@ -202,26 +233,13 @@ impl Report {
     /// Connection `i` in output order, with its verdict worded for its capture point.
     pub fn connection(&self, i: usize) -> std::io::Result<Connection> {
         let rec = self.store.get(i)?;
-        let side = match (self.vantage_override, rec.evidence) {
-            (Some(s), _) => s,
-            (None, Side::Unknown) => self.vantage.side,
-            (None, s) => s,
-        };
-        let mut facts = rec.facts;
-        facts.vantage = side;
-        let j = crate::verdict::judge(&facts);
-        let mut c = rec.conn;
-        c.vantage = side;
-        c.verdict = j.code;
-        c.explanation = j.explanation;
-        c.next_step = j.next_step;
-        if let Some(limit) = self.timeline_limit {
-            c.timeline.truncate(limit);
-        }
-        if let Some(r) = &self.redactor {
-            r.connection(&mut c);
-        }
-        Ok(c)
+        Ok(finalize(
+            rec,
+            self.vantage_override,
+            self.vantage.side,
+            self.timeline_limit,
+            self.redactor.as_ref(),
+        ))
     }
 
     /// All connections in output order.

@@ -211,3 +211,42 @@ fn eviction_and_spilling_do_not_change_the_report() {
         "a settled connection got more packets"
     );
 }
+
+/// `--format ndjson` writes each connection as soon as it is settled; read from standard
+/// input, as `tcpdump -U -w - | tlsdiag --format ndjson -` does, it must report exactly what
+/// the whole-file JSON report says.
+#[test]
+fn live_ndjson_from_stdin_matches_the_json_report() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let path = samples_dir().join("mixed.pcap");
+    let json = run(&["mixed.pcap".to_string()], &[]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+        .args(["--format", "ndjson", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let bytes = std::fs::read(&path).expect("read sample");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("feed stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let tail = lines.pop().expect("summary line");
+    assert_eq!(tail["summary"], json["summary"]);
+    lines.sort_by_key(|c| c["stream"].as_u64());
+    let want = json["connections"].as_array().expect("connections");
+    assert_eq!(lines.len(), want.len());
+    for (got, want) in lines.iter().zip(want) {
+        assert_eq!(got, want, "stream {}", want["stream"]);
+    }
+}
