@@ -320,7 +320,7 @@ impl<'o, 'c> Run<'o, 'c> {
             fragments_reassembled: self.defrag.reassembled,
             first_time: (n.packets > 0).then(|| crate::timefmt::rfc3339_nanos(capture_start)),
             last_time: (n.packets > 0).then(|| crate::timefmt::rfc3339_nanos(capture_end)),
-            span_s: round6(secs(capture_end - capture_start)),
+            span_s: round6(secs(capture_end.saturating_sub(capture_start))),
             evicted_by_cap: self.table.evicted_by_cap,
             late_packets: self.table.late_packets,
             peak_live_connections: self.peak_live as u64,
@@ -459,7 +459,9 @@ impl Ctx {
     fn at(&self, r: FrameRef) -> At {
         At {
             frame: r.frame,
-            t: round6(secs(r.ts - self.capture_start.unwrap_or(r.ts))),
+            t: round6(secs(
+                r.ts.saturating_sub(self.capture_start.unwrap_or(r.ts)),
+            )),
             file: self.multi_file.then_some(r.file),
         }
     }
@@ -472,7 +474,7 @@ fn round6(x: f64) -> f64 {
 fn ev(r: FrameRef, base: Nanos) -> Ev {
     Ev {
         frame: r.frame,
-        t: round6(secs(r.ts - base)),
+        t: round6(secs(r.ts.saturating_sub(base))),
     }
 }
 
@@ -598,7 +600,9 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         (a, b) => a.or(b),
     };
     let gave_up = match (ch_first, client_close) {
-        (Some(ch), Some(close)) if close.ts >= ch.ts => Some(round6(secs(close.ts - ch.ts))),
+        (Some(ch), Some(close)) if close.ts >= ch.ts => {
+            Some(round6(secs(close.ts.saturating_sub(ch.ts))))
+        }
         _ => None,
     };
     let timeout_match = gave_up.and_then(verdict::match_timeout);
@@ -750,7 +754,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         server_gap: sdir.reasm.limits.gaps > 0,
         gave_up_after_s: gave_up,
         timeout_match: timeout_match.clone(),
-        capture_end_t: round6(secs(ctx.capture_end - base)),
+        capture_end_t: round6(secs(ctx.capture_end.saturating_sub(base))),
     };
 
     let clues = Clues {
@@ -762,14 +766,14 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
             cdir.syns[1],
             c.events.iter().find(|x| x.kind == EventKind::SynAck),
         ) {
-            (Some(s), Some(sa)) if sa.at.ts >= s.ts => Some(secs(sa.at.ts - s.ts)),
+            (Some(s), Some(sa)) if sa.at.ts >= s.ts => Some(secs(sa.at.ts.saturating_sub(s.ts))),
             _ => None,
         },
         synack_to_ack: match (
             c.events.iter().find(|x| x.kind == EventKind::SynAck),
             c.handshake_ack,
         ) {
-            (Some(sa), Some(a)) if a.ts >= sa.at.ts => Some(secs(a.ts - sa.at.ts)),
+            (Some(sa), Some(a)) if a.ts >= sa.at.ts => Some(secs(a.ts.saturating_sub(sa.at.ts))),
             _ => None,
         },
     };
@@ -850,7 +854,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         last_frame: c.last.frame,
         file: ctx.multi_file.then_some(c.first.file),
         start_time: crate::timefmt::rfc3339_nanos(c.first.ts),
-        duration_s: round6(secs(c.last.ts - c.first.ts)),
+        duration_s: round6(secs(c.last.ts.saturating_sub(c.first.ts))),
         gave_up_after_s: gave_up,
         timeout_match,
         client_retransmissions: cdir.retransmissions,
@@ -896,7 +900,9 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
                     if n == 0 || !retrans {
                         format!("ClientHello ({len} bytes)")
                     } else {
-                        let delay = first_ch.map(|t| secs(e.at.ts - t)).unwrap_or(0.0);
+                        let delay = first_ch
+                            .map(|t| secs(e.at.ts.saturating_sub(t)))
+                            .unwrap_or(0.0);
                         format!("ClientHello retransmission #{n} (+{delay:.3} s, {len} bytes)")
                     }
                 } else if retrans {
@@ -944,7 +950,7 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
         }
         out.push(TimelineEntry {
             frame: e.at.frame,
-            t: round6(secs(e.at.ts - base)),
+            t: round6(secs(e.at.ts.saturating_sub(base))),
             dir: if matches!(e.kind, EventKind::Icmp { .. }) {
                 "!".into()
             } else {
@@ -957,7 +963,7 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
     if c.events_dropped > 0 {
         out.push(TimelineEntry {
             frame: c.last.frame,
-            t: round6(secs(c.last.ts - base)),
+            t: round6(secs(c.last.ts.saturating_sub(base))),
             dir: "".into(),
             event: format!("{} later events not kept", c.events_dropped),
             file: None,

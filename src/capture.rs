@@ -14,7 +14,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Nanoseconds since the Unix epoch.
@@ -122,9 +122,22 @@ impl InputSummary {
 /// An input that could not be read at all.
 #[derive(Debug)]
 pub enum CaptureError {
-    Open { path: String, source: io::Error },
-    NotACapture { path: String, starts_with: String },
-    Empty { path: String },
+    Open {
+        path: String,
+        source: io::Error,
+    },
+    NotACapture {
+        path: String,
+        starts_with: String,
+    },
+    Empty {
+        path: String,
+    },
+    /// The file starts like a capture but ends inside its own header.
+    HeaderCut {
+        path: String,
+        len: usize,
+    },
 }
 
 impl fmt::Display for CaptureError {
@@ -136,6 +149,11 @@ impl fmt::Display for CaptureError {
                 "{path}: not a pcap or pcapng capture (it starts with {starts_with})"
             ),
             CaptureError::Empty { path } => write!(f, "{path}: empty file, no capture header"),
+            CaptureError::HeaderCut { path, len } => write!(
+                f,
+                "{path}: capture is truncated inside its file header (only {len} bytes); \
+                 nothing to analyse"
+            ),
         }
     }
 }
@@ -224,6 +242,32 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 type BoxRead = Box<dyn Read + Send>;
 
 /// Opens `path` (`-` = standard input) and peels compression off by magic bytes.
+/// Ends a decompressed stream at its first error instead of failing the read, so everything
+/// decoded before a cut or damaged compressed file is still analysed; the flag tells.
+struct Tolerant<R> {
+    inner: R,
+    damaged: Arc<AtomicBool>,
+    /// Largest read passed on (a decoder that drops a whole read on error loses less).
+    max_read: usize,
+}
+
+impl<R: Read> Read for Tolerant<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.damaged.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.max_read);
+        match self.inner.read(&mut buf[..n]) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(_) => {
+                self.damaged.store(true, Ordering::Relaxed);
+                Ok(0)
+            }
+        }
+    }
+}
+
 /// Counts the raw (possibly compressed) bytes read, for progress reporting.
 struct Counted<R> {
     inner: R,
@@ -241,6 +285,7 @@ impl<R: Read> Read for Counted<R> {
 fn open_decompressed(
     path: &str,
     counter: &Arc<AtomicU64>,
+    damaged: &Arc<AtomicBool>,
 ) -> Result<(BoxRead, Option<Compression>), CaptureError> {
     let raw: BoxRead = if path == "-" {
         Box::new(Counted {
@@ -269,6 +314,11 @@ fn open_decompressed(
     }
     if head.starts_with(&GZIP_MAGIC) {
         let d = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 16, r));
+        let d = Tolerant {
+            inner: d,
+            damaged: Arc::clone(damaged),
+            max_read: usize::MAX,
+        };
         return Ok((Box::new(d), Some(Compression::Gzip)));
     }
     if head.starts_with(&ZSTD_MAGIC) {
@@ -277,6 +327,12 @@ fn open_decompressed(
             path: path.to_string(),
             starts_with: format!("a zstd header that does not decode ({e})"),
         })?;
+        // Small reads: ruzstd loses the blocks of a read that hits damage.
+        let d = Tolerant {
+            inner: d,
+            damaged: Arc::clone(damaged),
+            max_read: 1 << 14,
+        };
         return Ok((Box::new(d), Some(Compression::Zstd)));
     }
     Ok((Box::new(r), None))
@@ -323,7 +379,8 @@ pub fn read_input_with_progress(
     progress: &mut dyn FnMut(u64),
 ) -> Result<InputSummary, CaptureError> {
     let counter = Arc::new(AtomicU64::new(0));
-    let (reader, compression) = open_decompressed(path, &counter)?;
+    let damaged = Arc::new(AtomicBool::new(false));
+    let (reader, compression) = open_decompressed(path, &counter, &damaged)?;
     let (head, reader) = peek_head(reader).map_err(|source| CaptureError::Open {
         path: path.to_string(),
         source,
@@ -337,12 +394,43 @@ pub fn read_input_with_progress(
             path: path.to_string(),
         });
     }
+    let known_magic = head.len() >= 4
+        && matches!(
+            u32::from_le_bytes([head[0], head[1], head[2], head[3]]),
+            0xa1b2_c3d4
+                | 0xd4c3_b2a1
+                | 0xa1b2_3c4d
+                | 0x4d3c_b2a1
+                | 0xa1b2_cd34
+                | 0x34cd_b2a1
+                | 0x0a0d_0d0a
+        );
     let mut rdr = match pcap_parser::create_reader(READ_BUFFER, reader) {
         Ok(r) => r,
         Err(PcapError::Eof) => {
             return Err(CaptureError::Empty {
                 path: path.to_string(),
             })
+        }
+        Err(_) if known_magic => {
+            // Shorter than the header it announces: cut, not foreign.
+            let have = counter.load(Ordering::Relaxed) as usize;
+            let declared = match (head.get(..4), head.get(4..8)) {
+                (Some([0x0a, 0x0d, 0x0d, 0x0a]), Some(l)) => {
+                    let le = u32::from_le_bytes([l[0], l[1], l[2], l[3]]);
+                    let be = u32::from_be_bytes([l[0], l[1], l[2], l[3]]);
+                    le.min(be) as usize
+                }
+                (Some([0x0a, 0x0d, 0x0d, 0x0a]), None) => usize::MAX,
+                _ => 24,
+            };
+            if compression.is_some() || have < declared {
+                return Err(CaptureError::HeaderCut {
+                    path: path.to_string(),
+                    len: have,
+                });
+            }
+            return Err(not_capture());
         }
         Err(_) => return Err(not_capture()),
     };
@@ -356,6 +444,7 @@ pub fn read_input_with_progress(
     let mut number: u64 = 0;
     let mut capacity = READ_BUFFER;
     let mut stalled = 0u32;
+    let mut bad_interface = 0u64;
 
     loop {
         let step = rdr.next();
@@ -392,7 +481,8 @@ pub fn read_input_with_progress(
                                 &Frame {
                                     file: file_index,
                                     number,
-                                    ts: i64::from(b.ts_sec) * 1_000_000_000 + sub,
+                                    ts: i64::from(b.ts_sec) * 1_000_000_000
+                                        + sub.min(999_999_999_999),
                                     linktype: lt,
                                     orig_len: b.origlen,
                                     interface: 0,
@@ -435,12 +525,17 @@ pub fn read_input_with_progress(
                                     },
                                 );
                             }
-                            None => sum.warnings.push(format!(
-                                "frame {number}: packet names interface {} but the section \
-                                 declares {}; skipped",
-                                epb.if_id,
-                                ifaces.len()
-                            )),
+                            None => {
+                                bad_interface += 1;
+                                if bad_interface <= 10 {
+                                    sum.warnings.push(format!(
+                                        "frame {number}: packet names interface {} but the \
+                                         section declares {}; skipped",
+                                        epb.if_id,
+                                        ifaces.len()
+                                    ));
+                                }
+                            }
                         }
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
@@ -540,6 +635,23 @@ pub fn read_input_with_progress(
     }
     if sum.format.is_none() {
         return Err(not_capture());
+    }
+    if bad_interface > 10 {
+        sum.warnings.push(format!(
+            "... and {} more packets naming an undeclared interface; skipped",
+            bad_interface - 10
+        ));
+    }
+    if damaged.load(Ordering::Relaxed) {
+        sum.warnings.push(format!(
+            "the {} stream is cut short or damaged after {} compressed bytes; everything \
+             decoded before that was analysed",
+            match compression {
+                Some(Compression::Zstd) => "zstd",
+                _ => "gzip",
+            },
+            counter.load(Ordering::Relaxed)
+        ));
     }
     progress(counter.load(Ordering::Relaxed));
     Ok(sum)

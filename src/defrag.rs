@@ -41,9 +41,15 @@ pub struct Datagram {
     pub data: Vec<u8>,
 }
 
+/// Fragments kept per datagram (a datagram needs at most 64 KiB / 8 = 8192 in theory; real
+/// ones use a handful).
+pub const MAX_PARTS: usize = 128;
+
 #[derive(Debug, Default)]
 pub struct Defragmenter {
     pending: FxHashMap<Key, Pending>,
+    /// Keys in arrival order, to drop the oldest in O(1) when full (may hold stale keys).
+    order: std::collections::VecDeque<Key>,
     /// Datagrams given up on (timeout, cap, inconsistent lengths).
     pub dropped: u64,
     pub reassembled: u64,
@@ -57,7 +63,7 @@ impl Defragmenter {
     /// Adds one fragment; returns the datagram when this fragment completes it.
     pub fn push(&mut self, ts: Nanos, f: &Fragment<'_>) -> Option<Datagram> {
         if self.pending.len() >= MAX_PENDING {
-            self.expire(ts, true);
+            self.drop_oldest();
         }
         let key = Key {
             src: f.ip.src,
@@ -71,12 +77,28 @@ impl Defragmenter {
             self.pending.remove(&key);
             return None;
         }
+        if !self.pending.contains_key(&key) {
+            self.order.push_back(key);
+        }
         let p = self.pending.entry(key).or_insert_with(|| Pending {
             first_ts: ts,
             parts: Vec::new(),
             total: None,
             ip: None,
         });
+        // A copy of bytes already held adds nothing (and must not cost anything).
+        let covered_already = p
+            .parts
+            .iter()
+            .any(|(o, d)| *o <= f.offset && o + d.len() as u32 >= end);
+        if covered_already {
+            return None;
+        }
+        if p.parts.len() >= MAX_PARTS {
+            self.pending.remove(&key);
+            self.dropped += 1;
+            return None;
+        }
         if !f.more {
             p.total = Some(end);
         }
@@ -120,11 +142,22 @@ impl Defragmenter {
         })
     }
 
+    fn drop_oldest(&mut self) {
+        while let Some(k) = self.order.pop_front() {
+            if self.pending.remove(&k).is_some() {
+                self.dropped += 1;
+                return;
+            }
+        }
+    }
+
     /// Drops datagrams older than the timeout (or, when `force`, the oldest one).
     pub fn expire(&mut self, now: Nanos, force: bool) {
         let before = self.pending.len();
         self.pending
             .retain(|_, p| now.saturating_sub(p.first_ts) < TIMEOUT_NS);
+        let pending = &self.pending;
+        self.order.retain(|k| pending.contains_key(k));
         if force && self.pending.len() == before {
             if let Some(k) = self
                 .pending
