@@ -46,7 +46,7 @@ impl Drop for Spill {
 }
 
 /// Records in memory before a batch is spilled.
-pub const DEFAULT_MEMORY_RECORDS: usize = 2048;
+pub const DEFAULT_MEMORY_RECORDS: usize = 512;
 
 pub struct Store {
     index: Vec<(Key, Loc)>,
