@@ -227,3 +227,62 @@ fn hostile_strings_cannot_escape_their_field() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Golden outputs: the text, Markdown and JSON reports of a few samples, byte for byte, with
+/// only the tool version blanked. `UPDATE_GOLDEN=1 cargo test --test reports` rewrites them
+/// after an intended change; the diff then shows what users will see differently.
+#[test]
+fn golden_reports_over_samples() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let version = env!("CARGO_PKG_VERSION");
+    let mut problems = Vec::new();
+    for sample in [
+        "clienthello_dropped.client.pcap",
+        "clienthello_dropped.server.pcap",
+        "mtu_blackhole.server.pcap",
+        "mixed.pcap",
+    ] {
+        for (format, ext) in [("text", "txt"), ("markdown", "md"), ("json", "json")] {
+            let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+                .current_dir(samples())
+                .args(["--format", format, "--all", "--timeline", sample])
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("run tlsdiag");
+            assert!(out.status.success());
+            let text = String::from_utf8(out.stdout)
+                .expect("utf-8")
+                .replace(&format!("tlsdiag {version}"), "tlsdiag VERSION")
+                .replace(
+                    &format!("\"version\": \"{version}\""),
+                    "\"version\": \"VERSION\"",
+                );
+            let file = golden.join(format!("{sample}.{ext}"));
+            if update {
+                std::fs::write(&file, &text).expect("write golden");
+                continue;
+            }
+            match std::fs::read_to_string(&file) {
+                Ok(want) if want == text => {}
+                Ok(want) => {
+                    let line = want
+                        .lines()
+                        .zip(text.lines())
+                        .position(|(a, b)| a != b)
+                        .map_or(want.lines().count().min(text.lines().count()), |i| i);
+                    problems.push(format!(
+                        "{sample} --format {format}: differs from tests/golden from line {}",
+                        line + 1
+                    ));
+                }
+                Err(e) => problems.push(format!("{}: {e}", file.display())),
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n(UPDATE_GOLDEN=1 rewrites the golden files after an intended change)",
+        problems.join("\n")
+    );
+}
