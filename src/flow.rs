@@ -543,6 +543,8 @@ pub struct FlowTable {
     pub late_packets: u64,
     pub evicted_by_cap: u64,
     pub evicted_idle: u64,
+    /// Times the tombstones were forgotten because there were too many.
+    pub tombstones_dropped: u64,
 }
 
 impl FlowTable {
@@ -731,6 +733,12 @@ impl FlowTable {
         let keep = cfg.tombstone_timeout;
         self.index
             .retain(|_, s| s.live || now.saturating_sub(s.last_ts) < keep);
+        // Bounded like the live table: under a flood of short connections, forget all
+        // tombstones rather than grow (a late packet may then open a new stream).
+        if self.index.len() > 2 * cfg.max_live.max(1024) {
+            self.index.retain(|_, s| s.live);
+            self.tombstones_dropped += 1;
+        }
     }
 
     /// Ends the capture: every connection still open, finished.
@@ -846,6 +854,29 @@ mod tests {
         let conns = t.into_connections();
         assert_eq!(conns[0].dirs[0].syn_count, 1);
         assert_eq!(conns[0].dirs[0].duplicates, 1);
+    }
+
+    #[test]
+    fn syn_flood_stays_within_the_live_cap_and_tombstone_bound() {
+        let cfg = FlowConfig {
+            max_live: 100,
+            ..Default::default()
+        };
+        let mut t = FlowTable::new(cfg);
+        let mut out = Vec::new();
+        for i in 0..20_000u32 {
+            let mut s = seg(true, i, 0, F::SYN, b"");
+            s.sport = (i % 60_000) as u16;
+            s.ip.src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+            t.tcp(&s, at(u64::from(i)), 0, None);
+            if i % 50 == 0 {
+                t.sweep(i64::from(i) * 1_000, &mut out);
+                assert!(t.live() <= 200, "live {}", t.live());
+                assert!(t.index.len() <= 2 * 1024 + 200, "index {}", t.index.len());
+            }
+        }
+        assert!(t.evicted_by_cap > 0);
+        assert!(t.tombstones_dropped > 0);
     }
 
     #[test]
