@@ -250,3 +250,24 @@ fn live_ndjson_from_stdin_matches_the_json_report() {
         assert_eq!(got, want, "stream {}", want["stream"]);
     }
 }
+
+/// Exit status: 0 analysed, 1 only with `--check` when a connection failed, 2 unreadable.
+#[test]
+fn exit_status_follows_the_contract() {
+    let status = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+            .current_dir(samples_dir())
+            .args(args)
+            .output()
+            .expect("run")
+            .status
+            .code()
+    };
+    assert_eq!(status(&["tls13_ok.pcap"]), Some(0));
+    assert_eq!(status(&["syn_dropped.pcap"]), Some(0));
+    assert_eq!(status(&["--check", "tls13_ok.pcap"]), Some(0));
+    assert_eq!(status(&["--check", "syn_dropped.pcap"]), Some(1));
+    assert_eq!(status(&["README.md"]), Some(2));
+    assert_eq!(status(&["no-such-file.pcap"]), Some(2));
+    assert_eq!(status(&["--format", "yaml", "tls13_ok.pcap"]), Some(2));
+}
