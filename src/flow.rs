@@ -595,33 +595,34 @@ impl FlowTable {
             port: seg.dport,
         };
         let key = FlowKey::new(src, dst);
-        let stream = match self.index.get(&key).copied() {
+        // One hash lookup per packet on the common path: the slot is only written again when
+        // a direction's first sequence number becomes known.
+        let (stream, seq_known) = match self.index.get_mut(&key) {
             Some(slot) => {
                 let d = usize::from(src != slot.first_src);
                 let pure_syn = seg.syn() && !seg.has_ack();
                 // Port reuse: a SYN with a new ISN on a known 4-tuple is a new stream.
                 if pure_syn && slot.first_seq[d].is_some_and(|s| s != seg.seq) {
-                    self.open(src, dst, at)
+                    (self.open(src, dst, at), false)
                 } else if slot.live {
-                    slot.stream
+                    (slot.stream, slot.first_seq[d].is_some())
                 } else {
                     self.late_packets += 1;
-                    if let Some(s) = self.index.get_mut(&key) {
-                        s.last_ts = at.ts;
-                    }
+                    slot.last_ts = at.ts;
                     return;
                 }
             }
-            None => self.open(src, dst, at),
+            None => (self.open(src, dst, at), false),
         };
         let Some(c) = self.live.get_mut(&stream) else {
             return;
         };
         let d = c.dir_of(&src);
         c.on_segment(d, seg, at, iface, pkttype);
-        if let Some(slot) = self.index.get_mut(&key) {
-            slot.last_ts = at.ts;
-            slot.first_seq = [c.dirs[0].first_seq, c.dirs[1].first_seq];
+        if !seq_known {
+            if let Some(slot) = self.index.get_mut(&key) {
+                slot.first_seq = [c.dirs[0].first_seq, c.dirs[1].first_seq];
+            }
         }
     }
 
@@ -725,6 +726,7 @@ impl FlowTable {
                 if let Some(slot) = self.index.get_mut(&key) {
                     if slot.stream == stream {
                         slot.live = false;
+                        slot.last_ts = c.last.ts;
                     }
                 }
                 out.push((c, why));
