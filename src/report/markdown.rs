@@ -36,10 +36,26 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
     if s.connections == 0 {
         return "No TCP connections in the capture.".into();
     }
+    // The biggest group of failures; on a tie, the failure this tool exists for first.
+    let severity = |v: &str| {
+        [
+            "tls_no_server_response",
+            "server_response_lost",
+            "clienthello_lost",
+            "tcp_no_synack",
+            "icmp_unreachable",
+            "tcp_refused",
+            "server_reset",
+            "server_closed",
+        ]
+        .iter()
+        .position(|x| *x == v)
+        .map_or(0, |i| 8 - i)
+    };
     let Some(((verdict, server), g)) = groups
         .iter()
         .filter(|(_, g)| g.example.verdict.is_failure())
-        .max_by_key(|(_, g)| g.count)
+        .max_by_key(|((v, _), g)| (g.count, severity(v)))
     else {
         return format!(
             "All {} connection(s) completed their handshake or carried no TLS.",
