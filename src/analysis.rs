@@ -478,9 +478,16 @@ fn ev(r: FrameRef, base: Nanos) -> Ev {
     }
 }
 
-/// The most times any byte of [start, end) was sent, and the frames that carried it. After a
-/// restart (junk bytes overwritten by the hello), segments before the hello's first are junk.
-fn coverage(c: &Conn, dir: usize, start: u64, end: u64, restarted: bool) -> (u32, Vec<FrameRef>) {
+/// The most times any byte of [start, end) was sent, the frames that carried it, and the
+/// capture copies of such frames. After a restart (junk bytes overwritten by the hello),
+/// segments before the hello's first are junk.
+fn coverage(
+    c: &Conn,
+    dir: usize,
+    start: u64,
+    end: u64,
+    restarted: bool,
+) -> (u32, Vec<FrameRef>, u32) {
     let first_hello = restarted
         .then(|| {
             c.events.iter().find(|e| {
@@ -489,10 +496,17 @@ fn coverage(c: &Conn, dir: usize, start: u64, end: u64, restarted: bool) -> (u32
         })
         .flatten()
         .map(|e| e.at);
+    let in_hello = |e: &&crate::flow::Event| e.dir == dir && first_hello.is_none_or(|f| e.at >= f);
+    let copies = c
+        .events
+        .iter()
+        .filter(in_hello)
+        .filter(|e| matches!(e.kind, EventKind::Copy { start: s, end: t } if s < end && t > start))
+        .count() as u32;
     let segs: Vec<(u64, u64, FrameRef)> = c
         .events
         .iter()
-        .filter(|e| e.dir == dir && first_hello.is_none_or(|f| e.at >= f))
+        .filter(in_hello)
         .filter_map(|e| match e.kind {
             EventKind::Data { start: s, end: t } if s < end && t > start => {
                 Some((s.max(start), t.min(end), e.at))
@@ -514,6 +528,7 @@ fn coverage(c: &Conn, dir: usize, start: u64, end: u64, restarted: bool) -> (u32
     (
         best.max(0) as u32,
         segs.into_iter().map(|(_, _, a)| a).collect(),
+        copies,
     )
 }
 
@@ -542,9 +557,9 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
 
     // ClientHello transmissions by sequence-range coverage.
     let ch_from_client = tf.ch_dir == Some(cd);
-    let (ch_count, ch_frames) = match (tf.ch_range, ch_from_client) {
+    let (ch_count, ch_frames, ch_copies) = match (tf.ch_range, ch_from_client) {
         (Some((s, t)), true) => coverage(c, cd, s, t, tf.restarted_at[cd].is_some()),
-        _ => (0, Vec::new()),
+        _ => (0, Vec::new(), 0),
     };
     let ch_first = ch_frames
         .first()
@@ -798,9 +813,11 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         next_step: String::new(),
         vantage: Side::Unknown,
         syn_count: cdir.syn_count,
+        syn_copies: cdir.syn_copies,
         synack_seen: sdir.synack_count > 0,
         tcp_established: established,
         clienthello_count: ch_count,
+        clienthello_copies: ch_copies,
         clienthello_acked: ch_acked,
         serverhello_seen: sh_from_server && tf.server_hello.is_some(),
         hello_retry_request: tf.hrr_at.is_some(),
@@ -911,6 +928,10 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
                     format!("data ({len} bytes)")
                 }
             }
+            EventKind::Copy { start, end } => format!(
+                "capture copy of an earlier frame ({} bytes), not a retransmission",
+                end - start
+            ),
             EventKind::Fin => "FIN".into(),
             EventKind::Rst => "RST".into(),
             EventKind::HelloAck => "ACK of the whole ClientHello".into(),

@@ -92,6 +92,12 @@ pub enum EventKind {
         start: u64,
         end: u64,
     },
+    /// A capture copy of an earlier data packet (same IP ID, sequence and flags) carrying
+    /// stream offsets [start, end): Wireshark shows it as a retransmission; it is not one.
+    Copy {
+        start: u64,
+        end: u64,
+    },
     Fin,
     Rst,
     Icmp {
@@ -169,6 +175,8 @@ pub struct Dir {
     pub header_truncated: u32,
     /// `-i any` duplicates ignored.
     pub duplicates: u32,
+    /// Of those, copies of a SYN (Wireshark counts them as SYN retransmissions).
+    pub syn_copies: u32,
     /// The last few packets sent, to recognise copies of them.
     recent: [Option<(Sig, Nanos, u32)>; 4],
     recent_next: usize,
@@ -218,6 +226,7 @@ impl Dir {
             payload_truncated: false,
             header_truncated: 0,
             duplicates: 0,
+            syn_copies: 0,
             recent: [None; 4],
             recent_next: 0,
         }
@@ -282,7 +291,7 @@ impl Conn {
     fn log(&mut self, at: FrameRef, dir: usize, kind: EventKind) {
         // Teardown and errors are always kept; data only while there is room and while the
         // handshake is still open.
-        let essential = !matches!(kind, EventKind::Data { .. });
+        let essential = !matches!(kind, EventKind::Data { .. } | EventKind::Copy { .. });
         if !essential && self.tls.facts.handshake_done.is_some() {
             self.events_dropped += 1;
             return;
@@ -328,7 +337,18 @@ impl Conn {
                         || (*last_iface != iface && dt <= 50_000_000))
             });
         if copy {
-            self.dirs[d].duplicates += 1;
+            let dir = &mut self.dirs[d];
+            dir.duplicates += 1;
+            if seg.syn() && !seg.has_ack() {
+                dir.syn_copies += 1;
+            }
+            let data_seq = seg.seq.wrapping_add(u32::from(seg.syn()));
+            if let Some(off) = dir.space.as_ref().and_then(|s| s.peek(data_seq)) {
+                if seg.wire_len > 0 {
+                    let end = off + u64::from(seg.wire_len);
+                    self.log(at, d, EventKind::Copy { start: off, end });
+                }
+            }
             self.last = at;
             return;
         }
@@ -856,6 +876,7 @@ mod tests {
         let conns = t.into_connections();
         assert_eq!(conns[0].dirs[0].syn_count, 1);
         assert_eq!(conns[0].dirs[0].duplicates, 1);
+        assert_eq!(conns[0].dirs[0].syn_copies, 1);
     }
 
     #[test]

@@ -82,9 +82,14 @@ pub struct Connection {
     pub next_step: String,
     pub vantage: Side,
     pub syn_count: u32,
+    /// Capture copies of a SYN (the same packet recorded twice, e.g. by `-i any`): Wireshark
+    /// counts them as retransmissions; `syn_count` does not.
+    pub syn_copies: u32,
     pub synack_seen: bool,
     pub tcp_established: bool,
     pub clienthello_count: u32,
+    /// Capture copies of frames carrying the ClientHello, not counted in `clienthello_count`.
+    pub clienthello_copies: u32,
     pub clienthello_acked: Option<bool>,
     pub serverhello_seen: bool,
     pub hello_retry_request: bool,

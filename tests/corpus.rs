@@ -15,9 +15,11 @@
 //!
 //! - `stream`: `tcp_stream` vs `stream`; also a stream present on one side only.
 //! - `endpoints`: facts `client -> server` vs `client_ip:client_port -> server_ip:server_port`.
-//! - `syn_count`, `synack_seen`: same names on both sides.
+//! - `syn_count`, `synack_seen`: same names on both sides; tlsdiag's side is `syn_count +
+//!   syn_copies`, because Wireshark counts a packet the capture recorded twice as two frames.
 //! - `clienthello_count`: facts `client_hello.count` (messages plus retransmitted copies) vs
-//!   `clienthello_count` (transmissions of the first ClientHello, by sequence coverage).
+//!   `clienthello_count + clienthello_copies` (transmissions of the first ClientHello, by
+//!   sequence coverage, plus capture copies of frames carrying it).
 //! - `serverhello_seen`: facts `server_hello_seen` (a HelloRetryRequest counts there).
 //! - `alert`: the first of the facts' `alerts[]` vs `alert`, both as `<sender endpoint>
 //!   <description>` or `<sender endpoint> encrypted`; an inferred tlsdiag alert counts as none.
@@ -421,9 +423,12 @@ fn tlsdiag_streams(report: &Value) -> Result<Vec<Stream>, String> {
             id,
             first_frame: u64_at(c, "first_frame").map_err(ctx)?,
             last_frame: u64_at(c, "last_frame").map_err(ctx)?,
-            syn_count: u64_at(c, "syn_count").map_err(ctx)?,
+            // Wireshark counts frames: capture copies included.
+            syn_count: u64_at(c, "syn_count").map_err(ctx)?
+                + u64_at(c, "syn_copies").map_err(ctx)?,
             synack_seen: bool_at(c, "synack_seen").map_err(ctx)?,
-            clienthello_count: u64_at(c, "clienthello_count").map_err(ctx)?,
+            clienthello_count: u64_at(c, "clienthello_count").map_err(ctx)?
+                + u64_at(c, "clienthello_copies").map_err(ctx)?,
             serverhello_seen: bool_at(c, "serverhello_seen").map_err(ctx)?,
             alert,
             sni: opt_str_at(c, "sni").map_err(ctx)?,
