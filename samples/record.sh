@@ -11,10 +11,13 @@
 #   td-cli (client / gateway)            td-rtr (router, iptables)           td-srv (backend)
 #   c0 10.99.1.2  fd00:99:1::2  <---->  r0 10.99.1.1  r1 10.99.2.1  <---->  s0 10.99.2.2  fd00:99:2::2
 #   cv (802.1Q vid 42, see vlan) <---->  rv                                      10.99.2.3 (VLAN path)
+#   (only during `nat`: VIP 10.99.9.100:8446 on the router, DNAT to 10.99.2.2:9006,
+#    SNAT to 10.99.2.1:20000-20100)
 #
 # Servers on the backend (td-srv):
 #   443 nginx TLS 1.2+1.3 (v4, v6)   4434 nginx TLS (router clamps MSS to 300)
 #   9004 nginx TLS (router drops packets carrying the SNI "backend.test")
+#   9006 nginx TLS (reached only through the router's NAT, see nat)
 #   8080 nginx plain HTTP, "return 502"   81 nothing (closed)
 #   4431 s_server -tls1_3 only   4432 s_server TLS 1.2 one cipher   4433 s_server big chain
 #   9001/8445 lab.py silent   9002 lab.py reset   9003 lab.py close   9005 lab.py reuse-server
@@ -199,7 +202,7 @@ http {
     client_body_temp_path $T/nginx/tmp; proxy_temp_path $T/nginx/tmp;
     fastcgi_temp_path $T/nginx/tmp; uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
     server {
-        listen 443 ssl; listen [::]:443 ssl; listen 4434 ssl; listen 9004 ssl;
+        listen 443 ssl; listen [::]:443 ssl; listen 4434 ssl; listen 9004 ssl; listen 9006 ssl;
         server_name backend.test;
         ssl_certificate $d/ec.crt; ssl_certificate_key $d/ec.key;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -223,7 +226,7 @@ EOF
     bg td-srv $LAB udp 53
     # wait until every TCP port listens
     local p
-    for p in 443 4431 4432 4433 4434 8080 9001 9002 9003 9004 9005 8445; do
+    for p in 443 4431 4432 4433 4434 8080 9001 9002 9003 9004 9005 9006 8445; do
         for _ in $(seq 50); do
             srv ss -Hltn "sport = :$p" | grep -q LISTEN && break
             sleep 0.1
@@ -371,6 +374,40 @@ clienthello_split() {
     stopcaps
 }
 
+# ---- paired captures for `compare` (gateway side vs backend side, same connections)
+healthy() {
+    log "healthy (curl -k --tlsv1.3 -> nginx :443, both sides)"
+    cap healthy.client.pcap td-cli c0 "host 10.99.2.2 and tcp port 443"
+    cap healthy.server.pcap td-srv s0 "host 10.99.1.2 and tcp port 443"
+    try cli "${CURL[@]}" -k --tlsv1.3 "$(url 443)"
+    stopcaps
+}
+# The router is a NATing load balancer for this one: the client connects to the VIP
+# 10.99.9.100:8446 (routed to the router, no address owns it); PREROUTING DNATs it to the
+# backend 10.99.2.2:9006, POSTROUTING SNATs the client to 10.99.2.1:20000-20100. So the
+# 4-tuple differs between the two captures; Linux NAT rewrites neither the ISNs nor the TCP
+# timestamps. Two connections: a healthy one, then one whose ClientHello (SNI
+# "blocked.test") the router drops in FORWARD (after DNAT, before SNAT). Runs last: the nat
+# table turns conntrack on in td-rtr for good, and no earlier recording should go through it.
+NAT_RULES=(
+    "-t nat -A PREROUTING -i r0 -p tcp -d 10.99.9.100 --dport 8446 -j DNAT --to-destination 10.99.2.2:9006"
+    "-t nat -A POSTROUTING -o r1 -p tcp -m conntrack --ctorigdst 10.99.9.100 --ctorigdstport 8446 -j SNAT --to-source 10.99.2.1:20000-20100"
+    "-A FORWARD -p tcp -m conntrack --ctorigdst 10.99.9.100 --ctorigdstport 8446 -m string --string blocked.test --algo bm -j DROP"
+)
+nat() {
+    log "nat (VIP 10.99.9.100:8446 -> 10.99.2.2:9006, SNAT 10.99.2.1:20000-20100; 2nd CH dropped)"
+    local r
+    for r in "${NAT_RULES[@]}"; do rtr iptables $r; done
+    cap nat.client.pcap td-cli c0 "host 10.99.9.100 and tcp port 8446"
+    cap nat.server.pcap td-srv s0 "host 10.99.2.1 and tcp port 9006"
+    try cli curl -s -o /dev/null -k --tlsv1.3 --max-time 5 --resolve backend.test:8446:10.99.9.100 \
+        https://backend.test:8446/
+    sleep 1
+    try cli $LAB tls 10.99.9.100 8446 blocked.test 5 --rst
+    stopcaps 1
+    for r in "${NAT_RULES[@]}"; do rtr iptables ${r/-A /-D }; done
+}
+
 # ---- link types and file formats
 tls13_ok_sll2() {
     log "tls13_ok_sll2 (tcpdump -i any: LINUX_SLL2)"
@@ -498,7 +535,7 @@ ALL=(tls13_ok tls12_ok tls13_ok_ipv6 silent_backend clienthello_dropped mtu_blac
      server_reset server_closed syn_dropped port_closed icmp_admin_prohibited server_alert
      client_alert not_tls cleartext tcp_no_data clienthello_split tls13_ok_sll2
      port_closed_sll tls12_ok_vlan server_alert_pcapng tls13_ok_nano tls13_ok_snap96
-     midstream port_reuse mixed)
+     midstream port_reuse mixed healthy nat)
 
 certs
 topology

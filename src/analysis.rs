@@ -40,6 +40,8 @@ pub struct Options {
     pub memory_records: usize,
     /// Redact addresses and names in everything reported.
     pub redact: Option<RedactOptions>,
+    /// Keep each connection's packets for matching against another capture.
+    pub trace: bool,
 }
 
 /// How to redact.
@@ -211,10 +213,15 @@ impl<'o, 'c> Run<'o, 'c> {
             .entry(code.as_str().into())
             .or_default() += 1;
         self.evidence.push(built.evidence);
+        let trace = self
+            .opts
+            .trace
+            .then(|| trace(c, built.client_dir, &built.conn));
         let rec = Record {
             conn: built.conn,
             facts: built.facts,
             evidence: built.evidence.side,
+            trace,
         };
         if let Some(emit) = self.on_settled.as_mut() {
             emit(crate::model::finalize(
@@ -536,6 +543,48 @@ struct Built {
     conn: Connection,
     evidence: Evidence,
     facts: ConnFacts,
+    client_dir: usize,
+}
+
+/// The connection's packets in capture order, labelled as its timeline labels them.
+fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
+    use crate::model::{TraceKind, TracePacket};
+    let (cdir, sdir) = (&c.dirs[cd], &c.dirs[1 - cd]);
+    let mut packets = Vec::with_capacity(c.events.len());
+    // The timeline has one entry per event, in order (plus a closing note).
+    for (e, entry) in c.events.iter().zip(&conn.timeline) {
+        let (kind, start, end) = match e.kind {
+            EventKind::Syn => (TraceKind::Syn, 0, 0),
+            EventKind::SynAck => (TraceKind::SynAck, 0, 0),
+            EventKind::HandshakeAck => (TraceKind::Ack, 0, 0),
+            EventKind::HelloAck => {
+                let at = c.tls.facts.ch_range.map_or(0, |(_, t)| t);
+                (TraceKind::Ack, at, at)
+            }
+            EventKind::Data { start, end } => (TraceKind::Data, start, end),
+            EventKind::Fin => (TraceKind::Fin, 0, 0),
+            EventKind::Rst => (TraceKind::Rst, 0, 0),
+            EventKind::Copy { .. } | EventKind::Icmp { .. } => continue,
+        };
+        packets.push(TracePacket {
+            frame: e.at.frame,
+            file: e.at.file,
+            ts: e.at.ts,
+            from_client: e.dir == cd,
+            kind,
+            start,
+            end,
+            label: entry.event.clone(),
+        });
+    }
+    crate::model::Trace {
+        client_isn: cdir.syns[0].and(cdir.first_seq),
+        server_isn: sdir.synack_seq,
+        syn_tsval: cdir.syn_tsval,
+        synack_tsval: sdir.syn_tsval,
+        packets,
+        packets_dropped: c.events_dropped,
+    }
 }
 
 fn summarise(c: &Conn, ctx: &Ctx) -> Built {
@@ -884,6 +933,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         conn,
         evidence,
         facts,
+        client_dir: cd,
     }
 }
 

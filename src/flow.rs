@@ -170,6 +170,8 @@ pub struct Dir {
     pub ttl: Option<u8>,
     pub pkttype: Option<PacketType>,
     pub mss: Option<u16>,
+    /// TSval of the first SYN or SYN-ACK.
+    pub syn_tsval: Option<u32>,
     /// Payload cut by the snaplen in some segment.
     pub payload_truncated: bool,
     pub header_truncated: u32,
@@ -227,6 +229,7 @@ impl Dir {
             header_truncated: 0,
             duplicates: 0,
             syn_copies: 0,
+            syn_tsval: None,
             recent: [None; 4],
             recent_next: 0,
         }
@@ -377,6 +380,9 @@ impl Conn {
                 dir.space = Some(SeqSpace::new(seg.seq.wrapping_add(1)));
             }
             dir.mss = dir.mss.or(seg.mss());
+            if dir.syn_tsval.is_none() {
+                dir.syn_tsval = seg.timestamps().map(|(v, _)| v);
+            }
             if seg.has_ack() {
                 dir.synack_count += 1;
                 dir.synack_seq.get_or_insert(seg.seq);

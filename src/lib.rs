@@ -19,6 +19,7 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod compare;
 pub mod decode;
 pub mod defrag;
 pub mod escape;

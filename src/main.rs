@@ -1,4 +1,4 @@
-//! tlsdiag command line: flags -> options -> analyze -> render -> exit status.
+//! tlsdiag command line: flags -> options -> analyze (or compare) -> render -> exit status.
 //! Exit status: 0 analysed; 1 with `--check` when some connection failed; 2 bad usage or an
 //! unreadable input.
 
@@ -25,7 +25,12 @@ enum VantageArg {
 
 /// Reads tcpdump captures and says, connection by connection, why TLS handshakes failed.
 #[derive(Debug, Parser)]
-#[command(name = "tlsdiag", version, about)]
+#[command(
+    name = "tlsdiag",
+    version,
+    about,
+    after_help = "Two captures of the same connections (gateway side and backend side): tlsdiag compare --help"
+)]
 struct Cli {
     /// Capture files (pcap, pcapng, optionally gzip/zstd); several files are one capture in
     /// the order given; `-` reads standard input.
@@ -75,6 +80,104 @@ struct Cli {
     quiet: bool,
 }
 
+/// Compares a capture taken near the client (gateway) with one taken near the server
+/// (backend) of the same connections: which packets crossed the path and which vanished.
+#[derive(Debug, Parser)]
+#[command(name = "tlsdiag compare", version)]
+struct CompareCli {
+    /// CLIENT_SIDE SERVER_SIDE: two capture files; their sides are inferred (and swapped when
+    /// the evidence says so). For several files per side, use --client-side / --server-side.
+    #[arg(value_name = "CAPTURE", conflicts_with_all = ["client_side", "server_side"])]
+    captures: Vec<String>,
+    /// A file of the capture taken near the client (repeat for several files, in order).
+    #[arg(long, value_name = "FILE", requires = "server_side")]
+    client_side: Vec<String>,
+    /// A file of the capture taken near the server (repeat for several files, in order).
+    #[arg(long, value_name = "FILE", requires = "client_side")]
+    server_side: Vec<String>,
+    /// Output format (ndjson: one pair per line).
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    format: FormatArg,
+    /// List and explain every pair, not only a few failed ones per verdict.
+    #[arg(long)]
+    all: bool,
+    /// Only connections with this address at either end (on either side).
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Only connections with this port at either end (on either side).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Exit with status 1 when some pair did not succeed.
+    #[arg(long)]
+    check: bool,
+}
+
+fn compare_main(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let cli = CompareCli::parse_from(args);
+    let (client_side, server_side, sides_given) = if cli.client_side.is_empty() {
+        if cli.captures.len() != 2 {
+            eprintln!(
+                "tlsdiag compare: give two captures (CLIENT_SIDE SERVER_SIDE), or --client-side FILE... --server-side FILE..."
+            );
+            return ExitCode::from(2);
+        }
+        (
+            vec![cli.captures[0].clone()],
+            vec![cli.captures[1].clone()],
+            false,
+        )
+    } else {
+        (cli.client_side.clone(), cli.server_side.clone(), true)
+    };
+    let opts = tlsdiag::compare::CompareOptions {
+        client_side,
+        server_side,
+        sides_given,
+        analysis: tlsdiag::Options {
+            host: cli.host,
+            port: cli.port,
+            ..Default::default()
+        },
+    };
+    let cmp = match tlsdiag::compare::compare(&opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tlsdiag: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
+    let render_opts = RenderOptions {
+        all: cli.all,
+        timeline: true,
+        width: if tty { terminal_width() } else { None },
+        color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let written = report::compare::render_to(&cmp, format_of(cli.format), &render_opts, &mut out)
+        .and_then(|_| out.flush());
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("tlsdiag: cannot write output: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if cli.check && cmp.summary.failed > 0 {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn format_of(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Text => Format::Text,
+        FormatArg::Json => Format::Json,
+        FormatArg::Ndjson => Format::Ndjson,
+        FormatArg::Markdown => Format::Markdown,
+    }
+}
+
 fn parse_server(s: &str) -> Result<(IpAddr, Option<u16>), String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok((ip, None));
@@ -86,7 +189,11 @@ fn parse_server(s: &str) -> Result<(IpAddr, Option<u16>), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "compare") {
+        return compare_main(args.into_iter().skip(1).collect());
+    }
+    let cli = Cli::parse_from(args);
     let opts = tlsdiag::Options {
         vantage: cli.vantage.map(|v| match v {
             VantageArg::Client => Side::Client,
@@ -106,6 +213,7 @@ fn main() -> ExitCode {
             key: cli.redact_key.clone(),
             keep_names: cli.keep_names,
         }),
+        trace: false,
     };
     let bar = progress_bar(&cli.inputs, cli.quiet);
     let mut done_before: Vec<u64> = Vec::new();
@@ -163,12 +271,7 @@ fn main() -> ExitCode {
         width: if tty { terminal_width() } else { None },
         color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    let format = match cli.format {
-        FormatArg::Text => Format::Text,
-        FormatArg::Json => Format::Json,
-        FormatArg::Ndjson => Format::Ndjson,
-        FormatArg::Markdown => Format::Markdown,
-    };
+    let format = format_of(cli.format);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let written =
         report::render_to(&report, format, &render_opts, &mut out).and_then(|_| out.flush());

@@ -177,6 +177,48 @@ pub struct Summary {
     pub peak_live_connections: u64,
 }
 
+/// One packet of a connection's ladder as the capture saw it, for matching against another
+/// capture of the same connection (`tlsdiag compare`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TracePacket {
+    pub frame: u64,
+    pub file: usize,
+    /// Capture time, nanoseconds since the Unix epoch.
+    pub ts: i64,
+    pub from_client: bool,
+    pub kind: TraceKind,
+    /// Stream offsets [start, end) of the payload (relative to the sender's first sequence
+    /// number); for `Ack`, both are the acknowledged offset.
+    pub start: u64,
+    pub end: u64,
+    /// The ladder's wording of this packet.
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TraceKind {
+    Syn,
+    SynAck,
+    Ack,
+    Data,
+    Fin,
+    Rst,
+}
+
+/// What identifies a connection across two captures, and its packets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Trace {
+    /// Sequence number of the client's SYN and of the server's SYN-ACK.
+    pub client_isn: Option<u32>,
+    pub server_isn: Option<u32>,
+    /// TCP timestamp values of the SYN and of the SYN-ACK (NAT leaves them alone).
+    pub syn_tsval: Option<u32>,
+    pub synack_tsval: Option<u32>,
+    pub packets: Vec<TracePacket>,
+    /// Packets of the connection not kept in `packets` (long transfers).
+    pub packets_dropped: u32,
+}
+
 /// The whole analysis. Connections live in a [`Store`] (memory, or a spill file for big
 /// captures) and come back in first-frame order, worded for the capture point decided once
 /// the whole capture was read.
@@ -245,6 +287,23 @@ impl Report {
             self.timeline_limit,
             self.redactor.as_ref(),
         ))
+    }
+
+    /// Connection `i` with the packets kept for it (`Options::trace`).
+    pub(crate) fn traced(
+        &self,
+        i: usize,
+    ) -> std::io::Result<(Connection, Option<crate::model::Trace>)> {
+        let mut rec = self.store.get(i)?;
+        let trace = rec.trace.take();
+        let conn = finalize(
+            rec,
+            self.vantage_override,
+            self.vantage.side,
+            self.timeline_limit,
+            self.redactor.as_ref(),
+        );
+        Ok((conn, trace))
     }
 
     /// All connections in output order.

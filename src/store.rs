@@ -22,6 +22,8 @@ pub struct Record {
     pub conn: Connection,
     pub facts: ConnFacts,
     pub evidence: Side,
+    /// The packets, kept only when asked for (`Options::trace`).
+    pub trace: Option<crate::model::Trace>,
 }
 
 /// Order of output: file, first frame, stream.
@@ -218,6 +220,7 @@ mod tests {
             conn,
             facts: ConnFacts::default(),
             evidence: Side::Client,
+            trace: None,
         }
     }
 

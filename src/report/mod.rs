@@ -3,6 +3,7 @@
 //! million connections needs no more memory than rendering ten. Renderers only read the model;
 //! escaping of capture-derived text happens before (in `analysis`) and per format here.
 
+pub mod compare;
 pub mod json;
 pub mod markdown;
 pub mod text;

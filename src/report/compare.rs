@@ -1,0 +1,323 @@
+//! Renders a [`Comparison`] (two captures of the same connections) as a terminal report, JSON
+//! or Markdown with a two-column ladder (client side | server side).
+
+use super::markdown::cell;
+use super::text::paint;
+use super::{Format, RenderOptions};
+use crate::compare::{Comparison, LadderRow, Pair, PairEnd};
+use crate::escape;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use std::io::{self, Write};
+
+/// Pairs explained in full per verdict (text and Markdown), unless `--all`.
+const DETAILED_PER_VERDICT: usize = 3;
+
+pub fn render_to(
+    c: &Comparison,
+    format: Format,
+    o: &RenderOptions,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *w, c).map_err(io::Error::other)?;
+            writeln!(w)
+        }
+        Format::Ndjson => {
+            for p in &c.pairs {
+                serde_json::to_writer(&mut *w, p).map_err(io::Error::other)?;
+                writeln!(w)?;
+            }
+            Ok(())
+        }
+        Format::Text => text(c, o, w),
+        Format::Markdown => markdown(c, o, w),
+    }
+}
+
+pub fn render(c: &Comparison, format: Format, o: &RenderOptions) -> String {
+    let mut buf = Vec::new();
+    if let Err(e) = render_to(c, format, o, &mut buf) {
+        buf.extend_from_slice(format!("\nerror: {e}\n").as_bytes());
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn end(e: &Option<PairEnd>) -> String {
+    match e {
+        Some(e) => format!("stream {}: {} -> {}", e.stream, e.client, e.server),
+        None => "not seen".into(),
+    }
+}
+
+fn frame(f: Option<u64>) -> String {
+    f.map_or_else(|| "—".into(), |f| f.to_string())
+}
+
+fn offset_line(c: &Comparison) -> String {
+    match c.clock.offset_s {
+        Some(o) => format!(
+            "{o:+.6} s (server-side clock minus client-side clock; {}, from {} + {} packets seen on both sides)",
+            c.clock.method, c.clock.samples_c2s, c.clock.samples_s2c
+        ),
+        None => format!("unknown ({})", c.clock.method),
+    }
+}
+
+fn delays(p: &Pair) -> String {
+    let f = |d: Option<f64>| d.map_or_else(|| "?".into(), |d| format!("{d:.3} ms"));
+    if p.delay_c2s_ms.is_none() && p.delay_s2c_ms.is_none() {
+        return String::new();
+    }
+    format!("-> {} / <- {}", f(p.delay_c2s_ms), f(p.delay_s2c_ms))
+}
+
+/// Pairs worth explaining: failures, or all with `--all`, a few per verdict.
+fn detailed<'c>(c: &'c Comparison, o: &RenderOptions) -> Vec<&'c Pair> {
+    let mut per: std::collections::BTreeMap<&str, usize> = Default::default();
+    c.pairs
+        .iter()
+        .filter(|p| o.all || p.verdict.is_failure())
+        .filter(|p| {
+            let n = per.entry(p.verdict.as_str()).or_default();
+            *n += 1;
+            o.all || *n <= DETAILED_PER_VERDICT
+        })
+        .collect()
+}
+
+fn text(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        w,
+        "{} {} compare",
+        paint("tlsdiag", "1", o.color),
+        c.tool.version
+    )?;
+    for (name, side) in [
+        ("Client side", &c.client_side),
+        ("Server side", &c.server_side),
+    ] {
+        let files: Vec<String> = side.files.iter().map(|f| escape::text(f)).collect();
+        writeln!(
+            w,
+            "{name}: {} ({}), {} connection(s)",
+            files.join(", "),
+            side.decided_by,
+            side.connections
+        )?;
+    }
+    writeln!(w, "Clock offset: {}", offset_line(c))?;
+    let s = &c.summary;
+    writeln!(
+        w,
+        "Pairs: {} ({} failed; {} matched, {} through NAT); seen on one side only: {} client side, {} server side",
+        s.pairs, s.failed, s.matched, s.matched_through_nat, s.unmatched_client_side, s.unmatched_server_side
+    )?;
+    for (v, n) in &s.verdicts {
+        writeln!(w, "  {v:<26} {n}")?;
+    }
+    for warn in &c.warnings {
+        writeln!(w, "warning: {}", escape::text(warn))?;
+    }
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec![
+            "client side",
+            "server side",
+            "SNI",
+            "verdict",
+            "one-way delay",
+        ]);
+    if let Some(width) = o.width {
+        t.set_width(width);
+    }
+    let mut rows = 0;
+    for p in c.pairs.iter().filter(|p| o.all || p.verdict.is_failure()) {
+        let colour = if p.verdict.is_failure() { "1;31" } else { "32" };
+        t.add_row(vec![
+            end(&p.client_side),
+            end(&p.server_side),
+            p.sni.clone().unwrap_or_default(),
+            paint(p.verdict.as_str(), colour, o.color),
+            delays(p),
+        ]);
+        rows += 1;
+    }
+    if rows > 0 {
+        writeln!(w, "\n{t}")?;
+    } else if s.pairs > 0 {
+        writeln!(w, "\nEvery pair is ok (--all lists them).")?;
+    }
+    for p in detailed(c, o) {
+        writeln!(
+            w,
+            "\n{} | {}: {}",
+            end(&p.client_side),
+            end(&p.server_side),
+            paint(p.verdict.as_str(), "1", o.color)
+        )?;
+        if let Some(n) = &p.nat {
+            writeln!(w, "  NAT: {n}")?;
+        }
+        if let Some(m) = &p.matched_by {
+            writeln!(w, "  matched by {m}")?;
+        }
+        writeln!(w, "  {}", p.explanation)?;
+        writeln!(w, "  next: {}", p.next_step)?;
+        writeln!(
+            w,
+            "  {:>9}  {:>7}     {:>7}  {:<8}  event",
+            "t (s)", "client", "server", "status"
+        )?;
+        for r in &p.ladder {
+            writeln!(w, "  {}", ladder_line(r))?;
+        }
+    }
+    if !c.unmatched.is_empty() {
+        writeln!(w, "\nSeen on one side only:")?;
+        for u in c.unmatched.iter().take(50) {
+            writeln!(
+                w,
+                "  {} side {}: {} ({})",
+                u.side,
+                end(&Some(u.conn.clone())),
+                u.conn.verdict.as_str(),
+                u.reason
+            )?;
+        }
+        if c.unmatched.len() > 50 {
+            writeln!(
+                w,
+                "  ... and {} more (--format json)",
+                c.unmatched.len() - 50
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn ladder_line(r: &LadderRow) -> String {
+    let arrow = if r.dir == "->" { "──>" } else { "<──" };
+    format!(
+        "{:>9.6}  {:>7} {arrow} {:>7}  {:<8}  {}",
+        r.t,
+        frame(r.client_frame),
+        frame(r.server_frame),
+        r.status,
+        r.event
+    )
+}
+
+fn markdown(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+    let s = &c.summary;
+    let headline = c
+        .pairs
+        .iter()
+        .filter(|p| p.verdict.is_failure())
+        .min_by_key(|p| p.verdict.rank());
+    match headline {
+        Some(p) => writeln!(
+            w,
+            "## tlsdiag compare: {} of {} connection(s) failed; first: `{}`\n",
+            s.failed,
+            s.pairs,
+            p.verdict.as_str()
+        )?,
+        None => writeln!(
+            w,
+            "## tlsdiag compare: {} connection(s), none failed\n",
+            s.pairs
+        )?,
+    }
+    for (name, side) in [
+        ("Client side (gateway)", &c.client_side),
+        ("Server side (backend)", &c.server_side),
+    ] {
+        let files: Vec<String> = side
+            .files
+            .iter()
+            .map(|f| format!("`{}`", cell(&escape::text(f))))
+            .collect();
+        writeln!(
+            w,
+            "- **{name}**: {}; {}; {} connection(s)",
+            files.join(", "),
+            cell(&side.decided_by),
+            side.connections
+        )?;
+    }
+    writeln!(w, "- **Clock offset**: {}", cell(&offset_line(c)))?;
+    writeln!(
+        w,
+        "- **Matched**: {} pair(s), {} through NAT; one side only: {} client side, {} server side",
+        s.matched, s.matched_through_nat, s.unmatched_client_side, s.unmatched_server_side
+    )?;
+    for warn in &c.warnings {
+        writeln!(w, "- **Warning**: {}", cell(&escape::text(warn)))?;
+    }
+    writeln!(w, "\n| verdict | pairs |\n|---|---:|")?;
+    for (v, n) in &s.verdicts {
+        writeln!(w, "| `{v}` | {n} |")?;
+    }
+    for p in detailed(c, o) {
+        writeln!(w, "\n### `{}`\n", p.verdict.as_str())?;
+        writeln!(w, "- client side: {}", cell(&end(&p.client_side)))?;
+        writeln!(w, "- server side: {}", cell(&end(&p.server_side)))?;
+        if let Some(n) = &p.nat {
+            writeln!(w, "- NAT: {}", cell(n))?;
+        }
+        if let Some(sni) = &p.sni {
+            writeln!(w, "- SNI: `{}`", cell(sni))?;
+        }
+        let d = delays(p);
+        if !d.is_empty() {
+            writeln!(w, "- one-way delay: {}", cell(&d))?;
+        }
+        writeln!(
+            w,
+            "\n{}\n\n**Next step:** {}\n",
+            cell(&p.explanation),
+            cell(&p.next_step)
+        )?;
+        writeln!(
+            w,
+            "| t (s) | client side (gateway) | | server side (backend) | seen |\n|---:|---|:---:|---|---|"
+        )?;
+        for r in &p.ladder {
+            let (left, right) = match r.dir {
+                "->" => (
+                    r.client_frame.map(|f| format!("#{f} {}", cell(&r.event))),
+                    r.server_frame.map(|f| format!("#{f}")),
+                ),
+                _ => (
+                    r.client_frame.map(|f| format!("#{f}")),
+                    r.server_frame.map(|f| format!("#{f} {}", cell(&r.event))),
+                ),
+            };
+            let arrow = if r.dir == "->" { "→" } else { "←" };
+            writeln!(
+                w,
+                "| {:.6} | {} | {arrow} | {} | {} |",
+                r.t,
+                left.unwrap_or_else(|| "—".into()),
+                right.unwrap_or_else(|| "—".into()),
+                r.status
+            )?;
+        }
+    }
+    if !c.unmatched.is_empty() {
+        writeln!(w, "\n### Seen on one side only\n\n| side | connection | verdict | likely reason |\n|---|---|---|---|")?;
+        for u in c.unmatched.iter().take(50) {
+            writeln!(
+                w,
+                "| {} | {} | `{}` | {} |",
+                u.side,
+                cell(&end(&Some(u.conn.clone()))),
+                u.conn.verdict.as_str(),
+                cell(&u.reason)
+            )?;
+        }
+    }
+    Ok(())
+}
