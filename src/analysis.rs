@@ -38,6 +38,9 @@ pub struct Options {
     /// Settled connections kept in memory before they are spilled to a temporary file
     /// (0 = the default).
     pub memory_records: usize,
+    /// Index entries kept in memory before they are written out as a sorted run (0 = the
+    /// default).
+    pub index_run: usize,
     /// Redact addresses and names in everything reported.
     pub redact: Option<RedactOptions>,
     /// Keep each connection's packets for matching against another capture.
@@ -113,7 +116,7 @@ struct Run<'o, 'c> {
     inputs: Vec<InputSummary>,
     verdicts: BTreeMap<String, u64>,
     servers: BTreeMap<String, BTreeMap<String, u64>>,
-    evidence: Vec<Evidence>,
+    evidence: vantage::Tally,
     failed: u64,
     duplicates: u64,
     since_sweep: u32,
@@ -140,15 +143,20 @@ impl<'o, 'c> Run<'o, 'c> {
                 capture_end: 0,
                 multi_file,
             },
-            store: if opts.memory_records == 0 {
-                Store::default()
-            } else {
-                Store::new(opts.memory_records)
-            },
+            store: Store::with_index_run(
+                match opts.memory_records {
+                    0 => crate::store::DEFAULT_MEMORY_RECORDS,
+                    n => n,
+                },
+                match opts.index_run {
+                    0 => crate::store::INDEX_RUN,
+                    n => n,
+                },
+            ),
             inputs: Vec::new(),
             verdicts: BTreeMap::new(),
             servers: BTreeMap::new(),
-            evidence: Vec::new(),
+            evidence: vantage::Tally::default(),
             failed: 0,
             duplicates: 0,
             since_sweep: 0,
@@ -212,7 +220,7 @@ impl<'o, 'c> Run<'o, 'c> {
             .or_default()
             .entry(code.as_str().into())
             .or_default() += 1;
-        self.evidence.push(built.evidence);
+        self.evidence.add(built.evidence);
         let trace = self
             .opts
             .trace
@@ -243,7 +251,9 @@ impl<'o, 'c> Run<'o, 'c> {
         for c in self.table.drain() {
             self.settle(&c);
         }
-        self.store.finish();
+        if let Err(e) = self.store.finish() {
+            self.store_error.get_or_insert(e);
+        }
         let n = self.counters;
         let (overall_side, overall_text) = vantage::overall(&self.evidence);
         let vantage_out = match self.opts.vantage {
@@ -435,7 +445,7 @@ fn client_dir(c: &Conn) -> (usize, &'static str) {
     if let Some(d) = c.synack_dir {
         return (1 - d, "synack");
     }
-    if let Some(d) = c.tls.facts.ch_dir {
+    if let Some(d) = c.tls_facts().ch_dir {
         return (d, "clienthello");
     }
     if c.icmp_only {
@@ -558,7 +568,7 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
             EventKind::SynAck => (TraceKind::SynAck, 0, 0),
             EventKind::HandshakeAck => (TraceKind::Ack, 0, 0),
             EventKind::HelloAck => {
-                let at = c.tls.facts.ch_range.map_or(0, |(_, t)| t);
+                let at = c.tls_facts().ch_range.map_or(0, |(_, t)| t);
                 (TraceKind::Ack, at, at)
             }
             EventKind::Data { start, end } => (TraceKind::Data, start, end),
@@ -591,7 +601,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
     let (cd, rule) = client_dir(c);
     let sd = 1 - cd;
     let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);
-    let tf = &c.tls.facts;
+    let tf = c.tls_facts();
     let base = c.first.ts;
     let e = |r: FrameRef| ev(r, base);
 
@@ -939,7 +949,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
 
 /// The connection's ladder: frame, time since its first packet, direction, event.
 fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<TimelineEntry> {
-    let tf = &c.tls.facts;
+    let tf = c.tls_facts();
     let base = c.first.ts;
     let mut out = Vec::new();
     let mut syns = 0;

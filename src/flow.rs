@@ -12,7 +12,7 @@
 use crate::capture::{FrameRef, Nanos};
 use crate::decode::{IcmpError, PacketType, QuotedTcp, TcpSegment};
 use crate::reassembly::{Piece, Reassembler, SeqSpace};
-use crate::tls::TlsConn;
+use crate::tls::{TlsConn, TlsFacts};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
@@ -243,7 +243,10 @@ pub struct Conn {
     /// `ends[0]` sent the first packet seen; direction `d` goes from `ends[d]` to `ends[1-d]`.
     pub ends: [Endpoint; 2],
     pub dirs: [Dir; 2],
-    pub tls: TlsConn,
+    /// Created with the first payload byte: most connections of a SYN flood never get one.
+    tls: Option<Box<TlsConn>>,
+    /// Directions that began mid-stream (for the TLS layer, once it exists).
+    midstream: [bool; 2],
     pub first: FrameRef,
     pub last: FrameRef,
     /// Direction of the first pure SYN, of the first SYN-ACK.
@@ -264,18 +267,32 @@ impl Conn {
             stream,
             ends: [src, dst],
             dirs: [Dir::new(cfg.reassembly_cap), Dir::new(cfg.reassembly_cap)],
-            tls: TlsConn::new(),
+            tls: None,
+            midstream: [false; 2],
             first: at,
             last: at,
             syn_dir: None,
             synack_dir: None,
             handshake_ack: None,
             icmp: Vec::new(),
-            events: Vec::with_capacity(16),
+            events: Vec::new(),
             events_dropped: 0,
             icmp_only: false,
             hello_ack_logged: false,
         }
+    }
+
+    /// What the TLS layer learnt (nothing, before the first payload byte).
+    pub fn tls_facts(&self) -> &TlsFacts {
+        static NOTHING: std::sync::OnceLock<TlsFacts> = std::sync::OnceLock::new();
+        match &self.tls {
+            Some(t) => &t.facts,
+            None => NOTHING.get_or_init(TlsFacts::default),
+        }
+    }
+
+    fn tls_wants(&self, d: usize) -> bool {
+        self.tls.as_ref().is_none_or(|t| t.wants(d))
     }
 
     /// RST seen, or FIN both ways.
@@ -295,7 +312,7 @@ impl Conn {
         // Teardown and errors are always kept; data only while there is room and while the
         // handshake is still open.
         let essential = !matches!(kind, EventKind::Data { .. } | EventKind::Copy { .. });
-        if !essential && self.tls.facts.handshake_done.is_some() {
+        if !essential && self.tls_facts().handshake_done.is_some() {
             self.events_dropped += 1;
             return;
         }
@@ -432,7 +449,7 @@ impl Conn {
                 peer.sacked = true;
             }
             let acked = peer.acked;
-            let f = &self.tls.facts;
+            let f = self.tls_facts();
             if !self.hello_ack_logged && f.ch_dir == Some(o) {
                 if let (Some((_, end)), Some(a)) = (f.ch_range, acked) {
                     if a >= end {
@@ -449,7 +466,10 @@ impl Conn {
             // Joined mid-stream: the first sequence number seen is offset 0.
             dir.space = Some(SeqSpace::new(seg.seq));
             if dir.syn_count + dir.synack_count == 0 {
-                self.tls.set_midstream(d);
+                self.midstream[d] = true;
+                if let Some(t) = self.tls.as_mut() {
+                    t.set_midstream(d);
+                }
             }
         }
         let dir = &mut self.dirs[d];
@@ -476,8 +496,17 @@ impl Conn {
                     dir.payload_truncated = true;
                 }
                 self.log(at, d, EventKind::Data { start: off, end });
-                if self.tls.wants(d) {
-                    let tls = &mut self.tls;
+                if self.tls_wants(d) {
+                    let midstream = self.midstream;
+                    let tls = self.tls.get_or_insert_with(|| {
+                        let mut t = Box::new(TlsConn::new());
+                        for (d, m) in midstream.into_iter().enumerate() {
+                            if m {
+                                t.set_midstream(d);
+                            }
+                        }
+                        t
+                    });
                     let reasm = &mut self.dirs[d].reasm;
                     if off < reasm.delivered() && tls.restart_on_hello(d, off, seg.payload) {
                         reasm.rewind(off);
@@ -516,8 +545,10 @@ impl Conn {
 
     /// End of capture: skip unfilled holes so data behind them still reaches the TLS layer.
     pub fn finish(&mut self) {
+        let Some(tls) = self.tls.as_mut() else {
+            return;
+        };
         for d in 0..2 {
-            let tls = &mut self.tls;
             let reasm = &mut self.dirs[d].reasm;
             while reasm.has_held() {
                 if reasm
@@ -528,8 +559,7 @@ impl Conn {
                 }
             }
         }
-        self.tls
-            .finish([self.dirs[0].first_at, self.dirs[1].first_at]);
+        tls.finish([self.dirs[0].first_at, self.dirs[1].first_at]);
     }
 }
 

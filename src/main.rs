@@ -209,6 +209,7 @@ fn main() -> ExitCode {
         },
         timeline_limit: None,
         memory_records: 0,
+        index_run: 0,
         redact: cli.redact.then(|| tlsdiag::RedactOptions {
             key: cli.redact_key.clone(),
             keep_names: cli.keep_names,

@@ -3,9 +3,11 @@
 //!
 //! This is what keeps memory proportional to the connections open at once rather than to the
 //! capture's size: a connection is summarised and stored as soon as its outcome is settled, its
-//! packet state freed, and only a 32-byte index entry per connection stays in memory once the
-//! in-memory batch has been spilled (postcard, a compact serde encoding). The file is removed
-//! when the store is dropped.
+//! packet state freed, and once the in-memory batch has been spilled (postcard, a compact serde
+//! encoding) only its index entry stays in memory. Index entries are themselves written out in
+//! sorted runs of [`INDEX_RUN`] and merged into one sorted index on disk at the end (an
+//! external merge sort), so a capture of millions of connections needs a few MiB, not 40 bytes
+//! per connection. The file is removed when the store is dropped.
 
 use crate::model::Connection;
 use crate::verdict::{ConnFacts, Side};
@@ -50,8 +52,44 @@ impl Drop for Spill {
 /// Records in memory before a batch is spilled.
 pub const DEFAULT_MEMORY_RECORDS: usize = 512;
 
+/// Index entries in memory before they are written out as a sorted run (2.5 MiB).
+pub const INDEX_RUN: usize = 1 << 16;
+
+/// One index entry on disk: file, first frame, stream, record offset, record length.
+const ENTRY: usize = 8 * 4 + 4;
+
+fn encode(k: Key, off: u64, len: u32) -> [u8; ENTRY] {
+    let mut b = [0u8; ENTRY];
+    b[0..8].copy_from_slice(&(k.0 as u64).to_le_bytes());
+    b[8..16].copy_from_slice(&k.1.to_le_bytes());
+    b[16..24].copy_from_slice(&k.2.to_le_bytes());
+    b[24..32].copy_from_slice(&off.to_le_bytes());
+    b[32..36].copy_from_slice(&len.to_le_bytes());
+    b
+}
+
+fn decode(b: &[u8]) -> Option<(Key, u64, u32)> {
+    let u = |r: std::ops::Range<usize>| -> Option<u64> {
+        Some(u64::from_le_bytes(b.get(r)?.try_into().ok()?))
+    };
+    let len = u32::from_le_bytes(b.get(32..36)?.try_into().ok()?);
+    Some(((u(0..8)? as usize, u(8..16)?, u(16..24)?), u(24..32)?, len))
+}
+
+/// A sorted run of index entries in the spill file.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    off: u64,
+    count: u64,
+}
+
 pub struct Store {
+    /// Entries not yet written out as a run (all of them, for small stores).
     index: Vec<(Key, Loc)>,
+    /// Sorted runs written out; after `finish`, a single run holding the whole index.
+    runs: Vec<Run>,
+    on_disk: usize,
+    index_run: usize,
     mem: Vec<Option<Record>>,
     /// Index position of each in-memory record.
     mem_pos: Vec<usize>,
@@ -78,8 +116,16 @@ impl Default for Store {
 
 impl Store {
     pub fn new(limit: usize) -> Self {
+        Store::with_index_run(limit, INDEX_RUN)
+    }
+
+    /// A store writing its index out every `index_run` entries.
+    pub fn with_index_run(limit: usize, index_run: usize) -> Self {
         Store {
             index: Vec::new(),
+            runs: Vec::new(),
+            on_disk: 0,
+            index_run: index_run.max(1),
             mem: Vec::new(),
             mem_pos: Vec::new(),
             spill: None,
@@ -89,11 +135,11 @@ impl Store {
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.on_disk + self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     /// Whether records went to disk.
@@ -112,6 +158,107 @@ impl Store {
         if self.mem.len() >= self.limit {
             self.flush()?;
         }
+        if self.index.len() >= self.index_run {
+            self.write_run()?;
+        }
+        Ok(())
+    }
+
+    /// Sorts the in-memory index entries (all on disk once flushed) and writes them as a run.
+    fn write_run(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.index.sort_by_key(|(k, _)| *k);
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = Vec::with_capacity(self.index.len() * ENTRY);
+        for (k, loc) in &self.index {
+            let Loc::Disk { off, len } = *loc else {
+                return Err(io::Error::other("index entry of a record not spilled"));
+            };
+            buf.extend_from_slice(&encode(*k, off, len));
+        }
+        spill.file.write_all_at(&buf, spill.end)?;
+        self.runs.push(Run {
+            off: spill.end,
+            count: self.index.len() as u64,
+        });
+        spill.end += buf.len() as u64;
+        self.on_disk += self.index.len();
+        self.index.clear();
+        self.index.shrink_to(self.index_run);
+        Ok(())
+    }
+
+    /// Merges the runs into one sorted run at the end of the spill file.
+    fn merge_runs(&mut self) -> io::Result<()> {
+        if !self.index.is_empty() {
+            self.write_run()?;
+        }
+        if self.runs.len() <= 1 {
+            return Ok(());
+        }
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(());
+        };
+        const CHUNK: u64 = 1024;
+        struct Cursor {
+            run: Run,
+            next: u64,
+            buf: Vec<u8>,
+            pos: usize,
+        }
+        let fill = |c: &mut Cursor, f: &File| -> io::Result<()> {
+            let n = CHUNK.min(c.run.count - c.next);
+            c.buf.resize(n as usize * ENTRY, 0);
+            f.read_exact_at(&mut c.buf, c.run.off + c.next * ENTRY as u64)?;
+            c.next += n;
+            c.pos = 0;
+            Ok(())
+        };
+        let mut cursors = Vec::with_capacity(self.runs.len());
+        let mut heap = std::collections::BinaryHeap::new();
+        for run in &self.runs {
+            let mut c = Cursor {
+                run: *run,
+                next: 0,
+                buf: Vec::new(),
+                pos: 0,
+            };
+            fill(&mut c, &spill.file)?;
+            if let Some((k, _, _)) = decode(&c.buf) {
+                heap.push(std::cmp::Reverse((k, cursors.len())));
+            }
+            cursors.push(c);
+        }
+        let start = spill.end;
+        let mut out: Vec<u8> = Vec::with_capacity(CHUNK as usize * ENTRY * 4);
+        let mut written = 0u64;
+        while let Some(std::cmp::Reverse((_, i))) = heap.pop() {
+            let Some(c) = cursors.get_mut(i) else {
+                break;
+            };
+            out.extend_from_slice(c.buf.get(c.pos..c.pos + ENTRY).unwrap_or(&[]));
+            written += 1;
+            c.pos += ENTRY;
+            if c.pos >= c.buf.len() && c.next < c.run.count {
+                fill(c, &spill.file)?;
+            }
+            if let Some((k, _, _)) = c.buf.get(c.pos..).and_then(decode) {
+                heap.push(std::cmp::Reverse((k, i)));
+            }
+            if out.len() >= out.capacity() - ENTRY {
+                spill.file.write_all_at(&out, spill.end)?;
+                spill.end += out.len() as u64;
+                out.clear();
+            }
+        }
+        spill.file.write_all_at(&out, spill.end)?;
+        spill.end += out.len() as u64;
+        self.runs = vec![Run {
+            off: start,
+            count: written,
+        }];
         Ok(())
     }
 
@@ -154,17 +301,38 @@ impl Store {
     }
 
     /// Puts the index in output order; call once all records are in (no push after it).
-    pub fn finish(&mut self) {
-        if !self.sorted {
+    pub fn finish(&mut self) -> io::Result<()> {
+        if !self.runs.is_empty() {
+            self.merge_runs()?;
+        } else if !self.sorted {
             self.index.sort_by_key(|(k, _)| *k);
             self.sorted = true;
         }
         self.mem_pos.clear();
+        Ok(())
     }
 
     /// Reads record `i` (in output order once [`finish`](Self::finish) ran).
     pub fn get(&self, i: usize) -> io::Result<Record> {
-        match self.index.get(i).map(|(_, l)| *l) {
+        let loc = match self.runs.first() {
+            None => self.index.get(i).map(|(_, l)| *l),
+            Some(run) => {
+                let spill = self
+                    .spill
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("spill file missing"))?;
+                if i as u64 >= run.count {
+                    None
+                } else {
+                    let mut b = [0u8; ENTRY];
+                    spill
+                        .file
+                        .read_exact_at(&mut b, run.off + i as u64 * ENTRY as u64)?;
+                    decode(&b).map(|(_, off, len)| Loc::Disk { off, len })
+                }
+            }
+        };
+        match loc {
             Some(Loc::Mem(m)) => self
                 .mem
                 .get(m)
@@ -231,7 +399,7 @@ mod tests {
             s.push(record(stream, frame)).expect("push");
         }
         assert!(s.spilled());
-        s.finish();
+        s.finish().expect("finish");
         let frames: Vec<u64> = (0..s.len())
             .map(|i| s.get(i).expect("read").conn.first_frame)
             .collect();
@@ -242,8 +410,32 @@ mod tests {
     fn small_stores_stay_in_memory() {
         let mut s = Store::new(100);
         s.push(record(0, 1)).expect("push");
-        s.finish();
+        s.finish().expect("finish");
         assert!(!s.spilled());
         assert_eq!(s.get(0).expect("read").conn.stream, 0);
+    }
+
+    #[test]
+    fn index_runs_merge_into_first_frame_order() {
+        // 2000 records in a scrambled order, written out in runs of 64 entries and batches of
+        // 7 records: the same order as sorting them in memory.
+        let mut s = Store::with_index_run(7, 64);
+        let mut keys: Vec<(u64, u64)> = (0..2000u64).map(|i| (i, (i * 7919) % 2003 + 1)).collect();
+        for (stream, frame) in &keys {
+            s.push(record(*stream, *frame)).expect("push");
+        }
+        assert_eq!(s.len(), 2000);
+        assert!(s.runs.len() > 30, "{} runs", s.runs.len());
+        s.finish().expect("finish");
+        assert_eq!(s.runs.len(), 1);
+        keys.sort_by_key(|(stream, frame)| (*frame, *stream));
+        let got: Vec<(u64, u64)> = (0..s.len())
+            .map(|i| {
+                let r = s.get(i).expect("read");
+                (r.conn.stream, r.conn.first_frame)
+            })
+            .collect();
+        assert_eq!(got, keys);
+        assert!(s.get(2000).is_err());
     }
 }

@@ -108,34 +108,47 @@ pub fn infer(c: &Clues) -> Evidence {
     }
 }
 
+/// Per-connection evidence, counted (constant size, however many connections).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    client: u64,
+    server: u64,
+    best_client: Option<Method>,
+    best_server: Option<Method>,
+}
+
+impl Tally {
+    pub fn add(&mut self, e: Evidence) {
+        let (n, best) = match e.side {
+            Side::Client => (&mut self.client, &mut self.best_client),
+            Side::Server => (&mut self.server, &mut self.best_server),
+            Side::Unknown => return,
+        };
+        *n += 1;
+        *best = Some(best.map_or(e.by, |b| b.min(e.by)));
+    }
+}
+
 /// Capture-wide decision from per-connection evidence: (side, explanation).
-pub fn overall(evidence: &[Evidence]) -> (Side, String) {
-    let count = |s: Side| evidence.iter().filter(|e| e.side == s).count();
-    let (client, server) = (count(Side::Client), count(Side::Server));
-    let decided = client + server;
-    if decided == 0 {
+pub fn overall(t: &Tally) -> (Side, String) {
+    let (client, server) = (t.client, t.server);
+    if client + server == 0 {
         return (
             Side::Unknown,
             "no connection carried usable evidence (packet type, TTL or handshake timing)".into(),
         );
     }
-    let side = if client > server {
-        Side::Client
+    let (side, best) = if client > server {
+        (Side::Client, t.best_client)
     } else if server > client {
-        Side::Server
+        (Side::Server, t.best_server)
     } else {
-        Side::Unknown
+        (Side::Unknown, None)
     };
-    let best = evidence
-        .iter()
-        .filter(|e| e.side == side)
-        .map(|e| e.by)
-        .min()
-        .unwrap_or(Method::None);
     let text = format!(
         "{client} connection(s) point to the client side and {server} to the server side; \
          strongest evidence: {}",
-        best.describe()
+        best.unwrap_or(Method::None).describe()
     );
     (side, text)
 }
@@ -213,7 +226,9 @@ mod tests {
                 by: Method::None,
             },
         ];
-        let (side, text) = overall(&e);
+        let mut t = Tally::default();
+        e.into_iter().for_each(|e| t.add(e));
+        let (side, text) = overall(&t);
         assert_eq!(side, Side::Client);
         assert!(text.contains("TTL"));
     }

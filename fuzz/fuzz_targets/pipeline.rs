@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
             ..Default::default()
         },
         memory_records: 1,
+        index_run: 2,
         redact: Some(tlsdiag::analysis::RedactOptions {
             key: Some("fuzz".into()),
             keep_names: false,
