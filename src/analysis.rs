@@ -819,6 +819,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         client_rst: cdir.rst.map(e),
         server_fin: sdir.fin.map(e),
         server_rst: sdir.rst.map(e),
+        server_rst_forged: rst_forged(sdir),
         client_seq_jump,
         server_retransmissions: sdir.retransmissions,
         server_full_size_retransmissions: sdir.full_size_retransmissions,
@@ -945,6 +946,21 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         facts,
         client_dir: cd,
     }
+}
+
+/// Why a direction's RST was not sent by that endpoint: its TTL differs from the one every
+/// earlier packet of the direction arrived with (the same host and path give the same TTL;
+/// a firewall or IPS forging the reset starts from its own initial TTL and distance).
+fn rst_forged(d: &crate::flow::Dir) -> Option<String> {
+    let (rst, ttl) = (d.rst_ttl?, d.ttl?);
+    if rst == ttl || d.packets < 2 {
+        return None;
+    }
+    let mut why = format!("its TTL is {rst} where the server's other packets arrive with {ttl}");
+    if d.rst_without_ts && d.ts_seen {
+        why.push_str(", and it carries no TCP timestamp although they do");
+    }
+    Some(why)
 }
 
 /// The connection's ladder: frame, time since its first packet, direction, event.

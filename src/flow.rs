@@ -167,6 +167,11 @@ pub struct Dir {
     pub rst: Option<FrameRef>,
     pub rst_offset: Option<u64>,
     pub rst_count: u32,
+    /// TTL of the first RST, and whether it lacked the TCP timestamp option.
+    pub rst_ttl: Option<u8>,
+    pub rst_without_ts: bool,
+    /// Some packet other than a RST carried TCP timestamps.
+    pub ts_seen: bool,
     pub ttl: Option<u8>,
     pub pkttype: Option<PacketType>,
     pub mss: Option<u16>,
@@ -230,6 +235,9 @@ impl Dir {
             duplicates: 0,
             syn_copies: 0,
             syn_tsval: None,
+            rst_ttl: None,
+            rst_without_ts: false,
+            ts_seen: false,
             recent: [None; 4],
             recent_next: 0,
         }
@@ -533,11 +541,16 @@ impl Conn {
             }
         }
         let dir = &mut self.dirs[d];
+        if !seg.rst() && seg.timestamps().is_some() {
+            dir.ts_seen = true;
+        }
         if seg.rst() {
             dir.rst_count += 1;
             if dir.rst.is_none() {
                 dir.rst = Some(at);
                 dir.rst_offset = off;
+                dir.rst_ttl = Some(seg.ip.ttl);
+                dir.rst_without_ts = seg.timestamps().is_none();
                 self.log(at, d, EventKind::Rst);
             }
         }

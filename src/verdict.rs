@@ -21,6 +21,8 @@ pub enum VerdictCode {
     ServerAlert,
     ClientAlert,
     ServerReset,
+    /// A reset in the server's name that the server did not send (TTL mismatch).
+    MiddleboxReset,
     ServerClosed,
     ServerResponseLost,
     ClienthelloLost,
@@ -31,7 +33,7 @@ pub enum VerdictCode {
 }
 
 impl VerdictCode {
-    pub const ALL: [VerdictCode; 16] = [
+    pub const ALL: [VerdictCode; 17] = [
         VerdictCode::TlsOk,
         VerdictCode::TlsNoServerResponse,
         VerdictCode::TcpNoSynack,
@@ -41,6 +43,7 @@ impl VerdictCode {
         VerdictCode::ServerAlert,
         VerdictCode::ClientAlert,
         VerdictCode::ServerReset,
+        VerdictCode::MiddleboxReset,
         VerdictCode::ServerClosed,
         VerdictCode::ServerResponseLost,
         VerdictCode::ClienthelloLost,
@@ -61,6 +64,7 @@ impl VerdictCode {
             VerdictCode::ServerAlert => "server_alert",
             VerdictCode::ClientAlert => "client_alert",
             VerdictCode::ServerReset => "server_reset",
+            VerdictCode::MiddleboxReset => "middlebox_reset",
             VerdictCode::ServerClosed => "server_closed",
             VerdictCode::ServerResponseLost => "server_response_lost",
             VerdictCode::ClienthelloLost => "clienthello_lost",
@@ -181,6 +185,9 @@ pub struct ConnFacts {
     pub client_rst: Option<Ev>,
     pub server_fin: Option<Ev>,
     pub server_rst: Option<Ev>,
+    /// Why the server's RST was not sent by the server (its TTL differs from the server's
+    /// other packets), when it was not.
+    pub server_rst_forged: Option<String>,
     /// The client's FIN/RST sits past data never captured (server-side view of a lost hello).
     pub client_seq_jump: Option<u64>,
     pub server_retransmissions: u32,
@@ -215,6 +222,30 @@ pub struct Judgement {
     pub code: VerdictCode,
     pub explanation: String,
     pub next_step: String,
+}
+
+/// A reset in the server's name that the server's own packets contradict.
+fn middlebox_reset(f: &ConnFacts, rst: Ev, why: &str, when: &str) -> Judgement {
+    let next = match f.vantage {
+        Side::Server => {
+            "Seen from the backend: a device between client and backend resets the \
+             connection in both directions; find it (firewall, IPS, TLS inspection) and its \
+             logs."
+        }
+        _ => {
+            "A firewall or IPS between client and server resets this connection (SNI or URL \
+             filtering, threat prevention, TLS inspection policy): its logs name the rule. A \
+             capture on the backend will show that the server never sent this RST."
+        }
+    };
+    Judgement {
+        code: VerdictCode::MiddleboxReset,
+        explanation: format!(
+            "the connection was reset {when} by a RST ({rst}) in the server's name that the \
+             server did not send: {why}; a device in between forged it"
+        ),
+        next_step: next.into(),
+    }
 }
 
 /// Known client-side timeouts: (seconds, who).
@@ -404,6 +435,9 @@ pub fn judge(f: &ConnFacts) -> Judgement {
             return lost_response(f, ch);
         }
         if let Some(rst) = f.server_rst {
+            if let Some(why) = &f.server_rst_forged {
+                return middlebox_reset(f, rst, why, &format!("after the ServerHello ({sh})"));
+            }
             return j(
                 V::ServerReset,
                 format!("the server sent its ServerHello ({sh}) and then reset ({rst})"),
@@ -444,6 +478,9 @@ pub fn judge(f: &ConnFacts) -> Judgement {
     let client_end = f.client_gave_up().map(|(e, _)| e.t);
     if let Some(rst) = f.server_rst {
         if client_end.is_none_or(|t| rst.t <= t) {
+            if let Some(why) = &f.server_rst_forged {
+                return middlebox_reset(f, rst, why, &format!("after the ClientHello ({ch})"));
+            }
             return j(
                 V::ServerReset,
                 format!(
@@ -764,6 +801,24 @@ mod tests {
         assert_eq!(judge(&f).code, VerdictCode::TlsNoServerResponse);
         f.server_fin = ev(5, 1.0);
         assert_eq!(judge(&f).code, VerdictCode::ServerClosed);
+    }
+
+    #[test]
+    fn a_reset_the_server_did_not_send_is_a_middlebox_reset() {
+        let mut f = with_hello(1, false);
+        f.server_rst = ev(5, 0.003);
+        f.server_rst_forged =
+            Some("its TTL is 64 where the server's other packets arrive with 63".into());
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::MiddleboxReset);
+        assert!(j.explanation.contains("TTL is 64"), "{}", j.explanation);
+        assert!(j.next_step.contains("firewall"));
+        // The same after a ServerHello (a firewall inspecting the certificate).
+        f.serverhello = ev(6, 0.002);
+        f.server_rst = ev(7, 0.004);
+        assert_eq!(judge(&f).code, VerdictCode::MiddleboxReset);
+        f.server_rst_forged = None;
+        assert_eq!(judge(&f).code, VerdictCode::ServerReset);
     }
 
     #[test]

@@ -38,19 +38,21 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
     }
     // The biggest group of failures; on a tie, the failure this tool exists for first.
     let severity = |v: &str| {
-        [
+        const ORDER: [&str; 9] = [
             "tls_no_server_response",
             "server_response_lost",
             "clienthello_lost",
             "tcp_no_synack",
             "icmp_unreachable",
             "tcp_refused",
+            "middlebox_reset",
             "server_reset",
             "server_closed",
-        ]
-        .iter()
-        .position(|x| *x == v)
-        .map_or(0, |i| 8 - i)
+        ];
+        ORDER
+            .iter()
+            .position(|x| *x == v)
+            .map_or(0, |i| ORDER.len() - i)
     };
     let Some(((verdict, server), g)) = groups
         .iter()
