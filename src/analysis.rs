@@ -96,7 +96,13 @@ pub fn analyze_live(
     for (i, path) in paths.iter().enumerate() {
         let mut on_frame = |f: &Frame<'_>| run.frame(f);
         let mut on_progress = |bytes: u64| progress(i, bytes);
-        let summary = capture::read_input_with_progress(path, i, &mut on_frame, &mut on_progress)?;
+        // Files are read on a second thread; standard input (live use) frame by frame, so a
+        // frame is analysed the moment it arrives.
+        let summary = if path == "-" {
+            capture::read_input_with_progress(path, i, &mut on_frame, &mut on_progress)?
+        } else {
+            capture::read_input_threaded(path, i, &mut on_frame, &mut on_progress)?
+        };
         run.inputs.push(summary);
     }
     Ok(run.finish())

@@ -94,6 +94,8 @@ pub struct Store {
     /// Index position of each in-memory record.
     mem_pos: Vec<usize>,
     spill: Option<Spill>,
+    /// Serialisation buffer, kept between batches.
+    buf: Vec<u8>,
     limit: usize,
     sorted: bool,
 }
@@ -129,6 +131,7 @@ impl Store {
             mem: Vec::new(),
             mem_pos: Vec::new(),
             spill: None,
+            buf: Vec::new(),
             limit: limit.max(1),
             sorted: true,
         }
@@ -284,7 +287,8 @@ impl Store {
         let Some(spill) = self.spill.as_mut() else {
             return Ok(());
         };
-        let mut buf = Vec::with_capacity(self.mem.len() * 1024);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
         let mut locs = Vec::with_capacity(self.mem.len());
         for rec in self.mem.drain(..).flatten() {
             let start = buf.len();
@@ -293,6 +297,7 @@ impl Store {
         }
         spill.file.write_all_at(&buf, spill.end)?;
         spill.end += buf.len() as u64;
+        self.buf = buf;
         for (pos, (off, len)) in self.mem_pos.drain(..).zip(locs) {
             if let Some(entry) = self.index.get_mut(pos) {
                 entry.1 = Loc::Disk { off, len };
