@@ -58,6 +58,18 @@ INTENT = {
     "midstream.pcap": ("client", ["incomplete"]),
     "port_reuse.pcap": ("client", ["tls_ok", "tls_no_server_response"]),
     "gateway_timeout_55s.pcap": ("client", ["tls_no_server_response"]),
+    "healthy.client.pcap": ("client", ["tls_ok"]),
+    "healthy.server.pcap": ("server", ["tls_ok"]),
+    "nat.client.pcap": ("client", ["tls_ok", "tls_no_server_response"]),
+    "nat.server.pcap": ("server", ["tls_ok", "clienthello_lost"]),
+    "syn_blocked.client.pcap": ("client", ["tls_ok", "tcp_no_synack", "tls_ok"]),
+    # only the two :443 connections that bracket the blocked one reached the backend
+    "syn_blocked.server.pcap": ("server", ["tls_ok", "tls_ok"]),
+    # the router's forged RST arrives with TTL 64, the server's own packets with 63
+    "reset_injected.client.pcap": ("client", ["middlebox_reset"]),
+    # the backend saw the TCP handshake and then nothing, not even a close: the capture
+    # ended with the connection open
+    "reset_injected.server.pcap": ("server", ["incomplete"]),
     "mixed.pcap": ("client", Counter({
         "tls_ok": 5, "client_alert": 2, "tls_no_server_response": 2, "server_reset": 1,
         "server_closed": 1, "tcp_no_synack": 1, "tcp_refused": 1, "icmp_unreachable": 2,
@@ -218,6 +230,9 @@ def facts(c):
          "client_fin": any(p["flags"] & FIN for p in C), "client_rst": any(p["flags"] & RST for p in C),
          "server_fin": any(p["flags"] & FIN for p in S), "server_rst": any(p["flags"] & RST for p in S),
          "icmp_frames": c.icmp, "client_ttl": C[0]["ttl"] if C else None}
+    # a RST in the server's name whose TTL differs from the server's first packet: forged
+    srst = next((p for p in S if p["flags"] & RST), None)
+    f["server_rst_forged"] = bool(srst) and len(S) >= 2 and srst["ttl"] != S[0]["ttl"]
     f["handshake"] = bool(synack) and any(
         p["flags"] & ACK and not p["flags"] & (SYN | RST) and p["ack"] == (synack[0]["seq"] + 1) % M32
         for p in C)
@@ -303,7 +318,9 @@ def oracle(f, vantage):
     if not f["client_payload"]:
         if f["client_seq_jump"]:
             return "clienthello_lost"
-        return "tcp_no_data" if not f["server_payload"] else "incomplete"
+        closed = f["client_fin"] or f["client_rst"] or f["server_fin"] or f["server_rst"]
+        # no payload and no close: the capture ended while the connection was open
+        return "tcp_no_data" if not f["server_payload"] and closed else "incomplete"
     if not f["ch"]:
         return "cleartext"
     clear = [a for a in f["alerts"] if not a["encrypted"]]
@@ -321,7 +338,7 @@ def oracle(f, vantage):
             return "not_tls"
         return "incomplete"
     if f["server_rst"]:
-        return "server_reset"
+        return "middlebox_reset" if f["server_rst_forged"] else "server_reset"
     if f["server_fin"]:
         return "server_closed"
     return "tls_no_server_response"

@@ -18,12 +18,16 @@
 #   443 nginx TLS 1.2+1.3 (v4, v6)   4434 nginx TLS (router clamps MSS to 300)
 #   9004 nginx TLS (router drops packets carrying the SNI "backend.test")
 #   9006 nginx TLS (reached only through the router's NAT, see nat)
+#   9007 nginx TLS (router drops its SYNs, only during syn_blocked)
+#   9008 nginx TLS (router answers SNI "reset.test" with a forged RST, only during reset_injected)
 #   8080 nginx plain HTTP, "return 502"   81 nothing (closed)
 #   4431 s_server -tls1_3 only   4432 s_server TLS 1.2 one cipher   4433 s_server big chain
 #   9001/8445 lab.py silent   9002 lab.py reset   9003 lab.py close   9005 lab.py reuse-server
 #   udp/53 lab.py udp
 # Router rules: 8443 SYN dropped; 8444 SYN rejected with ICMP admin-prohibited (v4 and v6);
 # ICMP frag-needed from the router itself dropped (path-MTU black hole while r0 MTU is 1280).
+# Only while their scenario records: 9007 SYN dropped (syn_blocked); 9008 ClientHello with
+# SNI "reset.test" answered with a forged RST (reset_injected).
 #
 # Every capture is written to a temp dir, then moved into samples/, then expected.json is
 # regenerated from the packets by gen_expected.py (which fails if a recording did not
@@ -96,7 +100,7 @@ stopcaps() {
 
 CURL=(curl -s -o /dev/null --resolve backend.test:443:10.99.2.2)
 url() { echo "https://backend.test:$1/"; }   # --resolve for every port is added below
-for p in 81 4431 4432 4433 4434 8080 8443 8444 9001 9002 9003 9004; do
+for p in 81 4431 4432 4433 4434 8080 8443 8444 9001 9002 9003 9004 9007; do
     CURL+=(--resolve "backend.test:$p:10.99.2.2")
 done
 
@@ -203,6 +207,7 @@ http {
     fastcgi_temp_path $T/nginx/tmp; uwsgi_temp_path $T/nginx/tmp; scgi_temp_path $T/nginx/tmp;
     server {
         listen 443 ssl; listen [::]:443 ssl; listen 4434 ssl; listen 9004 ssl; listen 9006 ssl;
+        listen 9007 ssl; listen 9008 ssl;
         server_name backend.test;
         ssl_certificate $d/ec.crt; ssl_certificate_key $d/ec.key;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -226,7 +231,7 @@ EOF
     bg td-srv $LAB udp 53
     # wait until every TCP port listens
     local p
-    for p in 443 4431 4432 4433 4434 8080 9001 9002 9003 9004 9005 9006 8445; do
+    for p in 443 4431 4432 4433 4434 8080 9001 9002 9003 9004 9005 9006 9007 9008 8445; do
         for _ in $(seq 50); do
             srv ss -Hltn "sport = :$p" | grep -q LISTEN && break
             sleep 0.1
@@ -407,6 +412,37 @@ nat() {
     stopcaps 1
     for r in "${NAT_RULES[@]}"; do rtr iptables ${r/-A /-D }; done
 }
+# The router silently drops every SYN to :9007 (nginx listens there). A healthy connection
+# to :443 before and another one after it bracket the blocked one, so the backend capture
+# provably ran while the SYNs should have arrived; curl to :9007 retries its SYN (1, 2, 3,
+# 4 s) and gives up at 5 s. The backend sees nothing of that connection.
+SYN_BLOCKED_RULE="-A FORWARD -p tcp --dport 9007 --syn -j DROP"
+syn_blocked() {
+    log "syn_blocked (router drops SYNs to :9007; healthy :443 connections before and after, both sides)"
+    rtr iptables $SYN_BLOCKED_RULE
+    cap syn_blocked.client.pcap td-cli c0 "host 10.99.2.2 and (tcp port 443 or tcp port 9007)"
+    cap syn_blocked.server.pcap td-srv s0 "host 10.99.1.2 and (tcp port 443 or tcp port 9007)"
+    try cli "${CURL[@]}" -k --tlsv1.3 "$(url 443)"
+    sleep 0.5
+    try cli "${CURL[@]}" -k --max-time 5 "$(url 9007)"
+    sleep 0.5
+    try cli "${CURL[@]}" -k --tlsv1.3 "$(url 443)"
+    stopcaps 1
+    rtr iptables ${SYN_BLOCKED_RULE/-A /-D }
+}
+# DPI-style block: the router matches the SNI "reset.test" in the ClientHello to :9008,
+# drops it and answers the client with a TCP RST in the server's name (iptables REJECT
+# --reject-with tcp-reset). The backend sees the handshake and then nothing.
+RESET_RULE="-A FORWARD -p tcp --dport 9008 -m string --string reset.test --algo bm -j REJECT --reject-with tcp-reset"
+reset_injected() {
+    log "reset_injected (router answers the CH for SNI reset.test on :9008 with a forged RST, both sides)"
+    rtr iptables $RESET_RULE
+    cap reset_injected.client.pcap td-cli c0 "host 10.99.2.2 and tcp port 9008"
+    cap reset_injected.server.pcap td-srv s0 "host 10.99.1.2 and tcp port 9008"
+    try cli curl -s -o /dev/null -k --max-time 5 --resolve reset.test:9008:10.99.2.2 https://reset.test:9008/
+    stopcaps 1
+    rtr iptables ${RESET_RULE/-A /-D }
+}
 
 # ---- link types and file formats
 tls13_ok_sll2() {
@@ -535,7 +571,7 @@ ALL=(tls13_ok tls12_ok tls13_ok_ipv6 silent_backend clienthello_dropped mtu_blac
      server_reset server_closed syn_dropped port_closed icmp_admin_prohibited server_alert
      client_alert not_tls cleartext tcp_no_data clienthello_split tls13_ok_sll2
      port_closed_sll tls12_ok_vlan server_alert_pcapng tls13_ok_nano tls13_ok_snap96
-     midstream port_reuse mixed healthy nat)
+     midstream port_reuse mixed healthy syn_blocked reset_injected nat)
 
 certs
 topology

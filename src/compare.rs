@@ -270,6 +270,7 @@ pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
             Some(m.how),
             offset,
             sspan,
+            cspan,
         );
         summary.matched += 1;
         if p.nat.is_some() {
@@ -289,7 +290,7 @@ pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
         if within && syn_only {
             // Its SYNs left the client side and the server side, recording at the time,
             // never saw them: the path dropped them.
-            pairs.push(pair(c, None, None, offset, sspan));
+            pairs.push(pair(c, None, None, offset, sspan, cspan));
             continue;
         }
         let _ = i;
@@ -722,6 +723,7 @@ fn pair(
     how: Option<How>,
     offset: Option<Nanos>,
     server_window: Option<(Nanos, Nanos)>,
+    client_window: Option<(Nanos, Nanos)>,
 ) -> Pair {
     let empty = Trace::default();
     let st = s.map_or(&empty, |s| &s.trace);
@@ -788,6 +790,8 @@ fn pair(
         .filter(|(i, _)| !fwd.explained[*i])
     {
         let t = to_client_clock(p.ts);
+        // Only a packet the other capture should have seen leave is one that appeared.
+        let unseen = client_window.is_some_and(|(a, e)| t < a || t > e.saturating_sub(SLACK));
         rows.push((
             t,
             LadderRow {
@@ -796,10 +800,13 @@ fn pair(
                 event: p.label.clone(),
                 client_frame: None,
                 server_frame: Some(p.frame),
-                status: "appeared",
+                status: if unseen { "unknown" } else { "appeared" },
             },
         ));
         let _ = ri;
+        if unseen {
+            continue;
+        }
         if p.kind == TraceKind::Rst {
             appeared_rst.push(format!("server-side frame {}", p.frame));
         }
@@ -818,6 +825,9 @@ fn pair(
         if s.is_none() {
             continue;
         }
+        let sent_at = p.ts.saturating_add(offset.unwrap_or(0));
+        let unseen =
+            server_window.is_some_and(|(a, e)| sent_at < a || sent_at > e.saturating_sub(SLACK));
         rows.push((
             p.ts,
             LadderRow {
@@ -826,9 +836,12 @@ fn pair(
                 event: p.label.clone(),
                 client_frame: Some(p.frame),
                 server_frame: None,
-                status: "appeared",
+                status: if unseen { "unknown" } else { "appeared" },
             },
         ));
+        if unseen {
+            continue;
+        }
         if p.kind == TraceKind::Rst {
             appeared_rst.push(format!("client-side frame {}", p.frame));
         }
@@ -983,12 +996,19 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
     let step_path_fwd = "A device between the two capture points drops the client's packets: check the firewalls, IPS/DPI (SNI filtering), security groups, load balancers and MTU of every hop after the client-side capture point and before the server-side one.";
     let step_path_back = "The server's packets are lost on the way back: check the path MTU (ICMP fragmentation-needed filtered, tunnels), asymmetric routing, and firewalls on the return direction between the two capture points.";
 
-    if !f.appeared_rst.is_empty() {
+    if !f.appeared_rst.is_empty() || f.client_verdict == VerdictCode::MiddleboxReset {
+        let what = if f.appeared_rst.is_empty() {
+            "the reset the client side received carries a TTL the server's packets never have (the server-side capture has no packet from that moment on, so it cannot confirm)".to_string()
+        } else {
+            format!(
+                "a reset arrived ({}) that the other side's capture never saw sent",
+                f.appeared_rst.join(", ")
+            )
+        };
         return (
             V::ResetInPath,
             format!(
-                "a reset arrived ({}) that the other side's capture never saw sent: something between the capture points reset the connection in the endpoint's name",
-                f.appeared_rst.join(", ")
+                "{what}: something between the capture points reset the connection in the endpoint's name"
             ),
             "A middlebox (firewall, IPS, load balancer, proxy) resets this connection: find the device between the capture points that sends resets (idle timeouts, SNI or policy rules) and its logs.".into(),
         );

@@ -156,6 +156,47 @@ fn nat_between_the_capture_points() {
 }
 
 #[test]
+fn syn_dropped_in_the_path_while_the_backend_was_recording() {
+    let c = run("syn_blocked");
+    // Two healthy :443 connections bracket the blocked :9007 one on both sides.
+    assert_eq!(c.pairs.len(), 3);
+    assert_eq!(c.summary.matched, 2);
+    assert!(c.unmatched.is_empty(), "{:#?}", c.unmatched);
+    let blocked = &c.pairs[1];
+    assert_eq!(blocked.verdict, PairVerdict::DroppedClientToServer);
+    assert!(blocked.server_side.is_none());
+    assert!(
+        blocked.explanation.contains("SYN"),
+        "{}",
+        blocked.explanation
+    );
+    assert_eq!(lost_frames(&blocked.lost_c2s), vec![17, 18, 19, 20, 21]);
+    assert!(c.pairs[0].verdict == PairVerdict::Ok && c.pairs[2].verdict == PairVerdict::Ok);
+    // Client stream 2 is server stream 1: stream numbers differ, the match does not care.
+    let third = c.pairs[2].server_side.as_ref().expect("matched");
+    assert_eq!(third.stream, 1);
+    assert_eq!(third.first_frame, 17);
+}
+
+#[test]
+fn forged_reset_is_a_reset_in_the_path() {
+    let c = run("reset_injected");
+    let p = only_pair(&c);
+    assert_eq!(p.verdict, PairVerdict::ResetInPath);
+    assert!(p.explanation.contains("TTL"), "{}", p.explanation);
+    // The server side shows the TCP handshake only; its capture has no packet after it, so
+    // the ClientHello and the RST are not called lost or appeared, only unknown.
+    let rst = p.ladder.iter().find(|r| r.client_frame == Some(5));
+    assert_eq!(
+        rst.map(|r| (r.server_frame, r.status)),
+        Some((None, "unknown"))
+    );
+    for f in 1..=3 {
+        assert_eq!(status_of_client_frame(p, f), "both");
+    }
+}
+
+#[test]
 fn sides_are_recognised_whatever_the_order() {
     let o = CompareOptions {
         client_side: vec![sample("mtu_blackhole.server.pcap")],
