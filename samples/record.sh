@@ -432,14 +432,18 @@ syn_blocked() {
 }
 # DPI-style block: the router matches the SNI "reset.test" in the ClientHello to :9008,
 # drops it and answers the client with a TCP RST in the server's name (iptables REJECT
-# --reject-with tcp-reset). The backend sees the handshake and then nothing.
+# --reject-with tcp-reset). The backend sees the handshake and then nothing. A healthy
+# connection to :443 0.5 s later, captured on both sides, proves the backend capture still
+# ran when the forged RST was sent.
 RESET_RULE="-A FORWARD -p tcp --dport 9008 -m string --string reset.test --algo bm -j REJECT --reject-with tcp-reset"
 reset_injected() {
-    log "reset_injected (router answers the CH for SNI reset.test on :9008 with a forged RST, both sides)"
+    log "reset_injected (router answers the CH for SNI reset.test on :9008 with a forged RST; healthy :443 connection after, both sides)"
     rtr iptables $RESET_RULE
-    cap reset_injected.client.pcap td-cli c0 "host 10.99.2.2 and tcp port 9008"
-    cap reset_injected.server.pcap td-srv s0 "host 10.99.1.2 and tcp port 9008"
+    cap reset_injected.client.pcap td-cli c0 "host 10.99.2.2 and (tcp port 9008 or tcp port 443)"
+    cap reset_injected.server.pcap td-srv s0 "host 10.99.1.2 and (tcp port 9008 or tcp port 443)"
     try cli curl -s -o /dev/null -k --max-time 5 --resolve reset.test:9008:10.99.2.2 https://reset.test:9008/
+    sleep 0.5
+    try cli "${CURL[@]}" -k --tlsv1.3 "$(url 443)"
     stopcaps 1
     rtr iptables ${RESET_RULE/-A /-D }
 }
