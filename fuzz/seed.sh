@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Seeds the fuzz corpora (corpus/ is gitignored; nothing here is committed but this script).
 #   pipeline:    every capture in ../samples (and a few small ones from ../../shared/corpus/public)
+#   compare:     each paired sample: u32 LE length of the client side, client side, server side
 #   tls_records: the TCP payloads of each sample, per connection, in the target's chunk format
 #                [ctl(dir), len_lo, len_hi, bytes...]
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/pipeline corpus/tls_records
+mkdir -p corpus/pipeline corpus/tls_records corpus/compare
+for c in ../samples/*.client.pcap; do
+    s="${c%.client.pcap}.server.pcap"
+    [ -f "$s" ] || continue
+    python3 -c 'import struct,sys; a=open(sys.argv[1],"rb").read(); b=open(sys.argv[2],"rb").read(); sys.stdout.buffer.write(struct.pack("<I", len(a)) + a + b)' \
+        "$c" "$s" >"corpus/compare/$(basename "${c%.client.pcap}")"
+done
 for f in ../samples/*.pcap ../samples/*.pcapng ../samples/*.gz ../samples/*.zst; do
     [ -f "$f" ] && cp "$f" "corpus/pipeline/$(basename "$f")"
 done
@@ -111,4 +118,4 @@ for name, b in seeds.items():
     pcap += struct.pack('<IIII', 1700000000, 0, len(b), len(b)) + b
     open(os.path.join(out, '..', 'pipeline', name + '.pcap'), 'wb').write(pcap)
 PY
-echo "seeded: $(ls corpus/pipeline | wc -l) pipeline, $(ls corpus/tls_records | wc -l) tls_records"
+echo "seeded: $(ls corpus/pipeline | wc -l) pipeline, $(ls corpus/tls_records | wc -l) tls_records, $(ls corpus/compare | wc -l) compare"

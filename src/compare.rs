@@ -279,7 +279,12 @@ pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
         pairs.push(p);
     }
     let mut unmatched = Vec::new();
-    for (i, c) in client.iter().enumerate().filter(|(i, _)| !used_client[*i]) {
+    for c in client
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !used_client[*i])
+        .map(|(_, c)| c)
+    {
         let t0 = c.first_ts().map(|t| t.saturating_add(offset.unwrap_or(0)));
         let within = match (t0, sspan) {
             (Some(t), Some((s, e))) => t >= s && t <= e,
@@ -293,7 +298,6 @@ pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
             pairs.push(pair(c, None, None, offset, sspan, cspan));
             continue;
         }
-        let _ = i;
         let reason = if !within && sspan.is_some() {
             "outside the server-side capture's time span".to_string()
         } else if c.trace.client_isn.is_none() {
@@ -784,10 +788,11 @@ fn pair(
     }
     let mut appeared = Vec::new();
     let mut appeared_rst = Vec::new();
-    for (ri, p) in s_recv
+    for p in s_recv
         .iter()
         .enumerate()
         .filter(|(i, _)| !fwd.explained[*i])
+        .map(|(_, p)| p)
     {
         let t = to_client_clock(p.ts);
         // Only a packet the other capture should have seen leave is one that appeared.
@@ -803,7 +808,6 @@ fn pair(
                 status: if unseen { "unknown" } else { "appeared" },
             },
         ));
-        let _ = ri;
         if unseen {
             continue;
         }

@@ -181,19 +181,53 @@ fn syn_dropped_in_the_path_while_the_backend_was_recording() {
 #[test]
 fn forged_reset_is_a_reset_in_the_path() {
     let c = run("reset_injected");
-    let p = only_pair(&c);
+    // The reset connection, then a healthy :443 one that shows the backend still recording.
+    assert_eq!(c.pairs.len(), 2, "{:#?}", c.pairs);
+    let p = &c.pairs[0];
     assert_eq!(p.verdict, PairVerdict::ResetInPath);
-    assert!(p.explanation.contains("TTL"), "{}", p.explanation);
-    // The server side shows the TCP handshake only; its capture has no packet after it, so
-    // the ClientHello and the RST are not called lost or appeared, only unknown.
-    let rst = p.ladder.iter().find(|r| r.client_frame == Some(5));
-    assert_eq!(
-        rst.map(|r| (r.server_frame, r.status)),
-        Some((None, "unknown"))
-    );
+    assert_eq!(c.pairs[1].verdict, PairVerdict::Ok);
+    // The RST the client received (frame 5) was never sent by the server; the ClientHello
+    // (frame 4) never reached it.
+    assert_eq!(status_of_client_frame(p, 5), "appeared");
+    assert_eq!(lost_frames(&p.lost_c2s), vec![4]);
+    assert!(p
+        .appeared
+        .iter()
+        .any(|a| a.frame == 5 && a.event.contains("RST")));
     for f in 1..=3 {
         assert_eq!(status_of_client_frame(p, f), "both");
     }
+}
+
+#[test]
+fn nothing_is_called_lost_or_forged_after_the_other_capture_stopped() {
+    // The backend capture cut after its third frame (the TCP handshake): it cannot say whether
+    // the ClientHello arrived or who sent the RST, so both are unknown, and the verdict rests
+    // on the client side's own evidence (the RST's TTL).
+    let dir = std::env::temp_dir().join(format!("tlsdiag-compare-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let server = dir.join("reset_injected.server.cut.pcap");
+    first_frames(&sample("reset_injected.server.pcap"), 3, &server);
+    let o = CompareOptions {
+        client_side: vec![sample("reset_injected.client.pcap")],
+        server_side: vec![server.to_string_lossy().into_owned()],
+        ..Default::default()
+    };
+    let c = compare(&o).expect("read");
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = &c.pairs[0];
+    assert_eq!(status_of_client_frame(p, 4), "unknown");
+    assert_eq!(status_of_client_frame(p, 5), "unknown");
+    assert!(p.lost_c2s.is_empty() && p.appeared.is_empty());
+    assert_eq!(p.verdict, PairVerdict::ResetInPath);
+    assert!(p.explanation.contains("TTL"), "{}", p.explanation);
+    // The healthy connection after the cut is seen on the client side only.
+    assert_eq!(c.summary.unmatched_client_side, 1);
+    assert!(
+        c.unmatched[0].reason.contains("time span"),
+        "{}",
+        c.unmatched[0].reason
+    );
 }
 
 #[test]
@@ -292,6 +326,19 @@ fn shifted_copy(src: &str, shift_us: i64, dst: &std::path::Path) {
         off += 16 + incl;
     }
     std::fs::write(dst, out).expect("write");
+}
+
+/// The first `n` records of a classic pcap (a capture stopped early).
+fn first_frames(src: &str, n: usize, dst: &std::path::Path) {
+    let data = std::fs::read(src).expect("sample");
+    let mut off = 24;
+    for _ in 0..n {
+        let incl =
+            u32::from_le_bytes([data[off + 8], data[off + 9], data[off + 10], data[off + 11]])
+                as usize;
+        off += 16 + incl;
+    }
+    std::fs::write(dst, &data[..off]).expect("write");
 }
 
 #[test]
