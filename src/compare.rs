@@ -123,6 +123,8 @@ pub struct PairEnd {
 pub struct OneSided {
     /// Frame in the capture that saw it.
     pub frame: u64,
+    /// Its input file, when that side has several.
+    pub file: Option<usize>,
     /// Seconds since the pair's first packet (client-side clock).
     pub t: f64,
     pub event: String,
@@ -138,6 +140,9 @@ pub struct LadderRow {
     pub event: String,
     pub client_frame: Option<u64>,
     pub server_frame: Option<u64>,
+    /// Input file index of each frame, when that side has several files (rotation).
+    pub client_file: Option<usize>,
+    pub server_file: Option<usize>,
     /// `both`, `lost` (sent, never arrived), `appeared` (arrived, never sent as far as the
     /// sender's capture shows) or `unknown` (outside the other capture).
     pub status: &'static str,
@@ -755,6 +760,13 @@ fn pair(
         .or_else(|| st.packets.first().map(|p| p.ts - offset.unwrap_or(0)))
         .unwrap_or(0);
     let to_client_clock = |ts: Nanos| ts.saturating_sub(offset.unwrap_or(0));
+    // Frame numbers restart in each file of a rotated capture: say which file when it matters.
+    let (c_multi, s_multi) = (
+        c.conn.file.is_some(),
+        s.is_some_and(|s| s.conn.file.is_some()),
+    );
+    let cfile = |p: &TracePacket| c_multi.then_some(p.file);
+    let sfile = |p: &TracePacket| s_multi.then_some(p.file);
 
     // Ladder, on the client side's clock.
     let mut rows: Vec<(Nanos, LadderRow)> = Vec::new();
@@ -768,6 +780,8 @@ fn pair(
                 event: p.label.clone(),
                 client_frame: Some(p.frame),
                 server_frame: r.map(|r| s_recv[r].frame),
+                client_file: cfile(p),
+                server_file: r.and_then(|r| sfile(s_recv[r])),
                 status: status(fate),
             },
         ));
@@ -782,6 +796,8 @@ fn pair(
                 event: p.label.clone(),
                 client_frame: r.map(|r| c_recv[r].frame),
                 server_frame: Some(p.frame),
+                client_file: r.and_then(|r| cfile(c_recv[r])),
+                server_file: sfile(p),
                 status: status(fate),
             },
         ));
@@ -805,6 +821,8 @@ fn pair(
                 event: p.label.clone(),
                 client_frame: None,
                 server_frame: Some(p.frame),
+                client_file: None,
+                server_file: sfile(p),
                 status: if unseen { "unknown" } else { "appeared" },
             },
         ));
@@ -816,6 +834,7 @@ fn pair(
         }
         appeared.push(OneSided {
             frame: p.frame,
+            file: sfile(p),
             t: secs(t - base),
             event: format!("server side: {}", p.label),
         });
@@ -840,6 +859,8 @@ fn pair(
                 event: p.label.clone(),
                 client_frame: Some(p.frame),
                 server_frame: None,
+                client_file: cfile(p),
+                server_file: None,
                 status: if unseen { "unknown" } else { "appeared" },
             },
         ));
@@ -851,6 +872,7 @@ fn pair(
         }
         appeared.push(OneSided {
             frame: p.frame,
+            file: cfile(p),
             t: secs(p.ts - base),
             event: format!("client side: {}", p.label),
         });
@@ -858,20 +880,24 @@ fn pair(
     rows.sort_by_key(|(t, r)| (*t, r.client_frame.or(r.server_frame)));
     let ladder: Vec<LadderRow> = rows.into_iter().take(LADDER_MAX).map(|(_, r)| r).collect();
 
-    let lost = |sent: &[&TracePacket], x: &Crossing, to_client: &dyn Fn(Nanos) -> Nanos| {
+    let lost = |sent: &[&TracePacket],
+                x: &Crossing,
+                to_client: &dyn Fn(Nanos) -> Nanos,
+                file: &dyn Fn(&TracePacket) -> Option<usize>| {
         sent.iter()
             .enumerate()
             .filter(|(i, _)| x.sent[*i].0 == Fate::Lost)
             .map(|(_, p)| OneSided {
                 frame: p.frame,
+                file: file(p),
                 t: secs(to_client(p.ts) - base),
                 event: p.label.clone(),
             })
             .take(LIST_MAX)
             .collect::<Vec<_>>()
     };
-    let lost_c2s = lost(&c_sent, &fwd, &|t| t);
-    let lost_s2c = lost(&s_sent, &back, &to_client_clock);
+    let lost_c2s = lost(&c_sent, &fwd, &|t| t, &cfile);
+    let lost_s2c = lost(&s_sent, &back, &to_client_clock, &sfile);
 
     // One-way delays from this pair's packets seen on both sides.
     let delay = |sent: &[&TracePacket], recv: &[&TracePacket], x: &Crossing, sign: Nanos| {

@@ -328,17 +328,68 @@ fn shifted_copy(src: &str, shift_us: i64, dst: &std::path::Path) {
     std::fs::write(dst, out).expect("write");
 }
 
-/// The first `n` records of a classic pcap (a capture stopped early).
-fn first_frames(src: &str, n: usize, dst: &std::path::Path) {
+/// Records `from..to` (0-based) of a classic pcap, with its file header: a capture stopped
+/// early, or one file of a rotated capture (`tcpdump -C`).
+fn frames_range(src: &str, from: usize, to: usize, dst: &std::path::Path) {
     let data = std::fs::read(src).expect("sample");
+    let mut out = data[..24].to_vec();
     let mut off = 24;
-    for _ in 0..n {
+    let mut i = 0;
+    while off + 16 <= data.len() && i < to {
         let incl =
             u32::from_le_bytes([data[off + 8], data[off + 9], data[off + 10], data[off + 11]])
                 as usize;
+        if i >= from {
+            out.extend_from_slice(&data[off..off + 16 + incl]);
+        }
         off += 16 + incl;
+        i += 1;
     }
-    std::fs::write(dst, &data[..off]).expect("write");
+    std::fs::write(dst, out).expect("write");
+}
+
+fn first_frames(src: &str, n: usize, dst: &std::path::Path) {
+    frames_range(src, 0, n, dst);
+}
+
+#[test]
+fn rotated_files_on_the_client_side() {
+    // The client side as two files, cut after frame 5 (tcpdump -C rotation): the same
+    // verdict, and frames are numbered per file and say which file they are in.
+    let dir = std::env::temp_dir().join(format!("tlsdiag-compare-rot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let src = sample("clienthello_dropped.client.pcap");
+    let (a, b) = (dir.join("gw0.pcap"), dir.join("gw1.pcap"));
+    frames_range(&src, 0, 5, &a);
+    frames_range(&src, 5, usize::MAX, &b);
+    let o = CompareOptions {
+        client_side: vec![a.to_string_lossy().into(), b.to_string_lossy().into()],
+        server_side: vec![sample("clienthello_dropped.server.pcap")],
+        sides_given: true,
+        ..Default::default()
+    };
+    let c = compare(&o).expect("read");
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = only_pair(&c);
+    assert_eq!(p.verdict, PairVerdict::DroppedClientToServer);
+    // Original frames 4..9: 4 and 5 in file 0, then 6..9 as frames 1..4 of file 1.
+    let lost: Vec<(Option<usize>, u64)> = p.lost_c2s.iter().map(|l| (l.file, l.frame)).collect();
+    assert_eq!(
+        lost,
+        vec![
+            (Some(0), 4),
+            (Some(0), 5),
+            (Some(1), 1),
+            (Some(1), 2),
+            (Some(1), 3),
+            (Some(1), 4)
+        ]
+    );
+    // The server side is one file: no file index there.
+    assert!(p.ladder.iter().all(|r| r.server_file.is_none()));
+    let text =
+        tlsdiag::report::compare::render(&c, tlsdiag::report::Format::Text, &Default::default());
+    assert!(text.contains("1:4 ──>"), "{text}");
 }
 
 #[test]

@@ -50,8 +50,13 @@ fn end(e: &Option<PairEnd>) -> String {
     }
 }
 
-fn frame(f: Option<u64>) -> String {
-    f.map_or_else(|| "—".into(), |f| f.to_string())
+/// A frame number, prefixed with its file index when the side has several files.
+fn frame(f: Option<u64>, file: Option<usize>) -> String {
+    match (f, file) {
+        (None, _) => "—".into(),
+        (Some(f), None) => f.to_string(),
+        (Some(f), Some(i)) => format!("{i}:{f}"),
+    }
 }
 
 fn offset_line(c: &Comparison) -> String {
@@ -202,8 +207,8 @@ fn ladder_line(r: &LadderRow) -> String {
     format!(
         "{:>9.6}  {:>7} {arrow} {:>7}  {:<8}  {}",
         r.t,
-        frame(r.client_frame),
-        frame(r.server_frame),
+        frame(r.client_frame, r.client_file),
+        frame(r.server_frame, r.server_file),
         r.status,
         r.event
     )
@@ -285,15 +290,15 @@ fn markdown(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<
             "| t (s) | client side (gateway) | | server side (backend) | seen |\n|---:|---|:---:|---|---|"
         )?;
         for r in &p.ladder {
+            let (c, s) = (
+                r.client_frame
+                    .map(|_| format!("#{}", frame(r.client_frame, r.client_file))),
+                r.server_frame
+                    .map(|_| format!("#{}", frame(r.server_frame, r.server_file))),
+            );
             let (left, right) = match r.dir {
-                "->" => (
-                    r.client_frame.map(|f| format!("#{f} {}", cell(&r.event))),
-                    r.server_frame.map(|f| format!("#{f}")),
-                ),
-                _ => (
-                    r.client_frame.map(|f| format!("#{f}")),
-                    r.server_frame.map(|f| format!("#{f} {}", cell(&r.event))),
-                ),
+                "->" => (c.map(|f| format!("{f} {}", cell(&r.event))), s),
+                _ => (c, s.map(|f| format!("{f} {}", cell(&r.event)))),
             };
             let arrow = if r.dir == "->" { "→" } else { "←" };
             writeln!(
