@@ -83,7 +83,7 @@ struct Cli {
 /// Compares a capture taken near the client (gateway) with one taken near the server
 /// (backend) of the same connections: which packets crossed the path and which vanished.
 #[derive(Debug, Parser)]
-#[command(name = "tlsdiag compare", version)]
+#[command(name = "tlsdiag compare", bin_name = "tlsdiag compare", version)]
 struct CompareCli {
     /// CLIENT_SIDE SERVER_SIDE: two capture files; their sides are inferred (and swapped when
     /// the evidence says so). For several files per side, use --client-side / --server-side.
