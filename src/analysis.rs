@@ -91,21 +91,137 @@ pub fn analyze_live(
     progress: &mut dyn FnMut(usize, u64),
     on_settled: Option<&mut dyn FnMut(Connection)>,
 ) -> Result<Report, CaptureError> {
+    let live = on_settled.is_some();
     let mut run = Run::new(paths.len() > 1, opts);
     run.on_settled = on_settled;
-    for (i, path) in paths.iter().enumerate() {
-        let mut on_frame = |f: &Frame<'_>| run.frame(f);
-        let mut on_progress = |bytes: u64| progress(i, bytes);
-        // Files are read on a second thread; standard input (live use) frame by frame, so a
-        // frame is analysed the moment it arrives.
-        let summary = if path == "-" {
-            capture::read_input_with_progress(path, i, &mut on_frame, &mut on_progress)?
-        } else {
-            capture::read_input_threaded(path, i, &mut on_frame, &mut on_progress)?
+    let read_all =
+        |run: &mut Run<'_, '_>, progress: &mut dyn FnMut(usize, u64)| -> Result<(), CaptureError> {
+            for (i, path) in paths.iter().enumerate() {
+                let mut on_frame = |f: &Frame<'_>| run.frame(f);
+                let mut on_progress = |bytes: u64| progress(i, bytes);
+                // Files are read on a second thread; standard input (live use) frame by frame,
+                // so a frame is analysed the moment it arrives.
+                let summary = if path == "-" {
+                    capture::read_input_with_progress(path, i, &mut on_frame, &mut on_progress)?
+                } else {
+                    capture::read_input_threaded(path, i, &mut on_frame, &mut on_progress)?
+                };
+                run.inputs.push(summary);
+            }
+            Ok(())
         };
-        run.inputs.push(summary);
+    if live {
+        // Each connection goes to the caller the moment it settles: no queue in between.
+        read_all(&mut run, progress)?;
+        return Ok(run.finish());
     }
-    Ok(run.finish())
+    // Settled connections are summarised and stored on another thread, in settling order, so
+    // the report is the same as when done in line.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Box<Conn>, Ctx)>(SETTLE_QUEUE);
+        let mut settler = std::mem::replace(&mut run.settler, Settler::new(opts));
+        let worker = scope.spawn(move || {
+            for (c, ctx) in rx {
+                settler.settle(&c, &ctx);
+            }
+            settler
+        });
+        run.queue = Some(tx);
+        let read = read_all(&mut run, progress);
+        run.flush_settled();
+        run.queue = None;
+        match worker.join() {
+            Ok(settler) => run.settler = settler,
+            Err(_) => {
+                run.settler
+                    .store_error
+                    .get_or_insert(std::io::Error::other("the summarising thread failed"));
+            }
+        }
+        read?;
+        Ok(run.finish())
+    })
+}
+
+/// Settled connections queued for the summarising thread.
+const SETTLE_QUEUE: usize = 256;
+
+/// Summarises settled connections into the store and keeps the per-verdict counts.
+struct Settler<'o> {
+    opts: &'o Options,
+    store: Store,
+    verdicts: BTreeMap<String, u64>,
+    servers: BTreeMap<String, BTreeMap<String, u64>>,
+    evidence: vantage::Tally,
+    failed: u64,
+    duplicates: u64,
+    store_error: Option<std::io::Error>,
+}
+
+impl<'o> Settler<'o> {
+    fn new(opts: &'o Options) -> Self {
+        Settler {
+            opts,
+            store: Store::with_index_run(
+                match opts.memory_records {
+                    0 => crate::store::DEFAULT_MEMORY_RECORDS,
+                    n => n,
+                },
+                match opts.index_run {
+                    0 => crate::store::INDEX_RUN,
+                    n => n,
+                },
+            ),
+            verdicts: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            evidence: vantage::Tally::default(),
+            failed: 0,
+            duplicates: 0,
+            store_error: None,
+        }
+    }
+
+    /// Summarises a finished connection and counts it; the record goes to the store, or is
+    /// returned (live mode). None when a filter leaves it out.
+    fn record(&mut self, c: &Conn, ctx: &Ctx) -> Option<Record> {
+        self.duplicates += u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
+        let built = summarise(c, ctx);
+        if !matches_filters(&built.conn, self.opts) {
+            return None;
+        }
+        // The verdict code does not depend on the capture point, only its wording does.
+        let code = verdict::judge(&built.facts).code;
+        *self.verdicts.entry(code.as_str().into()).or_default() += 1;
+        if code.is_failure() {
+            self.failed += 1;
+        }
+        let key = crate::report::text::endpoint(&built.conn.server_ip, built.conn.server_port);
+        *self
+            .servers
+            .entry(key)
+            .or_default()
+            .entry(code.as_str().into())
+            .or_default() += 1;
+        self.evidence.add(built.evidence);
+        let trace = self
+            .opts
+            .trace
+            .then(|| trace(c, built.client_dir, &built.conn));
+        Some(Record {
+            conn: built.conn,
+            facts: built.facts,
+            evidence: built.evidence.side,
+            trace,
+        })
+    }
+
+    fn settle(&mut self, c: &Conn, ctx: &Ctx) {
+        if let Some(rec) = self.record(c, ctx) {
+            if let Err(e) = self.store.push(rec) {
+                self.store_error.get_or_insert(e);
+            }
+        }
+    }
 }
 
 /// One analysis in progress.
@@ -118,18 +234,14 @@ struct Run<'o, 'c> {
     defrag: Defragmenter,
     counters: Counters,
     ctx: Ctx,
-    store: Store,
+    settler: Settler<'o>,
+    /// Where settled connections go when summarised on another thread.
+    queue: Option<std::sync::mpsc::SyncSender<(Box<Conn>, Ctx)>>,
     inputs: Vec<InputSummary>,
-    verdicts: BTreeMap<String, u64>,
-    servers: BTreeMap<String, BTreeMap<String, u64>>,
-    evidence: vantage::Tally,
-    failed: u64,
-    duplicates: u64,
     since_sweep: u32,
     last_sweep: Nanos,
     peak_live: usize,
     evicted: Vec<(Box<Conn>, crate::flow::Eviction)>,
-    store_error: Option<std::io::Error>,
 }
 
 impl<'o, 'c> Run<'o, 'c> {
@@ -149,27 +261,13 @@ impl<'o, 'c> Run<'o, 'c> {
                 capture_end: 0,
                 multi_file,
             },
-            store: Store::with_index_run(
-                match opts.memory_records {
-                    0 => crate::store::DEFAULT_MEMORY_RECORDS,
-                    n => n,
-                },
-                match opts.index_run {
-                    0 => crate::store::INDEX_RUN,
-                    n => n,
-                },
-            ),
+            settler: Settler::new(opts),
+            queue: None,
             inputs: Vec::new(),
-            verdicts: BTreeMap::new(),
-            servers: BTreeMap::new(),
-            evidence: vantage::Tally::default(),
-            failed: 0,
-            duplicates: 0,
             since_sweep: 0,
             last_sweep: 0,
             peak_live: 0,
             evicted: Vec::new(),
-            store_error: None,
         }
     }
 
@@ -201,67 +299,55 @@ impl<'o, 'c> Run<'o, 'c> {
         self.table.sweep(now, &mut out);
         for (mut c, _) in out.drain(..) {
             c.finish();
-            self.settle(&c);
+            self.settle(c);
         }
         self.evicted = out;
     }
 
-    /// Summarises a finished connection into the store; its packet state is dropped after.
-    fn settle(&mut self, c: &Conn) {
-        self.duplicates += u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
-        let built = summarise(c, &self.ctx);
-        if !matches_filters(&built.conn, self.opts) {
-            return;
-        }
-        // The verdict code does not depend on the capture point, only its wording does.
-        let code = verdict::judge(&built.facts).code;
-        *self.verdicts.entry(code.as_str().into()).or_default() += 1;
-        if code.is_failure() {
-            self.failed += 1;
-        }
-        let key = crate::report::text::endpoint(&built.conn.server_ip, built.conn.server_port);
-        *self
-            .servers
-            .entry(key)
-            .or_default()
-            .entry(code.as_str().into())
-            .or_default() += 1;
-        self.evidence.add(built.evidence);
-        let trace = self
-            .opts
-            .trace
-            .then(|| trace(c, built.client_dir, &built.conn));
-        let rec = Record {
-            conn: built.conn,
-            facts: built.facts,
-            evidence: built.evidence.side,
-            trace,
-        };
+    /// Hands a finished connection over to be summarised (its packet state is dropped after):
+    /// to the caller in live mode, to the summarising thread, or in line.
+    fn settle(&mut self, c: Box<Conn>) {
         if let Some(emit) = self.on_settled.as_mut() {
-            emit(crate::model::finalize(
-                rec,
-                self.opts.vantage,
-                Side::Unknown,
-                self.opts.timeline_limit,
-                self.redactor.as_ref(),
-            ));
+            if let Some(rec) = self.settler.record(&c, &self.ctx) {
+                emit(crate::model::finalize(
+                    rec,
+                    self.opts.vantage,
+                    Side::Unknown,
+                    self.opts.timeline_limit,
+                    self.redactor.as_ref(),
+                ));
+            }
             return;
         }
-        if let Err(e) = self.store.push(rec) {
-            self.store_error.get_or_insert(e);
+        if let Some(q) = &self.queue {
+            // Fails only if the thread is gone (it panicked): then summarise here.
+            match q.send((c, self.ctx)) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError((c, ctx))) => {
+                    self.queue = None;
+                    self.settler.settle(&c, &ctx);
+                    return;
+                }
+            }
+        }
+        self.settler.settle(&c, &self.ctx);
+    }
+
+    /// Settles every connection still open (the end of the input).
+    fn flush_settled(&mut self) {
+        self.peak_live = self.peak_live.max(self.table.live());
+        for c in self.table.drain() {
+            self.settle(c);
         }
     }
 
     fn finish(mut self) -> Report {
-        self.peak_live = self.peak_live.max(self.table.live());
-        for c in self.table.drain() {
-            self.settle(&c);
-        }
-        if let Err(e) = self.store.finish() {
-            self.store_error.get_or_insert(e);
+        self.flush_settled();
+        if let Err(e) = self.settler.store.finish() {
+            self.settler.store_error.get_or_insert(e);
         }
         let n = self.counters;
-        let (overall_side, overall_text) = vantage::overall(&self.evidence);
+        let (overall_side, overall_text) = vantage::overall(&self.settler.evidence);
         let vantage_out = match self.opts.vantage {
             Some(side) => VantageOut {
                 side,
@@ -274,7 +360,7 @@ impl<'o, 'c> Run<'o, 'c> {
                 evidence: overall_text,
             },
         };
-        let mut servers: Vec<ServerRollup> = std::mem::take(&mut self.servers)
+        let mut servers: Vec<ServerRollup> = std::mem::take(&mut self.settler.servers)
             .into_iter()
             .map(|(server, v)| ServerRollup {
                 server,
@@ -320,7 +406,7 @@ impl<'o, 'c> Run<'o, 'c> {
                 self.table.evicted_by_cap, self.opts.flow.max_live
             ));
         }
-        if let Some(e) = &self.store_error {
+        if let Some(e) = &self.settler.store_error {
             warnings.push(format!(
                 "could not write the temporary file for settled connections ({e}); some \
                  connections are missing from the report"
@@ -329,13 +415,13 @@ impl<'o, 'c> Run<'o, 'c> {
         let capture_start = self.ctx.capture_start.unwrap_or(0);
         let capture_end = self.ctx.capture_end;
         let summary = Summary {
-            connections: self.verdicts.values().sum(),
-            failed: self.failed,
-            verdicts: std::mem::take(&mut self.verdicts),
+            connections: self.settler.verdicts.values().sum(),
+            failed: self.settler.failed,
+            verdicts: std::mem::take(&mut self.settler.verdicts),
             servers,
             packets: n.packets,
             tcp_packets: n.tcp,
-            duplicates_ignored: self.duplicates,
+            duplicates_ignored: self.settler.duplicates,
             non_ip_packets: n.non_ip,
             other_ip_packets: n.other_ip,
             undecoded_packets: n.malformed,
@@ -372,7 +458,7 @@ impl<'o, 'c> Run<'o, 'c> {
             vantage: vantage_out,
             summary,
             warnings,
-            store: self.store,
+            store: self.settler.store,
             vantage_override: self.opts.vantage,
             timeline_limit: self.opts.timeline_limit,
             redactor,
@@ -470,6 +556,7 @@ fn client_dir(c: &Conn) -> (usize, &'static str) {
 }
 
 /// Context shared by all connections of a capture.
+#[derive(Debug, Clone, Copy)]
 struct Ctx {
     /// Time of the capture's first packet.
     capture_start: Option<Nanos>,
