@@ -146,27 +146,41 @@ fn compare_main(args: Vec<std::ffi::OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stdout = std::io::stdout();
-    let tty = stdout.is_terminal();
-    let render_opts = RenderOptions {
-        all: cli.all,
-        timeline: true,
-        width: if tty { terminal_width() } else { None },
-        color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-    };
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let written = report::compare::render_to(&cmp, format_of(cli.format), &render_opts, &mut out)
-        .and_then(|_| out.flush());
-    if let Err(e) = written {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("tlsdiag: cannot write output: {e}");
-            return ExitCode::from(2);
-        }
+    let format = format_of(cli.format);
+    if let Err(code) = write_stdout(cli.all, true, &mut |o, w| {
+        report::compare::render_to(&cmp, format, o, w)
+    }) {
+        return code;
     }
     if cli.check && cmp.summary.failed > 0 {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// Renders to standard output (colour and width only on a terminal); a closed pipe (`| head`)
+/// is not an error, any other write error is status 2.
+fn write_stdout(
+    all: bool,
+    timeline: bool,
+    render: &mut dyn FnMut(&RenderOptions, &mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), ExitCode> {
+    let stdout = std::io::stdout();
+    let tty = stdout.is_terminal();
+    let opts = RenderOptions {
+        all,
+        timeline,
+        width: if tty { terminal_width() } else { None },
+        color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    match render(&opts, &mut out).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("tlsdiag: cannot write output: {e}");
+            Err(ExitCode::from(2))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn format_of(f: FormatArg) -> Format {
@@ -264,24 +278,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stdout = std::io::stdout();
-    let tty = stdout.is_terminal();
-    let render_opts = RenderOptions {
-        all: cli.all,
-        timeline: cli.timeline,
-        width: if tty { terminal_width() } else { None },
-        color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-    };
     let format = format_of(cli.format);
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let written =
-        report::render_to(&report, format, &render_opts, &mut out).and_then(|_| out.flush());
-    // A closed pipe (`| head`) is not an error.
-    if let Err(e) = written {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("tlsdiag: cannot write output: {e}");
-            return ExitCode::from(2);
-        }
+    if let Err(code) = write_stdout(cli.all, cli.timeline, &mut |o, w| {
+        report::render_to(&report, format, o, w)
+    }) {
+        return code;
     }
     if !report.warnings.is_empty() && format != Format::Text && !cli.quiet {
         for w in &report.warnings {
