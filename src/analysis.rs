@@ -118,11 +118,13 @@ pub fn analyze_live(
     // Settled connections are summarised and stored on another thread, in settling order, so
     // the report is the same as when done in line.
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Box<Conn>, Ctx)>(SETTLE_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Box<Conn>>, Ctx)>(SETTLE_QUEUE);
         let mut settler = std::mem::replace(&mut run.settler, Settler::new(opts));
         let worker = scope.spawn(move || {
-            for (c, ctx) in rx {
-                settler.settle(&c, &ctx);
+            for (batch, ctx) in rx {
+                for c in batch {
+                    settler.settle(&c, &ctx);
+                }
             }
             settler
         });
@@ -143,8 +145,11 @@ pub fn analyze_live(
     })
 }
 
-/// Settled connections queued for the summarising thread.
-const SETTLE_QUEUE: usize = 256;
+/// Settled connections go to the summarising thread in batches of at most this many (one
+/// wake-up per batch, not per connection), at most [`SETTLE_QUEUE`] batches in flight: a
+/// bounded number of connections waits in the queue, whatever a sweep settles.
+const SETTLE_BATCH: usize = 64;
+const SETTLE_QUEUE: usize = 32;
 
 /// Summarises settled connections into the store and keeps the per-verdict counts.
 struct Settler<'o> {
@@ -235,8 +240,12 @@ struct Run<'o, 'c> {
     counters: Counters,
     ctx: Ctx,
     settler: Settler<'o>,
-    /// Where settled connections go when summarised on another thread.
-    queue: Option<std::sync::mpsc::SyncSender<(Box<Conn>, Ctx)>>,
+    /// Where settled connections go when summarised on another thread, a batch at a time.
+    /// (Boxed: they come boxed from the flow table; unboxing would copy each one.)
+    #[allow(clippy::vec_box)]
+    queue: Option<std::sync::mpsc::SyncSender<(Vec<Box<Conn>>, Ctx)>>,
+    #[allow(clippy::vec_box)]
+    batch: Vec<Box<Conn>>,
     inputs: Vec<InputSummary>,
     since_sweep: u32,
     last_sweep: Nanos,
@@ -263,6 +272,7 @@ impl<'o, 'c> Run<'o, 'c> {
             },
             settler: Settler::new(opts),
             queue: None,
+            batch: Vec::new(),
             inputs: Vec::new(),
             since_sweep: 0,
             last_sweep: 0,
@@ -302,6 +312,7 @@ impl<'o, 'c> Run<'o, 'c> {
             self.settle(c);
         }
         self.evicted = out;
+        self.send_batch();
     }
 
     /// Hands a finished connection over to be summarised (its packet state is dropped after):
@@ -319,18 +330,32 @@ impl<'o, 'c> Run<'o, 'c> {
             }
             return;
         }
-        if let Some(q) = &self.queue {
-            // Fails only if the thread is gone (it panicked): then summarise here.
-            match q.send((c, self.ctx)) {
-                Ok(()) => return,
-                Err(std::sync::mpsc::SendError((c, ctx))) => {
-                    self.queue = None;
-                    self.settler.settle(&c, &ctx);
-                    return;
-                }
+        if self.queue.is_some() {
+            self.batch.push(c);
+            if self.batch.len() >= SETTLE_BATCH {
+                self.send_batch();
             }
+            return;
         }
         self.settler.settle(&c, &self.ctx);
+    }
+
+    /// Sends the connections settled since the last batch to the summarising thread.
+    fn send_batch(&mut self) {
+        let Some(q) = &self.queue else {
+            return;
+        };
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        // Fails only if the thread is gone (it panicked): then summarise here.
+        if let Err(std::sync::mpsc::SendError((batch, ctx))) = q.send((batch, self.ctx)) {
+            self.queue = None;
+            for c in batch {
+                self.settler.settle(&c, &ctx);
+            }
+        }
     }
 
     /// Settles every connection still open (the end of the input).
@@ -339,6 +364,7 @@ impl<'o, 'c> Run<'o, 'c> {
         for c in self.table.drain() {
             self.settle(c);
         }
+        self.send_batch();
     }
 
     fn finish(mut self) -> Report {
