@@ -11,14 +11,14 @@
 
 use crate::model::Connection;
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub struct Redactor {
     key: [u8; 32],
     keep_names: bool,
-    cache: RefCell<HashMap<IpAddr, IpAddr>>,
+    /// Addresses already mapped (shared by the rendering threads; cleared when large).
+    cache: std::sync::Mutex<HashMap<IpAddr, IpAddr>>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -54,7 +54,7 @@ impl Redactor {
         Redactor {
             key,
             keep_names,
-            cache: RefCell::new(HashMap::new()),
+            cache: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -84,7 +84,8 @@ impl Redactor {
 
     /// The redacted form of an address (cached: one computation per address).
     pub fn ip(&self, a: IpAddr) -> IpAddr {
-        if let Some(r) = self.cache.borrow().get(&a) {
+        let cache = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = cache().get(&a) {
             return *r;
         }
         let r = match a {
@@ -95,7 +96,11 @@ impl Redactor {
             }
             IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(self.scramble(6, 128, u128::from(v6)))),
         };
-        self.cache.borrow_mut().insert(a, r);
+        let mut c = cache();
+        if c.len() >= 1 << 16 {
+            c.clear();
+        }
+        c.insert(a, r);
         r
     }
 

@@ -23,10 +23,14 @@ pub fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "  \"warnings\": {},", indent(&json(&r.warnings)?, 2))?;
     // One connection per line: greppable, and cheap to write for a million of them.
     write!(w, "  \"connections\": [")?;
-    for (i, c) in r.connections().enumerate() {
-        w.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
-        serde_json::to_writer(&mut *w, &c?).map_err(io::Error::other)?;
-    }
+    super::write_connections(
+        r,
+        &|i, c, buf| {
+            buf.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+            serde_json::to_writer(&mut *buf, &c).map_err(io::Error::other)
+        },
+        w,
+    )?;
     if r.is_empty() {
         writeln!(w, "]")?;
     } else {
@@ -37,10 +41,15 @@ pub fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {
 
 /// One JSON object per connection, then a final `{"summary": ...}` line.
 pub fn render_ndjson(r: &Report, w: &mut dyn Write) -> io::Result<()> {
-    for c in r.connections() {
-        serde_json::to_writer(&mut *w, &c?).map_err(io::Error::other)?;
-        writeln!(w)?;
-    }
+    super::write_connections(
+        r,
+        &|_, c, buf| {
+            serde_json::to_writer(&mut *buf, &c).map_err(io::Error::other)?;
+            buf.push(b'\n');
+            Ok(())
+        },
+        w,
+    )?;
     let tail = serde_json::json!({
         "summary": r.summary,
         "vantage": r.vantage,
