@@ -47,6 +47,10 @@ pub fn render_to(
     }
 }
 
+/// Appends connection `i` to a buffer, in some format.
+pub(crate) type RenderOne =
+    dyn Fn(usize, crate::model::Connection, &mut Vec<u8>) -> io::Result<()> + Sync;
+
 /// Connections rendered per chunk by [`write_connections`].
 const CHUNK: usize = 256;
 
@@ -56,7 +60,7 @@ const CHUNK: usize = 256;
 /// out in order: the bytes are the same as one thread would write.
 pub(crate) fn write_connections(
     r: &crate::model::Report,
-    each: &(dyn Fn(usize, crate::model::Connection, &mut Vec<u8>) -> io::Result<()> + Sync),
+    each: &RenderOne,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let n = r.len();
