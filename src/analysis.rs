@@ -1020,7 +1020,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
             c.alpn = c.alpn.iter().map(|s| escape::text(s)).collect();
             c
         }),
-        certificate: tf.certificate.clone().map(|mut cert| {
+        certificate: tf.certificate.as_deref().cloned().map(|mut cert| {
             cert.subject = escape::text(&cert.subject);
             cert.issuer = escape::text(&cert.issuer);
             cert.dns_names = cert.dns_names.iter().map(|s| escape::text(s)).collect();

@@ -70,7 +70,8 @@ pub struct TlsFacts {
     pub server_hello: Option<ServerHelloInfo>,
     pub sh_dir: Option<usize>,
     pub sh_at: Option<FrameRef>,
-    pub certificate: Option<CertInfo>,
+    /// Boxed, like `non_tls`: most live connections have none, and facts stay small.
+    pub certificate: Option<Box<CertInfo>>,
     pub alerts: Vec<AlertFact>,
     pub ccs: [Option<FrameRef>; 2],
     /// First well-formed TLS record per direction.
@@ -83,7 +84,7 @@ pub struct TlsFacts {
     pub client_encrypted_after_sh_count: u32,
     /// When the handshake completed (both sides went encrypted).
     pub handshake_done: Option<FrameRef>,
-    pub non_tls: [Option<NonTls>; 2],
+    pub non_tls: [Option<Box<NonTls>>; 2],
     /// A direction lost record alignment (gap, or the capture began mid-stream).
     pub desync: [bool; 2],
     /// A handshake message larger than [`MAX_HANDSHAKE_MSG`] was skipped unparsed.
@@ -334,11 +335,11 @@ impl TlsConn {
                 let tls_like = (CT_CCS..=24).contains(&h[0]) && h.get(1).is_none_or(|b| *b == 3);
                 if !tls_like {
                     if let Some(at) = first {
-                        self.facts.non_tls[d] = Some(NonTls {
+                        self.facts.non_tls[d] = Some(Box::new(NonTls {
                             at,
                             preview: h.to_vec(),
                             tls_after: None,
-                        });
+                        }));
                     }
                 }
             }
@@ -445,11 +446,11 @@ impl TlsConn {
         if !plausible_header(&h) {
             if first && !st.midstream {
                 st.phase = Phase::NotTls;
-                self.facts.non_tls[d] = Some(NonTls {
+                self.facts.non_tls[d] = Some(Box::new(NonTls {
                     at,
                     preview: h.to_vec(),
                     tls_after: None,
-                });
+                }));
             } else {
                 st.phase = Phase::Desync;
                 self.facts.desync[d] = true;
@@ -597,7 +598,7 @@ impl TlsConn {
                 }
             }
             11 if !f.is_tls13() && f.certificate.is_none() => {
-                f.certificate = hello::parse_certificate(msg);
+                f.certificate = hello::parse_certificate(msg).map(Box::new);
             }
             _ => {}
         }
