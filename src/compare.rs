@@ -290,11 +290,7 @@ pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
         .filter(|(i, _)| !used_client[*i])
         .map(|(_, c)| c)
     {
-        let t0 = c.first_ts().map(|t| t.saturating_add(offset.unwrap_or(0)));
-        let within = match (t0, sspan) {
-            (Some(t), Some((s, e))) => t >= s && t <= e,
-            _ => false,
-        };
+        let within = inside(c.first_ts().map(|t| t + offset.unwrap_or(0)), sspan);
         let syn_only = c.trace.packets.iter().all(|p| p.from_client)
             && c.trace.packets.iter().any(|p| p.kind == TraceKind::Syn);
         if within && syn_only {
@@ -322,11 +318,7 @@ pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
         .filter(|(i, _)| !used_server[*i])
         .map(|(_, s)| s)
     {
-        let t0 = s.first_ts().map(|t| t.saturating_sub(offset.unwrap_or(0)));
-        let within = match (t0, cspan) {
-            (Some(t), Some((a, e))) => t >= a && t <= e,
-            _ => false,
-        };
+        let within = inside(s.first_ts().map(|t| t - offset.unwrap_or(0)), cspan);
         let reason = if !within && cspan.is_some() {
             "outside the client-side capture's time span".to_string()
         } else {
@@ -419,6 +411,11 @@ fn capture_side(r: &Report, files: Vec<String>, decided_by: String) -> CaptureSi
         last_time: r.summary.last_time.clone(),
         warnings,
     }
+}
+
+/// `t` falls within the capture span `w`.
+fn inside(t: Option<Nanos>, w: Option<(Nanos, Nanos)>) -> bool {
+    matches!((t, w), (Some(t), Some((a, e))) if t >= a && t <= e)
 }
 
 /// First and last packet times of a capture.
@@ -637,6 +634,19 @@ fn unique_common<'t>(c: &'t Trace, s: &'t Trace) -> Vec<(Key, &'t TracePacket, &
     out
 }
 
+/// One direction of a pair: what its sender's capture sent, what the receiver's saw, how
+/// they cross, and the shifts that put each capture's times on the client side's clock.
+struct Way<'a> {
+    from_client: bool,
+    sent: &'a [&'a TracePacket],
+    recv: &'a [&'a TracePacket],
+    x: &'a Crossing,
+    shift_sent: Nanos,
+    shift_recv: Nanos,
+    /// The sender's capture span, on the client side's clock.
+    sender_window: Option<(Nanos, Nanos)>,
+}
+
 /// What happened to one sent packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
@@ -768,114 +778,91 @@ fn pair(
     let cfile = |p: &TracePacket| c_multi.then_some(p.file);
     let sfile = |p: &TracePacket| s_multi.then_some(p.file);
 
-    // Ladder, on the client side's clock.
+    // Ladder, on the client side's clock, one direction at a time.
     let mut rows: Vec<(Nanos, LadderRow)> = Vec::new();
-    for (i, p) in c_sent.iter().enumerate() {
-        let (fate, r) = fwd.sent[i];
-        rows.push((
-            p.ts,
-            LadderRow {
-                t: secs(p.ts - base),
-                dir: "->",
-                event: p.label.clone(),
-                client_frame: Some(p.frame),
-                server_frame: r.map(|r| s_recv[r].frame),
-                client_file: cfile(p),
-                server_file: r.and_then(|r| sfile(s_recv[r])),
-                status: status(fate),
-            },
-        ));
-    }
-    for (i, p) in s_sent.iter().enumerate() {
-        let (fate, r) = back.sent[i];
-        rows.push((
-            to_client_clock(p.ts),
-            LadderRow {
-                t: secs(to_client_clock(p.ts) - base),
-                dir: "<-",
-                event: p.label.clone(),
-                client_frame: r.map(|r| c_recv[r].frame),
-                server_frame: Some(p.frame),
-                client_file: r.and_then(|r| cfile(c_recv[r])),
-                server_file: sfile(p),
-                status: status(fate),
-            },
-        ));
-    }
     let mut appeared = Vec::new();
     let mut appeared_rst = Vec::new();
-    for p in s_recv
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !fwd.explained[*i])
-        .map(|(_, p)| p)
-    {
-        let t = to_client_clock(p.ts);
-        // Only a packet the other capture should have seen leave is one that appeared.
-        let unseen = client_window.is_some_and(|(a, e)| t < a || t > e.saturating_sub(SLACK));
-        rows.push((
-            t,
-            LadderRow {
+    let off = offset.unwrap_or(0);
+    let ways = [
+        Way {
+            from_client: true,
+            sent: &c_sent,
+            recv: &s_recv,
+            x: &fwd,
+            shift_sent: 0,
+            shift_recv: off,
+            sender_window: client_window,
+        },
+        Way {
+            from_client: false,
+            sent: &s_sent,
+            recv: &c_recv,
+            x: &back,
+            shift_sent: off,
+            shift_recv: 0,
+            sender_window: server_window.map(|(a, e)| (a - off, e - off)),
+        },
+    ];
+    for w in &ways {
+        // Frames and files as (client side, server side).
+        let at = |sent: Option<&TracePacket>, recv: Option<&TracePacket>| {
+            let (c, s) = if w.from_client {
+                (sent, recv)
+            } else {
+                (recv, sent)
+            };
+            (
+                c.map(|p| p.frame),
+                s.map(|p| p.frame),
+                c.and_then(cfile),
+                s.and_then(sfile),
+            )
+        };
+        let dir = if w.from_client { "->" } else { "<-" };
+        let row = |t: Nanos,
+                   p: &TracePacket,
+                   ends: (Option<u64>, Option<u64>, Option<usize>, Option<usize>),
+                   status| {
+            (
+                t,
+                LadderRow {
+                    t: secs(t - base),
+                    dir,
+                    event: p.label.clone(),
+                    client_frame: ends.0,
+                    server_frame: ends.1,
+                    client_file: ends.2,
+                    server_file: ends.3,
+                    status,
+                },
+            )
+        };
+        for (p, (fate, r)) in w.sent.iter().zip(&w.x.sent) {
+            let t = p.ts - w.shift_sent;
+            rows.push(row(t, p, at(Some(p), r.map(|r| w.recv[r])), status(*fate)));
+        }
+        for (p, _) in w.recv.iter().zip(&w.x.explained).filter(|(_, e)| !**e) {
+            let t = p.ts - w.shift_recv;
+            // Only a packet the sender's capture should have seen leave is one that appeared.
+            let unseen = w
+                .sender_window
+                .is_some_and(|(a, e)| t < a || t > e.saturating_sub(SLACK));
+            let status = if unseen { "unknown" } else { "appeared" };
+            rows.push(row(t, p, at(None, Some(p)), status));
+            if unseen {
+                continue;
+            }
+            let side = if w.from_client { "server" } else { "client" };
+            if p.kind == TraceKind::Rst {
+                appeared_rst.push(format!("{side}-side frame {}", p.frame));
+            }
+            appeared.push(OneSided {
+                frame: p.frame,
+                file: if w.from_client { sfile(p) } else { cfile(p) },
                 t: secs(t - base),
-                dir: "->",
-                event: p.label.clone(),
-                client_frame: None,
-                server_frame: Some(p.frame),
-                client_file: None,
-                server_file: sfile(p),
-                status: if unseen { "unknown" } else { "appeared" },
-            },
-        ));
-        if unseen {
-            continue;
+                event: format!("{side} side: {}", p.label),
+            });
         }
-        if p.kind == TraceKind::Rst {
-            appeared_rst.push(format!("server-side frame {}", p.frame));
-        }
-        appeared.push(OneSided {
-            frame: p.frame,
-            file: sfile(p),
-            t: secs(t - base),
-            event: format!("server side: {}", p.label),
-        });
-    }
-    for p in c_recv
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !back.explained[*i])
-        .map(|(_, p)| p)
-    {
-        if s.is_none() {
-            continue;
-        }
-        let sent_at = p.ts.saturating_add(offset.unwrap_or(0));
-        let unseen =
-            server_window.is_some_and(|(a, e)| sent_at < a || sent_at > e.saturating_sub(SLACK));
-        rows.push((
-            p.ts,
-            LadderRow {
-                t: secs(p.ts - base),
-                dir: "<-",
-                event: p.label.clone(),
-                client_frame: Some(p.frame),
-                server_frame: None,
-                client_file: cfile(p),
-                server_file: None,
-                status: if unseen { "unknown" } else { "appeared" },
-            },
-        ));
-        if unseen {
-            continue;
-        }
-        if p.kind == TraceKind::Rst {
-            appeared_rst.push(format!("client-side frame {}", p.frame));
-        }
-        appeared.push(OneSided {
-            frame: p.frame,
-            file: cfile(p),
-            t: secs(p.ts - base),
-            event: format!("client side: {}", p.label),
-        });
     }
     rows.sort_by_key(|(t, r)| (*t, r.client_frame.or(r.server_frame)));
     let ladder: Vec<LadderRow> = rows.into_iter().take(LADDER_MAX).map(|(_, r)| r).collect();
@@ -900,19 +887,20 @@ fn pair(
     let lost_s2c = lost(&s_sent, &back, &to_client_clock, &sfile);
 
     // One-way delays from this pair's packets seen on both sides.
-    let delay = |sent: &[&TracePacket], recv: &[&TracePacket], x: &Crossing, sign: Nanos| {
-        sent.iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                let o = offset?;
-                x.sent[i].1.map(|r| (recv[r].ts - p.ts) + sign * o)
+    let delay = |w: &Way<'_>| {
+        w.sent
+            .iter()
+            .zip(&w.x.sent)
+            .filter_map(|(p, (_, r))| {
+                r.map(|r| (w.recv[r].ts - w.shift_recv) - (p.ts - w.shift_sent))
             })
             .filter(|d| *d >= -SLACK)
             .min()
             .map(|d| ms(d.max(0)))
     };
-    let delay_c2s_ms = offset.and_then(|_| delay(&c_sent, &s_recv, &fwd, -1));
-    let delay_s2c_ms = offset.and_then(|_| delay(&s_sent, &c_recv, &back, 1));
+    // Without an offset the two clocks cannot be compared.
+    let delay_c2s_ms = offset.and(delay(&ways[0]));
+    let delay_s2c_ms = offset.and(delay(&ways[1]));
 
     let facts = PairFacts {
         c_sent: &c_sent,
@@ -1017,12 +1005,10 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
     let c_got_data = of_kind(f.c_recv, TraceKind::Data);
     let s_synack = of_kind(f.s_sent, TraceKind::SynAck);
     let c_got_synack = of_kind(f.c_recv, TraceKind::SynAck);
-    let s_end: Vec<&TracePacket> = f
+    let s_end = f
         .s_sent
         .iter()
-        .copied()
-        .filter(|p| matches!(p.kind, TraceKind::Rst | TraceKind::Fin))
-        .collect();
+        .find(|p| matches!(p.kind, TraceKind::Rst | TraceKind::Fin));
     let step_path_fwd = "A device between the two capture points drops the client's packets: check the firewalls, IPS/DPI (SNI filtering), security groups, load balancers and MTU of every hop after the client-side capture point and before the server-side one.";
     let step_path_back = "The server's packets are lost on the way back: check the path MTU (ICMP fragmentation-needed filtered, tunnels), asymmetric routing, and firewalls on the return direction between the two capture points.";
 
@@ -1048,7 +1034,7 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
             V::DroppedClientToServer,
             format!(
                 "the SYN left the client side {} (client frames {}) and never reached the server side, which was recording at the time",
-                times(c_syn.len()),
+                crate::verdict::times(c_syn.len() as u32),
                 frames(&c_syn)
             ),
             step_path_fwd.into(),
@@ -1060,7 +1046,7 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
             V::DroppedServerToClient,
             format!(
                 "the server's SYN-ACK left the server side {} (server frames {}) and never reached the client side",
-                times(s_synack.len()),
+                crate::verdict::times(s_synack.len() as u32),
                 frames(&s_synack)
             ),
             step_path_back.into(),
@@ -1078,7 +1064,7 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
                 V::DroppedClientToServer,
                 format!(
                     "{what} left the client side {} (client frames {}) and none of it reached the server side, where the TCP handshake had completed",
-                    times(lost.len()),
+                    crate::verdict::times(lost.len() as u32),
                     frames(&lost)
                 ),
                 step_path_fwd.into(),
@@ -1111,17 +1097,9 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
             step_path_back.into(),
         );
     }
-    if !lost_back.is_empty()
-        && !c_got_synack.is_empty()
-        && f.client_verdict.is_failure()
-        && s_data.is_empty()
-    {
-        // Only control packets lost on the way back, the handshake failed anyway: fall through
-        // to the endpoint rules below.
-    }
     let ch_arrived = !s_got_data.is_empty();
     if ch_arrived && s_data.is_empty() {
-        if let Some(end) = s_end.first() {
+        if let Some(end) = s_end {
             return (
                 V::ServerRefused,
                 format!(
@@ -1143,7 +1121,7 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
         );
     }
     match f.client_verdict {
-        VerdictCode::TlsOk | VerdictCode::NotTls if f.client_verdict == VerdictCode::TlsOk => {
+        VerdictCode::TlsOk => {
             let note = match (lost_fwd.len(), lost_back.len()) {
                 (0, 0) => "every packet sent was seen on both sides".to_string(),
                 (a, b) => format!(
@@ -1206,12 +1184,4 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
         ),
         "See the single-capture verdicts of each side.".into(),
     )
-}
-
-fn times(n: usize) -> String {
-    match n {
-        1 => "once".into(),
-        2 => "twice".into(),
-        n => format!("{n} times"),
-    }
 }

@@ -268,7 +268,8 @@ pub fn match_timeout(secs: f64) -> Option<String> {
         .map(|(_, who)| (*who).to_string())
 }
 
-fn times(n: u32) -> String {
+/// "once", "twice", "N times".
+pub(crate) fn times(n: u32) -> String {
     match n {
         1 => "once".into(),
         2 => "twice".into(),
