@@ -541,7 +541,8 @@ impl Conn {
             }
         }
         let dir = &mut self.dirs[d];
-        if !seg.rst() && seg.timestamps().is_some() {
+        // Options are walked only until the first packet with timestamps.
+        if !dir.ts_seen && !seg.rst() && seg.timestamps().is_some() {
             dir.ts_seen = true;
         }
         if seg.rst() {
