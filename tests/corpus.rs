@@ -880,3 +880,71 @@ fn corpus_agrees_with_tshark() {
         );
     }
 }
+
+/// JA4 fingerprints published by FoxIO's reference implementation (the `insta` snapshots
+/// `ja4__insta@latest.pcapng.snap` and `ja4__insta@badcurveball.pcap.snap` in
+/// github.com/FoxIO-LLC/ja4, rust/ja4/src/snapshots) for captures that are in the corpus:
+/// (capture under `public/`, client port, JA4).
+const JA4_REFERENCE: [(&str, u64, &str); 6] = [
+    (
+        "ja4/latest.pcapng",
+        52936,
+        "t13d1516h2_8daaf6152771_e5627efa2ab1",
+    ),
+    (
+        "ja4/latest.pcapng",
+        52937,
+        "t12d190800_d83cc789557e_7af1ed941c26",
+    ),
+    (
+        "ja4/latest.pcapng",
+        52938,
+        "t13d1516h2_8daaf6152771_9b887d9acb53",
+    ),
+    (
+        "ja4/latest.pcapng",
+        52940,
+        "t13d1516h2_8daaf6152771_e5627efa2ab1",
+    ),
+    (
+        "ja4/latest.pcapng",
+        52941,
+        "t13d1516h2_8daaf6152771_e5627efa2ab1",
+    ),
+    (
+        "ja4/badcurveball.pcap",
+        55318,
+        "t13d1615h2_46e7e9700bed_45f260be83e2",
+    ),
+];
+
+#[test]
+fn ja4_matches_the_reference_implementation() {
+    let public = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/public");
+    if !public.is_dir() {
+        println!("skipping: {} not found", public.display());
+        return;
+    }
+    let mut wrong = Vec::new();
+    for (file, port, want) in JA4_REFERENCE {
+        let report = match run_tlsdiag(&public.join(file)) {
+            Run::Report(v) => v,
+            Run::CleanError(e) | Run::Failed(e) => panic!("{file}: {e}"),
+        };
+        let conns = report["connections"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let got: Vec<&str> = conns
+            .iter()
+            .filter(|c| c["client_port"].as_u64() == Some(port))
+            .filter_map(|c| c["ja4"].as_str())
+            .collect();
+        if got != [want] {
+            wrong.push(format!(
+                "{file} client port {port}: want {want}, got {got:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "JA4 differs:\n{}", wrong.join("\n"));
+}

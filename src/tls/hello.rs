@@ -189,12 +189,39 @@ fn ja4_version(v: u16) -> &'static str {
     }
 }
 
-fn hash12(s: &str) -> String {
-    let d = Sha256::digest(s.as_bytes());
-    d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+/// The first 12 hex digits of SHA-256 over `input`, appended to `out`.
+fn push_hash12(out: &mut String, input: &[u8]) {
+    let d = Sha256::digest(input);
+    for b in d.iter().take(6) {
+        push_hex(out, u32::from(*b), 2);
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends the low `digits` hex digits of `v`, lower case, zero padded.
+fn push_hex(out: &mut String, v: u32, digits: u32) {
+    for i in (0..digits).rev() {
+        out.push(char::from(HEX[((v >> (4 * i)) & 0xf) as usize]));
+    }
+}
+
+/// Appends `values` as comma-separated 4-digit hex to `buf` (JA4's hash input format).
+fn push_hex_list(buf: &mut Vec<u8>, values: &[u16]) {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        for shift in [12u16, 8, 4, 0] {
+            buf.push(HEX[usize::from((v >> shift) & 0xf)]);
+        }
+    }
 }
 
 /// JA4 (FoxIO, BSD-3-Clause spec in technical_details/JA4.md) for a TCP ClientHello.
+///
+/// Runs once per ClientHello on the packet thread, so it builds the hash inputs in one reused
+/// buffer: the spec sorts 4-digit lower-case hex strings, which orders exactly as the numbers do.
 fn ja4(legacy_version: u16, ciphers: &[u16], ext: &RawExtensions) -> String {
     let version = ext
         .supported_versions
@@ -203,64 +230,60 @@ fn ja4(legacy_version: u16, ciphers: &[u16], ext: &RawExtensions) -> String {
         .filter(|v| !is_grease(*v))
         .max()
         .unwrap_or(legacy_version);
-    let ciphers: Vec<u16> = ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
-    let codes: Vec<u16> = ext
+    let mut ciphers: Vec<u16> = ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
+    let mut codes: Vec<u16> = ext
         .codes
         .iter()
         .copied()
         .filter(|c| !is_grease(*c))
         .collect();
-    let alpn = match &ext.first_alpn {
+    let mut out = String::with_capacity(36);
+    out.push('t');
+    out.push_str(ja4_version(version));
+    out.push(if ext.has_sni { 'd' } else { 'i' });
+    for n in [ciphers.len(), codes.len()] {
+        let n = n.min(99);
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    }
+    match &ext.first_alpn {
         Some(a) if !a.is_empty() => {
             let (f, l) = (a[0], a[a.len() - 1]);
             if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
-                format!("{}{}", f as char, l as char)
+                out.push(char::from(f));
+                out.push(char::from(l));
             } else {
-                let hex: String = a.iter().map(|b| format!("{b:02x}")).collect();
-                let first = hex.chars().next().unwrap_or('0');
-                let last = hex.chars().last().unwrap_or('0');
-                format!("{first}{last}")
+                // First hex digit of the first byte, last hex digit of the last byte.
+                out.push(char::from(HEX[usize::from(f >> 4)]));
+                out.push(char::from(HEX[usize::from(l & 0xf)]));
             }
         }
-        _ => "00".into(),
-    };
-    let a = format!(
-        "t{}{}{:02}{:02}{}",
-        ja4_version(version),
-        if ext.has_sni { 'd' } else { 'i' },
-        ciphers.len().min(99),
-        codes.len().min(99),
-        alpn
-    );
-    let b = if ciphers.is_empty() {
-        "000000000000".to_string()
+        _ => out.push_str("00"),
+    }
+    out.push('_');
+    let mut input = Vec::with_capacity(256);
+    if ciphers.is_empty() {
+        out.push_str("000000000000");
     } else {
-        let mut cs: Vec<String> = ciphers.iter().map(|c| format!("{c:04x}")).collect();
-        cs.sort();
-        hash12(&cs.join(","))
-    };
-    let mut es: Vec<String> = codes
-        .iter()
-        .filter(|c| **c != 0x0000 && **c != 0x0010)
-        .map(|c| format!("{c:04x}"))
-        .collect();
-    es.sort();
-    let c = if es.is_empty() {
-        "000000000000".to_string()
+        ciphers.sort_unstable();
+        push_hex_list(&mut input, &ciphers);
+        push_hash12(&mut out, &input);
+    }
+    out.push('_');
+    codes.retain(|c| *c != 0x0000 && *c != 0x0010);
+    if codes.is_empty() {
+        out.push_str("000000000000");
     } else {
-        let sigs: Vec<String> = ext
-            .signature_algorithms
-            .iter()
-            .map(|s| format!("{s:04x}"))
-            .collect();
-        let mut input = es.join(",");
-        if !sigs.is_empty() {
-            input.push('_');
-            input.push_str(&sigs.join(","));
+        codes.sort_unstable();
+        input.clear();
+        push_hex_list(&mut input, &codes);
+        if !ext.signature_algorithms.is_empty() {
+            input.push(b'_');
+            push_hex_list(&mut input, &ext.signature_algorithms);
         }
-        hash12(&input)
-    };
-    format!("{a}_{b}_{c}")
+        push_hash12(&mut out, &input);
+    }
+    out
 }
 
 /// Parses an SSLv2-format CLIENT-HELLO record body (after the 2-byte length).
@@ -509,7 +532,8 @@ mod tests {
         let ch = parse_client_hello(&sample_client_hello(), 0x0301).expect("parses");
         let ja4 = ch.ja4.expect("ja4");
         let b = ja4.split('_').nth(1).expect("b part");
-        assert_eq!(b, hash12("1301,1302"));
+        // python3 -c "import hashlib;print(hashlib.sha256(b'1301,1302').hexdigest()[:12])"
+        assert_eq!(b, "62ed6f6ca7ad");
     }
 
     #[test]
