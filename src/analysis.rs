@@ -1020,12 +1020,16 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
             c.alpn = c.alpn.iter().map(|s| escape::text(s)).collect();
             c
         }),
-        certificate: tf.certificate.as_deref().cloned().map(|mut cert| {
-            cert.subject = escape::text(&cert.subject);
-            cert.issuer = escape::text(&cert.issuer);
-            cert.dns_names = cert.dns_names.iter().map(|s| escape::text(s)).collect();
-            cert
-        }),
+        certificate: tf
+            .certificate
+            .as_deref()
+            .and_then(|c| c.info())
+            .map(|mut cert| {
+                cert.subject = escape::text(&cert.subject);
+                cert.issuer = escape::text(&cert.issuer);
+                cert.dns_names = cert.dns_names.iter().map(|s| escape::text(s)).collect();
+                cert
+            }),
         alert: alert_out,
         server_first_bytes,
         client_first_bytes,

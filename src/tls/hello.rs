@@ -7,7 +7,7 @@
 
 use super::names::{group_name, is_grease, version_name};
 use sha2::{Digest, Sha256};
-use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
+use tls_parser::{TlsMessage, TlsMessageHandshake};
 
 /// A cursor whose reads return `None` instead of running off the end.
 pub(crate) struct Cursor<'a> {
@@ -72,28 +72,20 @@ pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHello
         ..Default::default()
     };
     let ext_block = ch.ext.unwrap_or(&[]);
-    if let Ok((_, exts)) = tls_parser::parse_tls_client_hello_extensions(ext_block) {
-        for e in exts {
-            match e {
-                TlsExtension::SNI(names) => {
-                    if let Some((_, name)) = names.first() {
-                        info.sni = Some(String::from_utf8_lossy(name).into_owned());
-                    }
-                }
-                TlsExtension::ALPN(protos) => {
-                    info.alpn = protos
-                        .iter()
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .collect();
-                }
-                TlsExtension::SupportedVersions(vs) => {
-                    info.supported_versions = vs.iter().map(|v| version_name(v.0)).collect();
-                }
-                _ => {}
-            }
-        }
-    }
     let raw = walk_extensions(ext_block);
+    info.sni = raw
+        .sni
+        .map(|name| String::from_utf8_lossy(name).into_owned());
+    info.alpn = raw
+        .alpn
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    info.supported_versions = raw
+        .supported_versions
+        .iter()
+        .map(|v| version_name(*v))
+        .collect();
     info.key_share_groups = raw
         .key_share_groups
         .iter()
@@ -104,18 +96,20 @@ pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHello
     Some(info)
 }
 
-/// Extension facts read straight from the wire.
+/// Extension facts read straight from the wire (one pass, borrowing from the message).
 #[derive(Debug, Default)]
-struct RawExtensions {
+struct RawExtensions<'a> {
     codes: Vec<u16>,
     has_sni: bool,
-    first_alpn: Option<Vec<u8>>,
+    /// First name of the server_name list, whatever its type.
+    sni: Option<&'a [u8]>,
+    alpn: Vec<&'a [u8]>,
     supported_versions: Vec<u16>,
     signature_algorithms: Vec<u16>,
     key_share_groups: Vec<u16>,
 }
 
-fn walk_extensions(block: &[u8]) -> RawExtensions {
+fn walk_extensions(block: &[u8]) -> RawExtensions<'_> {
     let mut out = RawExtensions::default();
     let mut c = Cursor::new(block);
     while !c.is_empty() {
@@ -128,11 +122,25 @@ fn walk_extensions(block: &[u8]) -> RawExtensions {
         out.codes.push(code);
         let mut d = Cursor::new(data);
         match code {
-            0x0000 => out.has_sni = true,
+            0x0000 => {
+                out.has_sni = true;
+                // server_name_list: u16 len, then (u8 type, u16 len, name)
+                if let (Some(_), Some(_), Some(n)) = (d.u16(), d.u8(), d.u16()) {
+                    out.sni = d.take(usize::from(n));
+                }
+            }
             0x0010 => {
                 // protocol_name_list: u16 len, then u8-length strings
-                if let (Some(_), Some(n)) = (d.u16(), d.u8()) {
-                    out.first_alpn = d.take(usize::from(n)).map(<[u8]>::to_vec);
+                if let Some(n) = d.u16() {
+                    if let Some(list) = d.take(usize::from(n)) {
+                        let mut l = Cursor::new(list);
+                        while let Some(len) = l.u8() {
+                            match l.take(usize::from(len)) {
+                                Some(p) => out.alpn.push(p),
+                                None => break,
+                            }
+                        }
+                    }
                 }
             }
             0x002b => {
@@ -246,7 +254,7 @@ fn ja4(legacy_version: u16, ciphers: &[u16], ext: &RawExtensions) -> String {
         out.push(char::from(b'0' + (n / 10) as u8));
         out.push(char::from(b'0' + (n % 10) as u8));
     }
-    match &ext.first_alpn {
+    match ext.alpn.first() {
         Some(a) if !a.is_empty() => {
             let (f, l) = (a[0], a[a.len() - 1]);
             if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
@@ -430,34 +438,53 @@ pub struct CertInfo {
     pub self_signed: bool,
 }
 
-/// Parses a complete Certificate handshake message.
-pub fn parse_certificate(msg: &[u8]) -> Option<CertInfo> {
+/// The leaf certificate of a Certificate message, kept as DER: X.509 parsing is left to
+/// [`LeafCertificate::info`], which runs when the connection is summarised, off the packet path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafCertificate {
+    der: Box<[u8]>,
+    chain_length: usize,
+}
+
+/// Frames a complete Certificate handshake message and keeps its leaf.
+pub fn leaf_certificate(msg: &[u8]) -> Option<LeafCertificate> {
     let (_, parsed) = tls_parser::parse_tls_message_handshake(msg).ok()?;
     let TlsMessage::Handshake(TlsMessageHandshake::Certificate(cc)) = parsed else {
         return None;
     };
     let leaf = cc.cert_chain.first()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.data).ok()?;
-    let mut dns_names = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for n in &san.value.general_names {
-            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
-                if dns_names.len() < 8 {
-                    dns_names.push((*d).to_string());
+    Some(LeafCertificate {
+        der: leaf.data.into(),
+        chain_length: cc.cert_chain.len(),
+    })
+}
+
+impl LeafCertificate {
+    /// What the leaf says; `None` if it is not a well-formed X.509 certificate.
+    pub fn info(&self) -> Option<CertInfo> {
+        let chain_length = self.chain_length;
+        let (_, cert) = x509_parser::parse_x509_certificate(&self.der).ok()?;
+        let mut dns_names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for n in &san.value.general_names {
+                if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                    if dns_names.len() < 8 {
+                        dns_names.push((*d).to_string());
+                    }
                 }
             }
         }
+        let rfc3339 = |t: &x509_parser::time::ASN1Time| crate::timefmt::rfc3339_secs(t.timestamp());
+        Some(CertInfo {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            not_before: rfc3339(&cert.validity().not_before),
+            not_after: rfc3339(&cert.validity().not_after),
+            dns_names,
+            chain_length,
+            self_signed: cert.subject() == cert.issuer(),
+        })
     }
-    let rfc3339 = |t: &x509_parser::time::ASN1Time| crate::timefmt::rfc3339_secs(t.timestamp());
-    Some(CertInfo {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
-        not_before: rfc3339(&cert.validity().not_before),
-        not_after: rfc3339(&cert.validity().not_after),
-        dns_names,
-        chain_length: cc.cert_chain.len(),
-        self_signed: cert.subject() == cert.issuer(),
-    })
 }
 
 #[cfg(test)]

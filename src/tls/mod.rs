@@ -12,7 +12,7 @@ pub mod hello;
 pub mod names;
 
 use crate::capture::FrameRef;
-use hello::{CertInfo, ClientHelloInfo, ServerHelloInfo};
+use hello::{ClientHelloInfo, LeafCertificate, ServerHelloInfo};
 
 /// The largest handshake message buffered for parsing (certificate chains are the big ones).
 pub const MAX_HANDSHAKE_MSG: usize = 64 * 1024;
@@ -71,7 +71,7 @@ pub struct TlsFacts {
     pub sh_dir: Option<usize>,
     pub sh_at: Option<FrameRef>,
     /// Boxed, like `non_tls`: most live connections have none, and facts stay small.
-    pub certificate: Option<Box<CertInfo>>,
+    pub certificate: Option<Box<LeafCertificate>>,
     pub alerts: Vec<AlertFact>,
     pub ccs: [Option<FrameRef>; 2],
     /// First well-formed TLS record per direction.
@@ -598,7 +598,7 @@ impl TlsConn {
                 }
             }
             11 if !f.is_tls13() && f.certificate.is_none() => {
-                f.certificate = hello::parse_certificate(msg).map(Box::new);
+                f.certificate = hello::leaf_certificate(msg).map(Box::new);
             }
             _ => {}
         }
