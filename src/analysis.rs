@@ -110,7 +110,7 @@ pub fn analyze_live(
             }
             Ok(())
         };
-    if live {
+    if live || INLINE.with(std::cell::Cell::get) {
         // Each connection goes to the caller the moment it settles: no queue in between.
         read_all(&mut run, progress)?;
         return Ok(run.finish());
@@ -118,12 +118,21 @@ pub fn analyze_live(
     // Settled connections are summarised and stored on another thread, in settling order, so
     // the report is the same as when done in line.
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Box<Conn>>, Ctx)>(SETTLE_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(SETTLE_QUEUE);
         let mut settler = std::mem::replace(&mut run.settler, Settler::new(opts));
         let worker = scope.spawn(move || {
-            for (batch, ctx) in rx {
-                for c in batch {
-                    settler.settle(&c, &ctx);
+            for batch in rx {
+                match batch {
+                    Batch::Settled(conns, ctx) => {
+                        for c in conns {
+                            settler.settle(&c, &ctx);
+                        }
+                    }
+                    Batch::Prepared(done) => {
+                        for p in done {
+                            settler.store_prepared(p);
+                        }
+                    }
                 }
             }
             settler
@@ -145,11 +154,16 @@ pub fn analyze_live(
     })
 }
 
+thread_local! {
+    /// Tests: settle in line, the reference the threaded path must match.
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Settled connections go to the summarising thread in batches of at most this many (one
 /// wake-up per batch, not per connection), at most [`SETTLE_QUEUE`] batches in flight: a
 /// bounded number of connections waits in the queue, whatever a sweep settles.
-const SETTLE_BATCH: usize = 64;
-const SETTLE_QUEUE: usize = 32;
+const SETTLE_BATCH: usize = if cfg!(test) { 1 } else { 64 };
+const SETTLE_QUEUE: usize = if cfg!(test) { 0 } else { 32 };
 
 /// Summarises settled connections into the store and keeps the per-verdict counts.
 struct Settler<'o> {
@@ -189,44 +203,92 @@ impl<'o> Settler<'o> {
     /// Summarises a finished connection and counts it; the record goes to the store, or is
     /// returned (live mode). None when a filter leaves it out.
     fn record(&mut self, c: &Conn, ctx: &Ctx) -> Option<Record> {
-        self.duplicates += u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
-        let built = summarise(c, ctx);
-        if !matches_filters(&built.conn, self.opts) {
-            return None;
-        }
-        // The verdict code does not depend on the capture point, only its wording does.
-        let code = verdict::judge(&built.facts).code;
+        self.account(prepare(self.opts, c, ctx))
+    }
+
+    /// Counts a summarised connection (the part of settling that must run in settling order).
+    fn account(&mut self, p: Prepared) -> Option<Record> {
+        self.duplicates += p.duplicates;
+        let kept = p.kept?;
+        let code = kept.code;
         *self.verdicts.entry(code.as_str().into()).or_default() += 1;
         if code.is_failure() {
             self.failed += 1;
         }
-        let key = crate::report::text::endpoint(&built.conn.server_ip, built.conn.server_port);
         *self
             .servers
-            .entry(key)
+            .entry(kept.server)
             .or_default()
             .entry(code.as_str().into())
             .or_default() += 1;
-        self.evidence.add(built.evidence);
-        let trace = self
-            .opts
-            .trace
-            .then(|| trace(c, built.client_dir, &built.conn));
-        Some(Record {
-            conn: built.conn,
-            facts: built.facts,
-            evidence: built.evidence.side,
-            trace,
-        })
+        self.evidence.add(kept.evidence);
+        Some(kept.record)
     }
 
     fn settle(&mut self, c: &Conn, ctx: &Ctx) {
-        if let Some(rec) = self.record(c, ctx) {
+        self.store_prepared(prepare(self.opts, c, ctx));
+    }
+
+    fn store_prepared(&mut self, p: Prepared) {
+        if let Some(rec) = self.account(p) {
             if let Err(e) = self.store.push(rec) {
                 self.store_error.get_or_insert(e);
             }
         }
     }
+}
+
+/// A settled connection, summarised: the expensive, order-free part of settling, which either
+/// thread may do.
+struct Prepared {
+    duplicates: u64,
+    /// None when a filter leaves the connection out.
+    kept: Option<Kept>,
+}
+
+struct Kept {
+    record: Record,
+    code: verdict::VerdictCode,
+    /// The server as `ip:port`, for the per-server rollup.
+    server: String,
+    evidence: Evidence,
+}
+
+fn prepare(opts: &Options, c: &Conn, ctx: &Ctx) -> Prepared {
+    let duplicates = u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
+    let built = summarise(c, ctx);
+    if !matches_filters(&built.conn, opts) {
+        return Prepared {
+            duplicates,
+            kept: None,
+        };
+    }
+    // The verdict code does not depend on the capture point, only its wording does.
+    let code = verdict::judge(&built.facts).code;
+    let server = crate::report::text::endpoint(&built.conn.server_ip, built.conn.server_port);
+    let trace = opts.trace.then(|| trace(c, built.client_dir, &built.conn));
+    Prepared {
+        duplicates,
+        kept: Some(Kept {
+            record: Record {
+                conn: built.conn,
+                facts: built.facts,
+                evidence: built.evidence.side,
+                trace,
+            },
+            code,
+            server,
+            evidence: built.evidence,
+        }),
+    }
+}
+
+/// What goes to the summarising thread: settled connections, or (when it is behind) ones the
+/// packet thread already summarised itself.
+#[allow(clippy::vec_box)]
+enum Batch {
+    Settled(Vec<Box<Conn>>, Ctx),
+    Prepared(Vec<Prepared>),
 }
 
 /// One analysis in progress.
@@ -243,7 +305,7 @@ struct Run<'o, 'c> {
     /// Where settled connections go when summarised on another thread, a batch at a time.
     /// (Boxed: they come boxed from the flow table; unboxing would copy each one.)
     #[allow(clippy::vec_box)]
-    queue: Option<std::sync::mpsc::SyncSender<(Vec<Box<Conn>>, Ctx)>>,
+    queue: Option<std::sync::mpsc::SyncSender<Batch>>,
     #[allow(clippy::vec_box)]
     batch: Vec<Box<Conn>>,
     inputs: Vec<InputSummary>,
@@ -349,11 +411,33 @@ impl<'o, 'c> Run<'o, 'c> {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        // Fails only if the thread is gone (it panicked): then summarise here.
-        if let Err(std::sync::mpsc::SendError((batch, ctx))) = q.send((batch, self.ctx)) {
+        // The summarising thread is behind (always so at the end of the input, when every
+        // open connection settles at once): summarise here rather than wait. The batch still
+        // goes through the queue, so the store sees connections in settling order.
+        let batch = match q.try_send(Batch::Settled(batch, self.ctx)) {
+            Ok(()) => return,
+            Err(std::sync::mpsc::TrySendError::Full(Batch::Settled(conns, ctx))) => {
+                let done = conns.iter().map(|c| prepare(self.opts, c, &ctx)).collect();
+                drop(conns);
+                Batch::Prepared(done)
+            }
+            Err(std::sync::mpsc::TrySendError::Full(b))
+            | Err(std::sync::mpsc::TrySendError::Disconnected(b)) => b,
+        };
+        // Fails only if the thread is gone (it panicked): then finish here.
+        if let Err(std::sync::mpsc::SendError(b)) = q.send(batch) {
             self.queue = None;
-            for c in batch {
-                self.settler.settle(&c, &ctx);
+            match b {
+                Batch::Settled(conns, ctx) => {
+                    for c in conns {
+                        self.settler.settle(&c, &ctx);
+                    }
+                }
+                Batch::Prepared(done) => {
+                    for p in done {
+                        self.settler.store_prepared(p);
+                    }
+                }
             }
         }
     }
@@ -1211,4 +1295,42 @@ fn matches_filters(c: &Connection, o: &Options) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod threading_tests {
+    use super::*;
+
+    /// Every sample capture at once (hundreds of connections), with the settling queue at
+    /// zero (test builds) so the packet thread often summarises batches itself: the report
+    /// must be the same as when every connection is settled in line, in order.
+    #[test]
+    fn threaded_settling_matches_inline() {
+        let mut paths: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().to_string_lossy().into_owned())
+                .filter(|p| p.contains(".pcap"))
+                .collect();
+        paths.sort();
+        assert!(paths.len() > 20, "samples not found");
+        let opts = Options::default();
+        let render =
+            |r: &Report| crate::report::render(r, crate::report::Format::Json, &Default::default());
+        INLINE.with(|c| c.set(true));
+        let inline = analyze(&paths, &opts).map_err(|e| e.to_string());
+        INLINE.with(|c| c.set(false));
+        let inline = inline.map(|r| render(&r));
+        for _ in 0..3 {
+            let threaded = analyze(&paths, &opts)
+                .map_err(|e| e.to_string())
+                .map(|r| render(&r));
+            assert!(
+                inline.is_ok() && threaded == inline,
+                "threaded report differs"
+            );
+        }
+    }
 }

@@ -392,7 +392,7 @@ struct Meta {
 
 /// Bytes of frame data per batch, and batches in flight (each way).
 const BATCH_BYTES: usize = 256 << 10;
-const BATCHES: usize = 2;
+const BATCHES: usize = 4;
 
 /// [`read_input_with_progress`] with the reading (file I/O, decompression, container parsing)
 /// on a second thread, so it overlaps the analysis on another core. Frames reach `on_frame` in
