@@ -577,16 +577,31 @@ impl Conn {
     }
 }
 
-/// Index entry of a 4-tuple: the stream it currently maps to, and what port-reuse detection
-/// needs once the connection itself has been settled and freed.
+/// Index entry of a live connection's 4-tuple: the stream it maps to, and what port-reuse
+/// detection needs.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     stream: u64,
     /// `ends[0]` of the connection, to orient packets.
     first_src: Endpoint,
     first_seq: [Option<u32>; 2],
+}
+
+/// What is remembered of a settled connection's 4-tuple, so its late packets are not taken
+/// for a new stream: 24 bytes under a 64-bit hash of the 4-tuple (a busy capture holds tens
+/// of thousands). Sequence numbers are indexed by the direction leaving the lower endpoint.
+#[derive(Debug, Clone, Copy)]
+struct Tomb {
+    first_seq: [Option<u32>; 2],
     last_ts: Nanos,
-    live: bool,
+}
+
+/// Identity of a 4-tuple among tombstones: SipHash with fixed keys, so the same in every run.
+fn tomb_id(key: &FlowKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 /// Why a connection left the table early.
@@ -608,6 +623,7 @@ pub struct FlowTable {
     cfg: FlowConfig,
     index: FxHashMap<FlowKey, Slot>,
     live: FxHashMap<u64, Box<Conn>>,
+    tombs: FxHashMap<u64, Tomb>,
     next_stream: u64,
     /// Packets of connections already settled and freed.
     pub late_packets: u64,
@@ -641,8 +657,6 @@ impl FlowTable {
                 stream,
                 first_src: src,
                 first_seq: [None, None],
-                last_ts: at.ts,
-                live: true,
             },
         );
         stream
@@ -667,22 +681,32 @@ impl FlowTable {
         let key = FlowKey::new(src, dst);
         // One hash lookup per packet on the common path: the slot is only written again when
         // a direction's first sequence number becomes known.
-        let (stream, seq_known) = match self.index.get_mut(&key) {
+        let pure_syn = seg.syn() && !seg.has_ack();
+        let (stream, seq_known) = match self.index.get(&key) {
             Some(slot) => {
                 let d = usize::from(src != slot.first_src);
-                let pure_syn = seg.syn() && !seg.has_ack();
                 // Port reuse: a SYN with a new ISN on a known 4-tuple is a new stream.
                 if pure_syn && slot.first_seq[d].is_some_and(|s| s != seg.seq) {
                     (self.open(src, dst, at), false)
-                } else if slot.live {
-                    (slot.stream, slot.first_seq[d].is_some())
                 } else {
-                    self.late_packets += 1;
-                    slot.last_ts = at.ts;
-                    return;
+                    (slot.stream, slot.first_seq[d].is_some())
                 }
             }
-            None => (self.open(src, dst, at), false),
+            None => {
+                if !self.tombs.is_empty() {
+                    let id = tomb_id(&key);
+                    if let Some(t) = self.tombs.get_mut(&id) {
+                        let d = usize::from(src != key.0);
+                        if !(pure_syn && t.first_seq[d].is_some_and(|s| s != seg.seq)) {
+                            self.late_packets += 1;
+                            t.last_ts = at.ts;
+                            return;
+                        }
+                        self.tombs.remove(&id);
+                    }
+                }
+                (self.open(src, dst, at), false)
+            }
         };
         let Some(c) = self.live.get_mut(&stream) else {
             return;
@@ -710,9 +734,9 @@ impl FlowTable {
             port: q.dport,
         };
         let key = FlowKey::new(src, dst);
-        let stream = match self.index.get(&key).copied() {
-            Some(slot) if slot.live => slot.stream,
-            Some(_) => {
+        let stream = match self.index.get(&key) {
+            Some(slot) => slot.stream,
+            None if !self.tombs.is_empty() && self.tombs.contains_key(&tomb_id(&key)) => {
                 self.late_packets += 1;
                 return;
             }
@@ -793,22 +817,37 @@ impl FlowTable {
                     Eviction::Closed => {}
                 }
                 let key = FlowKey::new(c.ends[0], c.ends[1]);
-                if let Some(slot) = self.index.get_mut(&key) {
-                    if slot.stream == stream {
-                        slot.live = false;
-                        slot.last_ts = c.last.ts;
-                    }
+                // A connection superseded by port reuse no longer owns its 4-tuple.
+                if self
+                    .index
+                    .get(&key)
+                    .is_some_and(|slot| slot.stream == stream)
+                {
+                    self.index.remove(&key);
+                    let seqs = [c.dirs[0].first_seq, c.dirs[1].first_seq];
+                    let first_seq = if c.ends[0] == key.0 {
+                        seqs
+                    } else {
+                        [seqs[1], seqs[0]]
+                    };
+                    self.tombs.insert(
+                        tomb_id(&key),
+                        Tomb {
+                            first_seq,
+                            last_ts: c.last.ts,
+                        },
+                    );
                 }
                 out.push((c, why));
             }
         }
         let keep = cfg.tombstone_timeout;
-        self.index
-            .retain(|_, s| s.live || now.saturating_sub(s.last_ts) < keep);
+        self.tombs
+            .retain(|_, t| now.saturating_sub(t.last_ts) < keep);
         // Bounded like the live table: under a flood of short connections, forget all
         // tombstones rather than grow (a late packet may then open a new stream).
-        if self.index.len() > 2 * cfg.max_live.max(1024) {
-            self.index.retain(|_, s| s.live);
+        if self.index.len() + self.tombs.len() > 2 * cfg.max_live.max(1024) {
+            self.tombs = FxHashMap::default();
             self.tombstones_dropped += 1;
         }
     }
@@ -818,6 +857,7 @@ impl FlowTable {
         let mut v: Vec<Box<Conn>> = self.live.drain().map(|(_, c)| c).collect();
         v.sort_by_key(|c| c.stream);
         self.index.clear();
+        self.tombs.clear();
         for c in &mut v {
             c.finish();
         }
@@ -945,11 +985,36 @@ mod tests {
             if i % 50 == 0 {
                 t.sweep(i64::from(i) * 1_000, &mut out);
                 assert!(t.live() <= 200, "live {}", t.live());
-                assert!(t.index.len() <= 2 * 1024 + 200, "index {}", t.index.len());
+                let held = t.index.len() + t.tombs.len();
+                assert!(held <= 2 * 1024 + 200, "index {held}");
             }
         }
         assert!(t.evicted_by_cap > 0);
         assert!(t.tombstones_dropped > 0);
+    }
+
+    #[test]
+    fn settled_tuple_absorbs_late_packets_until_a_new_isn() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut out = Vec::new();
+        // Server-first packet, so the tombstone must orient sequence numbers itself.
+        t.tcp(&seg(false, 500, 101, F::SYN | F::ACK, b""), at(1), 0, None);
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), at(2), 0, None);
+        t.tcp(&seg(true, 101, 501, F::FIN | F::ACK, b""), at(3), 0, None);
+        t.tcp(&seg(false, 501, 102, F::FIN | F::ACK, b""), at(4), 0, None);
+        t.sweep(5_000_000_000, &mut out);
+        assert_eq!((out.len(), t.live()), (1, 0));
+        // The last ACK and a retransmitted SYN with the old ISN, both directions: late.
+        t.tcp(&seg(true, 102, 502, F::ACK, b""), at(5), 0, None);
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), at(6), 0, None);
+        t.tcp(&seg(false, 501, 102, F::FIN | F::ACK, b""), at(7), 0, None);
+        assert_eq!((t.late_packets, t.live()), (3, 0));
+        // A SYN with a new ISN on the same 4-tuple is a new connection.
+        t.tcp(&seg(true, 7000, 0, F::SYN, b""), at(8), 0, None);
+        assert_eq!((t.late_packets, t.live()), (3, 1));
+        let conns = t.into_connections();
+        assert_eq!(conns[0].stream, 1);
+        assert_eq!(conns[0].dirs[0].first_seq, Some(7000));
     }
 
     #[test]
