@@ -1171,95 +1171,118 @@ fn rst_forged(d: &crate::flow::Dir) -> Option<String> {
 }
 
 /// The connection's ladder: frame, time since its first packet, direction, event.
+///
+/// Runs for every connection, so each label is written once into its own string.
 fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<TimelineEntry> {
+    use std::fmt::Write as _;
     let tf = c.tls_facts();
     let base = c.first.ts;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(c.events.len() + 1);
     let mut syns = 0;
     let mut seen_end = [0u64; 2];
     let first_ch = ch_frames.first().map(|f| f.ts);
     for e in &c.events {
         let arrow = if e.dir == cd { "->" } else { "<-" };
-        let mut label = match e.kind {
+        let mut label = String::with_capacity(48);
+        // Writing to a String cannot fail.
+        let _ = match e.kind {
             EventKind::Syn => {
                 syns += 1;
                 if syns == 1 {
-                    "SYN".to_string()
+                    write!(label, "SYN")
                 } else {
-                    format!("SYN retransmission #{}", syns - 1)
+                    write!(label, "SYN retransmission #{}", syns - 1)
                 }
             }
-            EventKind::SynAck => "SYN-ACK".into(),
-            EventKind::HandshakeAck => "ACK (TCP handshake complete)".into(),
+            EventKind::SynAck => write!(label, "SYN-ACK"),
+            EventKind::HandshakeAck => write!(label, "ACK (TCP handshake complete)"),
             EventKind::Data { start, end } => {
                 let len = end - start;
                 let retrans = start < seen_end[e.dir];
                 seen_end[e.dir] = seen_end[e.dir].max(end);
-                if e.dir == cd && ch_frames.contains(&e.at) {
-                    let n = ch_frames.iter().position(|f| *f == e.at).unwrap_or(0);
-                    if n == 0 || !retrans {
-                        format!("ClientHello ({len} bytes)")
-                    } else {
+                let ch_n = if e.dir == cd {
+                    ch_frames.iter().position(|f| *f == e.at)
+                } else {
+                    None
+                };
+                match ch_n {
+                    Some(n) if n > 0 && retrans => {
                         let delay = first_ch
                             .map(|t| secs(e.at.ts.saturating_sub(t)))
                             .unwrap_or(0.0);
-                        format!("ClientHello retransmission #{n} (+{delay:.3} s, {len} bytes)")
+                        write!(
+                            label,
+                            "ClientHello retransmission #{n} (+{delay:.3} s, {len} bytes)"
+                        )
                     }
-                } else if retrans {
-                    format!("retransmission ({len} bytes)")
-                } else {
-                    format!("data ({len} bytes)")
+                    Some(_) => write!(label, "ClientHello ({len} bytes)"),
+                    None if retrans => write!(label, "retransmission ({len} bytes)"),
+                    None => write!(label, "data ({len} bytes)"),
                 }
             }
-            EventKind::Copy { start, end } => format!(
+            EventKind::Copy { start, end } => write!(
+                label,
                 "capture copy of an earlier frame ({} bytes), not a retransmission",
                 end - start
             ),
-            EventKind::Fin => "FIN".into(),
-            EventKind::Rst => "RST".into(),
-            EventKind::HelloAck => "ACK of the whole ClientHello".into(),
+            EventKind::Fin => write!(label, "FIN"),
+            EventKind::Rst => write!(label, "RST"),
+            EventKind::HelloAck => write!(label, "ACK of the whole ClientHello"),
             EventKind::Icmp {
                 v6,
                 icmp_type,
                 code,
-            } => {
-                format!("ICMP {}", decode::icmp_description(v6, icmp_type, code))
-            }
+            } => write!(
+                label,
+                "ICMP {}",
+                decode::icmp_description(v6, icmp_type, code)
+            ),
         };
-        let mut notes: Vec<String> = Vec::new();
-        if tf.sh_at == Some(e.at) && e.dir != cd {
-            notes.push("ServerHello".into());
-        }
-        if tf.hrr_at == Some(e.at) {
-            notes.push("HelloRetryRequest".into());
-        }
-        for a in tf.alerts.iter().filter(|a| a.at == e.at && a.dir == e.dir) {
-            notes.push(match a.plain {
-                Some((l, d)) => format!(
-                    "Alert {} {}",
-                    names::alert_level(l),
-                    names::alert_description(d)
-                ),
-                None => "encrypted Alert".into(),
-            });
-        }
-        if tf.ccs[e.dir] == Some(e.at) {
-            notes.push("ChangeCipherSpec".into());
-        }
-        if let Some(nt) = tf.non_tls[e.dir].as_ref().filter(|n| n.at == e.at) {
-            notes.push(format!("\"{}\"", escape::first_line(&nt.preview, 60)));
-        }
-        if !notes.is_empty() && matches!(e.kind, EventKind::Data { .. }) {
-            label = format!("{label}: {}", notes.join(", "));
+        if matches!(e.kind, EventKind::Data { .. }) {
+            // Notes on what the segment carried: ": A, B, C".
+            let mut sep = ": ";
+            let mut note = |label: &mut String, args: std::fmt::Arguments<'_>| {
+                label.push_str(sep);
+                let _ = label.write_fmt(args);
+                sep = ", ";
+            };
+            if tf.sh_at == Some(e.at) && e.dir != cd {
+                note(&mut label, format_args!("ServerHello"));
+            }
+            if tf.hrr_at == Some(e.at) {
+                note(&mut label, format_args!("HelloRetryRequest"));
+            }
+            for a in tf.alerts.iter().filter(|a| a.at == e.at && a.dir == e.dir) {
+                match a.plain {
+                    Some((l, d)) => note(
+                        &mut label,
+                        format_args!(
+                            "Alert {} {}",
+                            names::alert_level(l),
+                            names::alert_description(d)
+                        ),
+                    ),
+                    None => note(&mut label, format_args!("encrypted Alert")),
+                }
+            }
+            if tf.ccs[e.dir] == Some(e.at) {
+                note(&mut label, format_args!("ChangeCipherSpec"));
+            }
+            if let Some(nt) = tf.non_tls[e.dir].as_ref().filter(|n| n.at == e.at) {
+                note(
+                    &mut label,
+                    format_args!("\"{}\"", escape::first_line(&nt.preview, 60)),
+                );
+            }
         }
         out.push(TimelineEntry {
             frame: e.at.frame,
             t: round6(secs(e.at.ts.saturating_sub(base))),
-            dir: if matches!(e.kind, EventKind::Icmp { .. }) {
-                "!".into()
+            dir: std::borrow::Cow::Borrowed(if matches!(e.kind, EventKind::Icmp { .. }) {
+                "!"
             } else {
-                arrow.into()
-            },
+                arrow
+            }),
             event: label,
             file: ctx.multi_file.then_some(e.at.file),
         });
@@ -1268,7 +1291,7 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
         out.push(TimelineEntry {
             frame: c.last.frame,
             t: round6(secs(c.last.ts.saturating_sub(base))),
-            dir: "".into(),
+            dir: std::borrow::Cow::Borrowed(""),
             event: format!("{} later events not kept", c.events_dropped),
             file: None,
         });

@@ -675,7 +675,7 @@ pub fn read_input_with_progress(
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
-                rdr.consume(len);
+                rdr.consume_noshift(len);
                 sum.bytes += len as u64;
                 if sum.packets.is_multiple_of(PROGRESS_EVERY) {
                     progress(counter.load(Ordering::Relaxed));

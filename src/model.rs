@@ -53,8 +53,9 @@ pub struct TimelineEntry {
     pub frame: u64,
     /// Seconds since the connection's first packet.
     pub t: f64,
-    /// "->" client to server, "<-" server to client, "!" ICMP from the path.
-    pub dir: String,
+    /// "->" client to server, "<-" server to client, "!" ICMP from the path. (A `Cow`: the
+    /// analysis writes one of those constants for every event without allocating.)
+    pub dir: std::borrow::Cow<'static, str>,
     pub event: String,
     pub file: Option<usize>,
 }

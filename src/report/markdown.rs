@@ -211,7 +211,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
                     "| {} | {:.6} | {} | {} |",
                     e.frame,
                     e.t,
-                    match e.dir.as_str() {
+                    match &*e.dir {
                         "->" => "client → server",
                         "<-" => "client ← server",
                         "!" => "ICMP",

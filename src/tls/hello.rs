@@ -199,10 +199,43 @@ fn ja4_version(v: u16) -> &'static str {
 
 /// The first 12 hex digits of SHA-256 over `input`, appended to `out`.
 fn push_hash12(out: &mut String, input: &[u8]) {
-    let d = Sha256::digest(input);
-    for b in d.iter().take(6) {
-        push_hex(out, u32::from(*b), 2);
+    for b in hash6(input) {
+        push_hex(out, u32::from(b), 2);
     }
+}
+
+/// Distinct hash inputs remembered per thread. A capture's clients mostly run the same few
+/// TLS stacks, so the same cipher and extension lists come back connection after
+/// connection; SHA-256 in software was the largest cost of a ClientHello.
+const HASH_CACHE_MAX: usize = 1024;
+
+thread_local! {
+    static HASH_CACHE: std::cell::RefCell<rustc_hash::FxHashMap<Box<[u8]>, [u8; 6]>> =
+        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+}
+
+/// The first 6 bytes of SHA-256 over `input`.
+fn hash6(input: &[u8]) -> [u8; 6] {
+    let compute = || {
+        let d = Sha256::digest(input);
+        let mut h = [0u8; 6];
+        h.copy_from_slice(&d[..6]);
+        h
+    };
+    HASH_CACHE.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return compute();
+        };
+        if let Some(h) = cache.get(input) {
+            return *h;
+        }
+        let h = compute();
+        if cache.len() >= HASH_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(input.into(), h);
+        h
+    })
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
