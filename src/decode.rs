@@ -263,9 +263,12 @@ pub struct LinkMeta {
 pub fn decode<'a>(linktype: u32, data: &'a [u8], meta: &mut LinkMeta) -> Decoded<'a> {
     *meta = LinkMeta::default();
     match linktype {
-        LINKTYPE_ETHERNET => match LaxSlicedPacket::from_ethernet(data) {
-            Ok(p) => from_sliced(&p, 0),
-            Err(_) => Decoded::Malformed("Ethernet header cut short"),
+        LINKTYPE_ETHERNET => match ethernet_fast(data) {
+            Some(d) => d,
+            None => match LaxSlicedPacket::from_ethernet(data) {
+                Ok(p) => from_sliced(&p, 0),
+                Err(_) => Decoded::Malformed("Ethernet header cut short"),
+            },
         },
         LINKTYPE_LINUX_SLL => {
             // pkttype(2) hatype(2) halen(2) addr(8) protocol(2)
@@ -307,6 +310,75 @@ pub fn decode<'a>(linktype: u32, data: &'a [u8], meta: &mut LinkMeta) -> Decoded
             from_ip(data)
         }
         _ => Decoded::UnsupportedLink,
+    }
+}
+
+/// The common case read with etherparse's header views: Ethernet II with at most two VLAN
+/// tags, then IPv4 or IPv6 captured whole, not fragmented, without IPv6 extension headers.
+/// `None` leaves the frame to the general path ([`LaxSlicedPacket`]), which handles every
+/// shape and gives the same answer for these; it also moves several hundred bytes of slice
+/// structures per packet, a fifth of the packet thread's instructions.
+fn ethernet_fast(data: &[u8]) -> Option<Decoded<'_>> {
+    use etherparse::{
+        Ethernet2HeaderSlice, Ipv4HeaderSlice, Ipv6HeaderSlice, SingleVlanHeaderSlice,
+    };
+    let eth = Ethernet2HeaderSlice::from_slice(data).ok()?;
+    let mut ether_type = eth.ether_type();
+    let mut rest = data.get(eth.slice().len()..)?;
+    for _ in 0..2 {
+        if matches!(
+            ether_type,
+            EtherType::VLAN_TAGGED_FRAME
+                | EtherType::PROVIDER_BRIDGING
+                | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+        ) {
+            let vlan = SingleVlanHeaderSlice::from_slice(rest).ok()?;
+            ether_type = vlan.ether_type();
+            rest = rest.get(vlan.slice().len()..)?;
+        }
+    }
+    match ether_type {
+        EtherType::IPV4 => {
+            let h = Ipv4HeaderSlice::from_slice(rest).ok()?;
+            let hlen = h.slice().len();
+            let total = usize::from(h.total_len());
+            if total < hlen || total > rest.len() || h.is_fragmenting_payload() {
+                return None;
+            }
+            let ip = IpInfo {
+                src: IpAddr::V4(h.source_addr()),
+                dst: IpAddr::V4(h.destination_addr()),
+                ttl: h.ttl(),
+                id: Some(u32::from(h.identification())),
+            };
+            let payload = rest.get(hlen..total)?;
+            Some(transport(
+                ip,
+                false,
+                h.protocol(),
+                payload,
+                (total - hlen) as u32,
+                0,
+            ))
+        }
+        EtherType::IPV6 => {
+            let h = Ipv6HeaderSlice::from_slice(rest).ok()?;
+            let len = usize::from(h.payload_length());
+            let next = h.next_header();
+            // TCP, UDP, ICMPv6: anything else may be an extension header.
+            if len == 0 || !matches!(next.0, 6 | 17 | 58) {
+                return None;
+            }
+            let payload = rest.get(h.slice().len()..h.slice().len() + len)?;
+            let ip = IpInfo {
+                src: IpAddr::V6(h.source_addr()),
+                dst: IpAddr::V6(h.destination_addr()),
+                ttl: h.hop_limit(),
+                id: None,
+            };
+            Some(transport(ip, true, next, payload, len as u32, 0))
+        }
+        _ => None,
     }
 }
 
@@ -884,5 +956,49 @@ mod tests {
             decode(147, &[1, 2, 3], &mut pt),
             Decoded::UnsupportedLink
         ));
+    }
+
+    /// Every Ethernet frame of the sample captures and of the public corpus (when present)
+    /// through both paths: wherever the fast one answers, it answers as the general one.
+    #[test]
+    fn ethernet_fast_path_agrees_with_the_general_path() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("samples"), root.join("../shared/corpus/public")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.to_string_lossy().contains(".pcap") {
+                    files.push(path);
+                }
+            }
+        }
+        let (mut fast, mut general) = (0u64, 0u64);
+        let mut differences = Vec::new();
+        for path in &files {
+            let name = path.to_string_lossy().into_owned();
+            let _ = crate::capture::read_input(&name, 0, &mut |f| {
+                if f.linktype != LINKTYPE_ETHERNET {
+                    return;
+                }
+                let Some(d) = ethernet_fast(f.data) else {
+                    general += 1;
+                    return;
+                };
+                fast += 1;
+                let slow = match LaxSlicedPacket::from_ethernet(f.data) {
+                    Ok(p) => from_sliced(&p, 0),
+                    Err(_) => Decoded::Malformed("Ethernet header cut short"),
+                };
+                if format!("{d:?}") != format!("{slow:?}") && differences.len() < 5 {
+                    differences.push(format!("{name} frame {}: {d:?} vs {slow:?}", f.number));
+                }
+            });
+        }
+        assert!(differences.is_empty(), "{}", differences.join("\n"));
+        // Both paths were exercised.
+        assert!(fast > 1000 && general > 0, "fast {fast}, general {general}");
     }
 }
