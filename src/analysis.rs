@@ -163,7 +163,7 @@ thread_local! {
 /// wake-up per batch, not per connection), at most [`SETTLE_QUEUE`] batches in flight: a
 /// bounded number of connections waits in the queue, whatever a sweep settles.
 const SETTLE_BATCH: usize = if cfg!(test) { 1 } else { 64 };
-const SETTLE_QUEUE: usize = if cfg!(test) { 0 } else { 32 };
+const SETTLE_QUEUE: usize = if cfg!(test) { 0 } else { 8 };
 
 /// Summarises settled connections into the store and keeps the per-verdict counts.
 struct Settler<'o> {

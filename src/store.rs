@@ -50,7 +50,7 @@ impl Drop for Spill {
 }
 
 /// Records in memory before a batch is spilled.
-pub const DEFAULT_MEMORY_RECORDS: usize = 512;
+pub const DEFAULT_MEMORY_RECORDS: usize = 128;
 
 /// Index entries in memory before they are written out as a sorted run (2.5 MiB).
 pub const INDEX_RUN: usize = 1 << 16;
