@@ -545,8 +545,13 @@ impl TlsConn {
                 if st.hs.len() == 4 + mlen {
                     let msg = std::mem::take(&mut st.hs);
                     self.on_message(d, st, &msg, at);
-                    st.hs = msg;
-                    st.hs.clear();
+                    // Keep a small buffer for the next message; give a large one back (a
+                    // ClientHello or certificate chain would otherwise stay allocated for
+                    // as long as the connection lives, e.g. waiting for a silent server).
+                    if msg.capacity() <= 256 {
+                        st.hs = msg;
+                        st.hs.clear();
+                    }
                     if st.encrypted {
                         return; // the rest of this record cannot be parsed as plaintext
                     }
