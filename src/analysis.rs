@@ -124,8 +124,8 @@ pub fn analyze_live(
             for batch in rx {
                 match batch {
                     Batch::Settled(conns, ctx) => {
-                        for c in conns {
-                            settler.settle(&c, &ctx);
+                        for mut c in conns {
+                            settler.settle(&mut c, &ctx);
                         }
                     }
                     Batch::Prepared(done) => {
@@ -202,7 +202,7 @@ impl<'o> Settler<'o> {
 
     /// Summarises a finished connection and counts it; the record goes to the store, or is
     /// returned (live mode). None when a filter leaves it out.
-    fn record(&mut self, c: &Conn, ctx: &Ctx) -> Option<Record> {
+    fn record(&mut self, c: &mut Conn, ctx: &Ctx) -> Option<Record> {
         self.account(prepare(self.opts, c, ctx))
     }
 
@@ -225,7 +225,7 @@ impl<'o> Settler<'o> {
         Some(kept.record)
     }
 
-    fn settle(&mut self, c: &Conn, ctx: &Ctx) {
+    fn settle(&mut self, c: &mut Conn, ctx: &Ctx) {
         self.store_prepared(prepare(self.opts, c, ctx));
     }
 
@@ -254,7 +254,7 @@ struct Kept {
     evidence: Evidence,
 }
 
-fn prepare(opts: &Options, c: &Conn, ctx: &Ctx) -> Prepared {
+fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
     let duplicates = u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
     let built = summarise(c, ctx);
     if !matches_filters(&built.conn, opts) {
@@ -379,9 +379,9 @@ impl<'o, 'c> Run<'o, 'c> {
 
     /// Hands a finished connection over to be summarised (its packet state is dropped after):
     /// to the caller in live mode, to the summarising thread, or in line.
-    fn settle(&mut self, c: Box<Conn>) {
+    fn settle(&mut self, mut c: Box<Conn>) {
         if let Some(emit) = self.on_settled.as_mut() {
-            if let Some(rec) = self.settler.record(&c, &self.ctx) {
+            if let Some(rec) = self.settler.record(&mut c, &self.ctx) {
                 emit(crate::model::finalize(
                     rec,
                     self.opts.vantage,
@@ -399,7 +399,7 @@ impl<'o, 'c> Run<'o, 'c> {
             }
             return;
         }
-        self.settler.settle(&c, &self.ctx);
+        self.settler.settle(&mut c, &self.ctx);
     }
 
     /// Sends the connections settled since the last batch to the summarising thread.
@@ -416,8 +416,11 @@ impl<'o, 'c> Run<'o, 'c> {
         // goes through the queue, so the store sees connections in settling order.
         let batch = match q.try_send(Batch::Settled(batch, self.ctx)) {
             Ok(()) => return,
-            Err(std::sync::mpsc::TrySendError::Full(Batch::Settled(conns, ctx))) => {
-                let done = conns.iter().map(|c| prepare(self.opts, c, &ctx)).collect();
+            Err(std::sync::mpsc::TrySendError::Full(Batch::Settled(mut conns, ctx))) => {
+                let done = conns
+                    .iter_mut()
+                    .map(|c| prepare(self.opts, c, &ctx))
+                    .collect();
                 drop(conns);
                 Batch::Prepared(done)
             }
@@ -429,8 +432,8 @@ impl<'o, 'c> Run<'o, 'c> {
             self.queue = None;
             match b {
                 Batch::Settled(conns, ctx) => {
-                    for c in conns {
-                        self.settler.settle(&c, &ctx);
+                    for mut c in conns {
+                        self.settler.settle(&mut c, &ctx);
                     }
                 }
                 Batch::Prepared(done) => {
@@ -787,7 +790,7 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
             kind,
             start,
             end,
-            label: entry.event.clone(),
+            label: entry.event.to_string(),
         });
     }
     crate::model::Trace {
@@ -800,7 +803,10 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
     }
 }
 
-fn summarise(c: &Conn, ctx: &Ctx) -> Built {
+fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
+    // The connection is done with: its ClientHello is moved into the report, not copied.
+    let client_hello = c.take_client_hello();
+    let c: &Conn = c;
     let (cd, rule) = client_dir(c);
     let sd = 1 - cd;
     let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);
@@ -838,7 +844,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         (Some((_, end)), true) => Some(cdir.acked.is_some_and(|a| a >= end)),
         _ => None,
     };
-    if ch_from_client && tf.client_hello.is_none() {
+    if ch_from_client && client_hello.is_none() {
         uncertain.push("the ClientHello was seen but not complete enough to parse".into());
     }
     for (d, name) in [(cdir, "client"), (sdir, "server")] {
@@ -1057,7 +1063,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
     };
     let evidence = vantage::infer(&clues);
 
-    let ch_info = tf.client_hello.clone().filter(|_| ch_from_client);
+    let ch_info = client_hello.filter(|_| ch_from_client);
     let server_first_bytes =
         preview(sd).map(|n| escape::bytes(&n.preview[..n.preview.len().min(64)]));
     let client_first_bytes =
@@ -1183,6 +1189,29 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
     let first_ch = ch_frames.first().map(|f| f.ts);
     for e in &c.events {
         let arrow = if e.dir == cd { "->" } else { "<-" };
+        // Constant labels are shared, not allocated (see `model::SHARED_TEXTS`).
+        let fixed: Option<&'static str> = match e.kind {
+            EventKind::Syn if syns == 0 => Some("SYN"),
+            EventKind::SynAck => Some("SYN-ACK"),
+            EventKind::HandshakeAck => Some("ACK (TCP handshake complete)"),
+            EventKind::Fin => Some("FIN"),
+            EventKind::Rst => Some("RST"),
+            EventKind::HelloAck => Some("ACK of the whole ClientHello"),
+            _ => None,
+        };
+        if let Some(text) = fixed {
+            if matches!(e.kind, EventKind::Syn) {
+                syns += 1;
+            }
+            out.push(TimelineEntry {
+                frame: e.at.frame,
+                t: round6(secs(e.at.ts.saturating_sub(base))),
+                dir: std::borrow::Cow::Borrowed(arrow),
+                event: std::borrow::Cow::Borrowed(text),
+                file: ctx.multi_file.then_some(e.at.file),
+            });
+            continue;
+        }
         let mut label = String::with_capacity(48);
         // Writing to a String cannot fail.
         let _ = match e.kind {
@@ -1283,7 +1312,7 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
             } else {
                 arrow
             }),
-            event: label,
+            event: std::borrow::Cow::Owned(label),
             file: ctx.multi_file.then_some(e.at.file),
         });
     }
@@ -1292,7 +1321,7 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
             frame: c.last.frame,
             t: round6(secs(c.last.ts.saturating_sub(base))),
             dir: std::borrow::Cow::Borrowed(""),
-            event: format!("{} later events not kept", c.events_dropped),
+            event: format!("{} later events not kept", c.events_dropped).into(),
             file: None,
         });
     }

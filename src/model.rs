@@ -8,6 +8,7 @@ use crate::capture::InputSummary;
 use crate::store::Store;
 use crate::verdict::{Side, VerdictCode};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -48,15 +49,50 @@ pub struct IcmpOut {
     pub mtu: Option<u32>,
 }
 
+/// Timeline texts every connection has. Entries hold them borrowed, so neither building a
+/// timeline nor reading one back from the spill file allocates for them (a dozen entries per
+/// connection, tens of thousands of connections).
+pub(crate) const SHARED_TEXTS: [&str; 10] = [
+    "->",
+    "<-",
+    "!",
+    "",
+    "SYN",
+    "SYN-ACK",
+    "ACK (TCP handshake complete)",
+    "ACK of the whole ClientHello",
+    "FIN",
+    "RST",
+];
+
+/// Reads a string, borrowing it from [`SHARED_TEXTS`] when it is one of them.
+fn shared_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+    struct Shared;
+    impl serde::de::Visitor<'_> for Shared {
+        type Value = Cow<'static, str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(match SHARED_TEXTS.iter().find(|t| **t == v) {
+                Some(t) => Cow::Borrowed(t),
+                None => Cow::Owned(v.to_owned()),
+            })
+        }
+    }
+    d.deserialize_str(Shared)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub frame: u64,
     /// Seconds since the connection's first packet.
     pub t: f64,
-    /// "->" client to server, "<-" server to client, "!" ICMP from the path. (A `Cow`: the
-    /// analysis writes one of those constants for every event without allocating.)
-    pub dir: std::borrow::Cow<'static, str>,
-    pub event: String,
+    /// "->" client to server, "<-" server to client, "!" ICMP from the path.
+    #[serde(deserialize_with = "shared_text")]
+    pub dir: Cow<'static, str>,
+    #[serde(deserialize_with = "shared_text")]
+    pub event: Cow<'static, str>,
     pub file: Option<usize>,
 }
 

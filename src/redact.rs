@@ -210,7 +210,7 @@ impl Redactor {
             *u = self.text(u);
         }
         for e in &mut c.timeline {
-            e.event = self.text(&e.event);
+            e.event = self.text(&e.event).into();
         }
     }
 }
