@@ -348,9 +348,10 @@ impl<'o, 'c> Run<'o, 'c> {
         self.ctx.capture_end = self.ctx.capture_end.max(f.ts);
         process_frame(f, &mut self.table, &mut self.defrag, &mut self.counters);
         self.since_sweep += 1;
+        // By packet count, and by capture time so a slow capture (or live input) settles
+        // connections as promptly as a busy one; the same sweeps whatever the input.
         if self.since_sweep >= self.opts.flow.sweep_packets
-            || (self.on_settled.is_some()
-                && f.ts.saturating_sub(self.last_sweep) >= self.opts.flow.sweep_interval)
+            || f.ts.saturating_sub(self.last_sweep) >= self.opts.flow.sweep_interval
         {
             self.sweep();
         }

@@ -42,11 +42,11 @@ impl Default for FlowConfig {
         FlowConfig {
             reassembly_cap: 1 << 20,
             max_live: 200_000,
-            close_linger: 1_000_000_000,
+            close_linger: 500_000_000,
             idle_timeout: 300_000_000_000,
             tombstone_timeout: 120_000_000_000,
-            sweep_packets: 8192,
-            sweep_interval: 1_000_000_000,
+            sweep_packets: 2048,
+            sweep_interval: 250_000_000,
         }
     }
 }
