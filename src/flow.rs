@@ -609,6 +609,22 @@ fn tomb_id(key: &FlowKey) -> u64 {
     h.finish()
 }
 
+/// A live connection with the two facts a sweep reads, kept beside it so a sweep scans the
+/// table without touching thousands of connections in memory.
+#[derive(Debug)]
+struct Live {
+    last_ts: Nanos,
+    closed: bool,
+    conn: Box<Conn>,
+}
+
+impl Live {
+    fn update(&mut self) {
+        self.last_ts = self.conn.last.ts;
+        self.closed = self.conn.is_closed();
+    }
+}
+
 /// Why a connection left the table early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Eviction {
@@ -627,7 +643,7 @@ pub enum Eviction {
 pub struct FlowTable {
     cfg: FlowConfig,
     index: FxHashMap<FlowKey, Slot>,
-    live: FxHashMap<u64, Box<Conn>>,
+    live: FxHashMap<u64, Live>,
     tombs: FxHashMap<u64, Tomb>,
     next_stream: u64,
     /// Packets of connections already settled and freed.
@@ -654,8 +670,14 @@ impl FlowTable {
     fn open(&mut self, src: Endpoint, dst: Endpoint, at: FrameRef) -> u64 {
         let stream = self.next_stream;
         self.next_stream += 1;
-        self.live
-            .insert(stream, Box::new(Conn::new(stream, src, dst, at, &self.cfg)));
+        self.live.insert(
+            stream,
+            Live {
+                last_ts: at.ts,
+                closed: false,
+                conn: Box::new(Conn::new(stream, src, dst, at, &self.cfg)),
+            },
+        );
         self.index.insert(
             FlowKey::new(src, dst),
             Slot {
@@ -713,11 +735,14 @@ impl FlowTable {
                 (self.open(src, dst, at), false)
             }
         };
-        let Some(c) = self.live.get_mut(&stream) else {
+        let Some(live) = self.live.get_mut(&stream) else {
             return;
         };
+        let c = &mut live.conn;
         let d = c.dir_of(&src);
         c.on_segment(d, seg, at, iface, pkttype);
+        live.update();
+        let c = &live.conn;
         if !seq_known {
             if let Some(slot) = self.index.get_mut(&key) {
                 slot.first_seq = [c.dirs[0].first_seq, c.dirs[1].first_seq];
@@ -747,15 +772,17 @@ impl FlowTable {
             }
             None => {
                 let s = self.open(src, dst, at);
-                if let Some(c) = self.live.get_mut(&s) {
-                    c.icmp_only = true;
+                if let Some(l) = self.live.get_mut(&s) {
+                    l.conn.icmp_only = true;
                 }
                 s
             }
         };
-        let Some(c) = self.live.get_mut(&stream) else {
+        let Some(live) = self.live.get_mut(&stream) else {
             return;
         };
+        live.last_ts = at.ts;
+        let c = &mut live.conn;
         let d = c.dir_of(&src);
         let quoted_dir = Some(d);
         c.last = at;
@@ -788,9 +815,9 @@ impl FlowTable {
     pub fn sweep(&mut self, now: Nanos, out: &mut Vec<(Box<Conn>, Eviction)>) {
         let cfg = self.cfg;
         let mut gone: Vec<(u64, Eviction)> = Vec::new();
-        for (stream, c) in &self.live {
-            let quiet = now.saturating_sub(c.last.ts);
-            if c.is_closed() && quiet >= cfg.close_linger {
+        for (stream, l) in &self.live {
+            let quiet = now.saturating_sub(l.last_ts);
+            if l.closed && quiet >= cfg.close_linger {
                 gone.push((*stream, Eviction::Closed));
             } else if quiet >= cfg.idle_timeout {
                 gone.push((*stream, Eviction::Idle));
@@ -800,11 +827,12 @@ impl FlowTable {
         if over > 0 {
             // Evict down to 90 % of the cap, least recently active first.
             let target = over + cfg.max_live / 10;
+            let leaving: rustc_hash::FxHashSet<u64> = gone.iter().map(|(s, _)| *s).collect();
             let mut candidates: Vec<(Nanos, u64)> = self
                 .live
                 .iter()
-                .filter(|(s, _)| !gone.iter().any(|(g, _)| g == *s))
-                .map(|(s, c)| (c.last.ts, *s))
+                .filter(|(s, _)| !leaving.contains(*s))
+                .map(|(s, l)| (l.last_ts, *s))
                 .collect();
             candidates.sort_unstable();
             gone.extend(
@@ -815,7 +843,7 @@ impl FlowTable {
             );
         }
         for (stream, why) in gone {
-            if let Some(c) = self.live.remove(&stream) {
+            if let Some(Live { conn: c, .. }) = self.live.remove(&stream) {
                 match why {
                     Eviction::Cap => self.evicted_by_cap += 1,
                     Eviction::Idle => self.evicted_idle += 1,
@@ -859,7 +887,7 @@ impl FlowTable {
 
     /// Ends the capture: every connection still open, finished.
     pub fn drain(&mut self) -> Vec<Box<Conn>> {
-        let mut v: Vec<Box<Conn>> = self.live.drain().map(|(_, c)| c).collect();
+        let mut v: Vec<Box<Conn>> = self.live.drain().map(|(_, l)| l.conn).collect();
         v.sort_by_key(|c| c.stream);
         self.index.clear();
         self.tombs.clear();
