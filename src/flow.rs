@@ -625,6 +625,10 @@ impl Live {
     }
 }
 
+/// How often (capture time) a sweep looks for idle connections and expired tombstones: both
+/// timeouts are minutes, so a few seconds late is nothing, and the scan visits every entry.
+const IDLE_SCAN: Nanos = 5_000_000_000;
+
 /// Why a connection left the table early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Eviction {
@@ -645,6 +649,10 @@ pub struct FlowTable {
     index: FxHashMap<FlowKey, Slot>,
     live: FxHashMap<u64, Live>,
     tombs: FxHashMap<u64, Tomb>,
+    /// Streams that closed (RST, or FIN both ways) and may soon be settled.
+    closing: Vec<u64>,
+    /// Capture time of the last scan for idle connections and old tombstones.
+    last_scan: Nanos,
     next_stream: u64,
     /// Packets of connections already settled and freed.
     pub late_packets: u64,
@@ -741,7 +749,11 @@ impl FlowTable {
         let c = &mut live.conn;
         let d = c.dir_of(&src);
         c.on_segment(d, seg, at, iface, pkttype);
+        let was_closed = live.closed;
         live.update();
+        if live.closed && !was_closed {
+            self.closing.push(stream);
+        }
         let c = &live.conn;
         if !seq_known {
             if let Some(slot) = self.index.get_mut(&key) {
@@ -815,12 +827,27 @@ impl FlowTable {
     pub fn sweep(&mut self, now: Nanos, out: &mut Vec<(Box<Conn>, Eviction)>) {
         let cfg = self.cfg;
         let mut gone: Vec<(u64, Eviction)> = Vec::new();
-        for (stream, l) in &self.live {
-            let quiet = now.saturating_sub(l.last_ts);
-            if l.closed && quiet >= cfg.close_linger {
-                gone.push((*stream, Eviction::Closed));
-            } else if quiet >= cfg.idle_timeout {
-                gone.push((*stream, Eviction::Idle));
+        // Closed connections come from the list of those that closed: a sweep does not visit
+        // every open connection.
+        let live = &self.live;
+        self.closing.retain(|stream| match live.get(stream) {
+            Some(l) if l.closed => {
+                let quiet = now.saturating_sub(l.last_ts) >= cfg.close_linger;
+                if quiet {
+                    gone.push((*stream, Eviction::Closed));
+                }
+                !quiet
+            }
+            _ => false,
+        });
+        // Idle connections and old tombstones: a full scan every [`IDLE_SCAN`] of capture time.
+        let scan = now.saturating_sub(self.last_scan) >= IDLE_SCAN;
+        if scan {
+            self.last_scan = now;
+            for (stream, l) in &self.live {
+                if !l.closed && now.saturating_sub(l.last_ts) >= cfg.idle_timeout {
+                    gone.push((*stream, Eviction::Idle));
+                }
             }
         }
         let over = (self.live.len() - gone.len()).saturating_sub(cfg.max_live);
@@ -874,9 +901,11 @@ impl FlowTable {
                 out.push((c, why));
             }
         }
-        let keep = cfg.tombstone_timeout;
-        self.tombs
-            .retain(|_, t| now.saturating_sub(t.last_ts) < keep);
+        if scan {
+            let keep = cfg.tombstone_timeout;
+            self.tombs
+                .retain(|_, t| now.saturating_sub(t.last_ts) < keep);
+        }
         // Bounded like the live table: under a flood of short connections, forget all
         // tombstones rather than grow (a late packet may then open a new stream).
         if self.index.len() + self.tombs.len() > 2 * cfg.max_live.max(1024) {
@@ -891,6 +920,7 @@ impl FlowTable {
         v.sort_by_key(|c| c.stream);
         self.index.clear();
         self.tombs.clear();
+        self.closing.clear();
         for c in &mut v {
             c.finish();
         }
@@ -1048,6 +1078,32 @@ mod tests {
         let conns = t.into_connections();
         assert_eq!(conns[0].stream, 1);
         assert_eq!(conns[0].dirs[0].first_seq, Some(7000));
+    }
+
+    #[test]
+    fn sweeps_settle_closed_after_the_linger_and_idle_after_the_timeout() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut out = Vec::new();
+        let s = 1_000_000_000i64;
+        // Stream 0 closes by RST at 0.1 s; stream 1 (another port) only sends a SYN.
+        t.tcp(&seg(true, 100, 0, F::SYN, b""), at(0), 0, None);
+        t.tcp(&seg(false, 0, 101, F::RST | F::ACK, b""), at(1), 0, None);
+        let mut syn = seg(true, 7, 0, F::SYN, b"");
+        syn.sport = 40001;
+        t.tcp(&syn, at(2), 0, None);
+        // Within the linger: nothing leaves.
+        t.sweep(s / 2, &mut out);
+        assert!(out.is_empty());
+        // Past the linger: the closed one leaves, the open one stays.
+        t.sweep(s, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].0.stream, out[0].1), (0, Eviction::Closed));
+        // The open one leaves once idle for the timeout (found by the periodic scan).
+        t.sweep(299 * s, &mut out);
+        assert_eq!((out.len(), t.live()), (1, 1));
+        t.sweep(310 * s, &mut out);
+        assert_eq!((out.len(), t.live(), t.evicted_idle), (2, 0, 1));
+        assert_eq!((out[1].0.stream, out[1].1), (1, Eviction::Idle));
     }
 
     #[test]
