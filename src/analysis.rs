@@ -110,7 +110,7 @@ pub fn analyze_live(
             }
             Ok(())
         };
-    if live || INLINE.with(std::cell::Cell::get) {
+    if live || settle_in_line_for_tests() {
         // Each connection goes to the caller the moment it settles: no queue in between.
         read_all(&mut run, progress)?;
         return Ok(run.finish());
@@ -154,9 +154,17 @@ pub fn analyze_live(
     })
 }
 
+#[cfg(test)]
 thread_local! {
     /// Tests: settle in line, the reference the threaded path must match.
     static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn settle_in_line_for_tests() -> bool {
+    #[cfg(test)]
+    return INLINE.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    false
 }
 
 /// Settled connections go to the summarising thread in batches of at most this many (one
