@@ -998,7 +998,8 @@ mod tests {
             });
         }
         assert!(differences.is_empty(), "{}", differences.join("\n"));
-        // Both paths were exercised.
-        assert!(fast > 1000 && general > 0, "fast {fast}, general {general}");
+        // Both paths were exercised (the samples alone give 766 and 14; the corpus, when
+        // beside the checkout, adds many more).
+        assert!(fast > 500 && general > 0, "fast {fast}, general {general}");
     }
 }
