@@ -122,18 +122,7 @@ pub fn analyze_live(
         let mut settler = std::mem::replace(&mut run.settler, Settler::new(opts));
         let worker = scope.spawn(move || {
             for batch in rx {
-                match batch {
-                    Batch::Settled(conns, ctx) => {
-                        for mut c in conns {
-                            settler.settle(&mut c, &ctx);
-                        }
-                    }
-                    Batch::Prepared(done) => {
-                        for p in done {
-                            settler.store_prepared(p);
-                        }
-                    }
-                }
+                settler.take(batch);
             }
             settler
         });
@@ -235,6 +224,22 @@ impl<'o> Settler<'o> {
 
     fn settle(&mut self, c: &mut Conn, ctx: &Ctx) {
         self.store_prepared(prepare(self.opts, c, ctx));
+    }
+
+    /// Settles a batch from the queue, in order.
+    fn take(&mut self, batch: Batch) {
+        match batch {
+            Batch::Settled(conns, ctx) => {
+                for mut c in conns {
+                    self.settle(&mut c, &ctx);
+                }
+            }
+            Batch::Prepared(done) => {
+                for p in done {
+                    self.store_prepared(p);
+                }
+            }
+        }
     }
 
     fn store_prepared(&mut self, p: Prepared) {
@@ -439,18 +444,7 @@ impl<'o, 'c> Run<'o, 'c> {
         // Fails only if the thread is gone (it panicked): then finish here.
         if let Err(std::sync::mpsc::SendError(b)) = q.send(batch) {
             self.queue = None;
-            match b {
-                Batch::Settled(conns, ctx) => {
-                    for mut c in conns {
-                        self.settler.settle(&mut c, &ctx);
-                    }
-                }
-                Batch::Prepared(done) => {
-                    for p in done {
-                        self.settler.store_prepared(p);
-                    }
-                }
-            }
+            self.settler.take(b);
         }
     }
 
@@ -1189,139 +1183,57 @@ fn rst_forged(d: &crate::flow::Dir) -> Option<String> {
 ///
 /// Runs for every connection, so each label is written once into its own string.
 fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<TimelineEntry> {
-    use std::fmt::Write as _;
+    use crate::model::text;
+    use std::borrow::Cow;
     let tf = c.tls_facts();
     let base = c.first.ts;
     let mut out = Vec::with_capacity(c.events.len() + 1);
     let mut syns = 0;
     let mut seen_end = [0u64; 2];
-    let first_ch = ch_frames.first().map(|f| f.ts);
     for e in &c.events {
-        let arrow = if e.dir == cd { "->" } else { "<-" };
-        // Constant labels are shared, not allocated (see `model::SHARED_TEXTS`).
-        let fixed: Option<&'static str> = match e.kind {
-            EventKind::Syn if syns == 0 => Some("SYN"),
-            EventKind::SynAck => Some("SYN-ACK"),
-            EventKind::HandshakeAck => Some("ACK (TCP handshake complete)"),
-            EventKind::Fin => Some("FIN"),
-            EventKind::Rst => Some("RST"),
-            EventKind::HelloAck => Some("ACK of the whole ClientHello"),
-            _ => None,
+        let dir = match e.kind {
+            EventKind::Icmp { .. } => text::FROM_PATH,
+            _ if e.dir == cd => text::TO_SERVER,
+            _ => text::TO_CLIENT,
         };
-        if let Some(text) = fixed {
-            if matches!(e.kind, EventKind::Syn) {
-                syns += 1;
-            }
-            out.push(TimelineEntry {
-                frame: e.at.frame,
-                t: round6(secs(e.at.ts.saturating_sub(base))),
-                dir: std::borrow::Cow::Borrowed(arrow),
-                event: std::borrow::Cow::Borrowed(text),
-                file: ctx.multi_file.then_some(e.at.file),
-            });
-            continue;
-        }
-        let mut label = String::with_capacity(48);
-        // Writing to a String cannot fail.
-        let _ = match e.kind {
+        // Fixed texts are shared (`Cow::Borrowed`), the rest written once into their string.
+        let event: Cow<'static, str> = match e.kind {
             EventKind::Syn => {
                 syns += 1;
                 if syns == 1 {
-                    write!(label, "SYN")
+                    Cow::Borrowed(text::SYN)
                 } else {
-                    write!(label, "SYN retransmission #{}", syns - 1)
+                    Cow::Owned(format!("SYN retransmission #{}", syns - 1))
                 }
             }
-            EventKind::SynAck => write!(label, "SYN-ACK"),
-            EventKind::HandshakeAck => write!(label, "ACK (TCP handshake complete)"),
+            EventKind::SynAck => Cow::Borrowed(text::SYN_ACK),
+            EventKind::HandshakeAck => Cow::Borrowed(text::HANDSHAKE_ACK),
+            EventKind::HelloAck => Cow::Borrowed(text::HELLO_ACK),
+            EventKind::Fin => Cow::Borrowed(text::FIN),
+            EventKind::Rst => Cow::Borrowed(text::RST),
             EventKind::Data { start, end } => {
-                let len = end - start;
                 let retrans = start < seen_end[e.dir];
                 seen_end[e.dir] = seen_end[e.dir].max(end);
-                let ch_n = if e.dir == cd {
-                    ch_frames.iter().position(|f| *f == e.at)
-                } else {
-                    None
-                };
-                match ch_n {
-                    Some(n) if n > 0 && retrans => {
-                        let delay = first_ch
-                            .map(|t| secs(e.at.ts.saturating_sub(t)))
-                            .unwrap_or(0.0);
-                        write!(
-                            label,
-                            "ClientHello retransmission #{n} (+{delay:.3} s, {len} bytes)"
-                        )
-                    }
-                    Some(_) => write!(label, "ClientHello ({len} bytes)"),
-                    None if retrans => write!(label, "retransmission ({len} bytes)"),
-                    None => write!(label, "data ({len} bytes)"),
-                }
+                Cow::Owned(data_label(tf, e, cd, end - start, retrans, ch_frames))
             }
-            EventKind::Copy { start, end } => write!(
-                label,
+            EventKind::Copy { start, end } => Cow::Owned(format!(
                 "capture copy of an earlier frame ({} bytes), not a retransmission",
                 end - start
-            ),
-            EventKind::Fin => write!(label, "FIN"),
-            EventKind::Rst => write!(label, "RST"),
-            EventKind::HelloAck => write!(label, "ACK of the whole ClientHello"),
+            )),
             EventKind::Icmp {
                 v6,
                 icmp_type,
                 code,
-            } => write!(
-                label,
+            } => Cow::Owned(format!(
                 "ICMP {}",
                 decode::icmp_description(v6, icmp_type, code)
-            ),
+            )),
         };
-        if matches!(e.kind, EventKind::Data { .. }) {
-            // Notes on what the segment carried: ": A, B, C".
-            let mut sep = ": ";
-            let mut note = |label: &mut String, args: std::fmt::Arguments<'_>| {
-                label.push_str(sep);
-                let _ = label.write_fmt(args);
-                sep = ", ";
-            };
-            if tf.sh_at == Some(e.at) && e.dir != cd {
-                note(&mut label, format_args!("ServerHello"));
-            }
-            if tf.hrr_at == Some(e.at) {
-                note(&mut label, format_args!("HelloRetryRequest"));
-            }
-            for a in tf.alerts.iter().filter(|a| a.at == e.at && a.dir == e.dir) {
-                match a.plain {
-                    Some((l, d)) => note(
-                        &mut label,
-                        format_args!(
-                            "Alert {} {}",
-                            names::alert_level(l),
-                            names::alert_description(d)
-                        ),
-                    ),
-                    None => note(&mut label, format_args!("encrypted Alert")),
-                }
-            }
-            if tf.ccs[e.dir] == Some(e.at) {
-                note(&mut label, format_args!("ChangeCipherSpec"));
-            }
-            if let Some(nt) = tf.non_tls[e.dir].as_ref().filter(|n| n.at == e.at) {
-                note(
-                    &mut label,
-                    format_args!("\"{}\"", escape::first_line(&nt.preview, 60)),
-                );
-            }
-        }
         out.push(TimelineEntry {
             frame: e.at.frame,
             t: round6(secs(e.at.ts.saturating_sub(base))),
-            dir: std::borrow::Cow::Borrowed(if matches!(e.kind, EventKind::Icmp { .. }) {
-                "!"
-            } else {
-                arrow
-            }),
-            event: std::borrow::Cow::Owned(label),
+            dir: Cow::Borrowed(dir),
+            event,
             file: ctx.multi_file.then_some(e.at.file),
         });
     }
@@ -1329,12 +1241,82 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
         out.push(TimelineEntry {
             frame: c.last.frame,
             t: round6(secs(c.last.ts.saturating_sub(base))),
-            dir: std::borrow::Cow::Borrowed(""),
+            dir: Cow::Borrowed(text::NO_DIRECTION),
             event: format!("{} later events not kept", c.events_dropped).into(),
             file: None,
         });
     }
     out
+}
+
+/// A data segment's timeline text: what it was (ClientHello, its retransmission, other data)
+/// and what it carried (": ServerHello, ChangeCipherSpec, ...").
+fn data_label(
+    tf: &crate::tls::TlsFacts,
+    e: &crate::flow::Event,
+    cd: usize,
+    len: u64,
+    retrans: bool,
+    ch_frames: &[FrameRef],
+) -> String {
+    use std::fmt::Write as _;
+    let mut label = String::with_capacity(48);
+    let ch_n = if e.dir == cd {
+        ch_frames.iter().position(|f| *f == e.at)
+    } else {
+        None
+    };
+    // Writing to a String cannot fail.
+    let _ = match ch_n {
+        Some(n) if n > 0 && retrans => {
+            let delay = ch_frames
+                .first()
+                .map(|f| secs(e.at.ts.saturating_sub(f.ts)))
+                .unwrap_or(0.0);
+            write!(
+                label,
+                "ClientHello retransmission #{n} (+{delay:.3} s, {len} bytes)"
+            )
+        }
+        Some(_) => write!(label, "ClientHello ({len} bytes)"),
+        None if retrans => write!(label, "retransmission ({len} bytes)"),
+        None => write!(label, "data ({len} bytes)"),
+    };
+    let mut sep = ": ";
+    let mut note = |label: &mut String, args: std::fmt::Arguments<'_>| {
+        label.push_str(sep);
+        let _ = label.write_fmt(args);
+        sep = ", ";
+    };
+    if tf.sh_at == Some(e.at) && e.dir != cd {
+        note(&mut label, format_args!("ServerHello"));
+    }
+    if tf.hrr_at == Some(e.at) {
+        note(&mut label, format_args!("HelloRetryRequest"));
+    }
+    for a in tf.alerts.iter().filter(|a| a.at == e.at && a.dir == e.dir) {
+        match a.plain {
+            Some((l, d)) => note(
+                &mut label,
+                format_args!(
+                    "Alert {} {}",
+                    names::alert_level(l),
+                    names::alert_description(d)
+                ),
+            ),
+            None => note(&mut label, format_args!("encrypted Alert")),
+        }
+    }
+    if tf.ccs[e.dir] == Some(e.at) {
+        note(&mut label, format_args!("ChangeCipherSpec"));
+    }
+    if let Some(nt) = tf.non_tls[e.dir].as_ref().filter(|n| n.at == e.at) {
+        note(
+            &mut label,
+            format_args!("\"{}\"", escape::first_line(&nt.preview, 60)),
+        );
+    }
+    label
 }
 
 fn matches_filters(c: &Connection, o: &Options) -> bool {

@@ -793,7 +793,6 @@ impl FlowTable {
         let Some(live) = self.live.get_mut(&stream) else {
             return;
         };
-        live.last_ts = at.ts;
         let c = &mut live.conn;
         let d = c.dir_of(&src);
         let quoted_dir = Some(d);
@@ -819,6 +818,7 @@ impl FlowTable {
                 code: e.code,
             },
         );
+        live.update();
     }
 
     /// Hands out connections whose outcome is settled at capture time `now`: closed ones quiet

@@ -52,17 +52,30 @@ pub struct IcmpOut {
 /// Timeline texts every connection has. Entries hold them borrowed, so neither building a
 /// timeline nor reading one back from the spill file allocates for them (a dozen entries per
 /// connection, tens of thousands of connections).
-pub(crate) const SHARED_TEXTS: [&str; 10] = [
-    "->",
-    "<-",
-    "!",
-    "",
-    "SYN",
-    "SYN-ACK",
-    "ACK (TCP handshake complete)",
-    "ACK of the whole ClientHello",
-    "FIN",
-    "RST",
+pub(crate) mod text {
+    pub const TO_SERVER: &str = "->";
+    pub const TO_CLIENT: &str = "<-";
+    pub const FROM_PATH: &str = "!";
+    pub const NO_DIRECTION: &str = "";
+    pub const SYN: &str = "SYN";
+    pub const SYN_ACK: &str = "SYN-ACK";
+    pub const HANDSHAKE_ACK: &str = "ACK (TCP handshake complete)";
+    pub const HELLO_ACK: &str = "ACK of the whole ClientHello";
+    pub const FIN: &str = "FIN";
+    pub const RST: &str = "RST";
+}
+
+const SHARED_TEXTS: [&str; 10] = [
+    text::TO_SERVER,
+    text::TO_CLIENT,
+    text::FROM_PATH,
+    text::NO_DIRECTION,
+    text::SYN,
+    text::SYN_ACK,
+    text::HANDSHAKE_ACK,
+    text::HELLO_ACK,
+    text::FIN,
+    text::RST,
 ];
 
 /// Reads a string, borrowing it from [`SHARED_TEXTS`] when it is one of them.
