@@ -200,7 +200,7 @@ fn ja4_version(v: u16) -> &'static str {
 /// The first 12 hex digits of SHA-256 over `input`, appended to `out`.
 fn push_hash12(out: &mut String, input: &[u8]) {
     for b in hash6(input) {
-        push_hex(out, u32::from(b), 2);
+        out.extend(hex_digits(u16::from(b), 2).map(char::from));
     }
 }
 
@@ -240,11 +240,11 @@ fn hash6(input: &[u8]) -> [u8; 6] {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Appends the low `digits` hex digits of `v`, lower case, zero padded.
-fn push_hex(out: &mut String, v: u32, digits: u32) {
-    for i in (0..digits).rev() {
-        out.push(char::from(HEX[((v >> (4 * i)) & 0xf) as usize]));
-    }
+/// The low `digits` hex digits of `v`, lower case, zero padded, most significant first.
+fn hex_digits(v: u16, digits: u16) -> impl Iterator<Item = u8> {
+    (0..digits)
+        .rev()
+        .map(move |i| HEX[usize::from((v >> (4 * i)) & 0xf)])
 }
 
 /// Appends `values` as comma-separated 4-digit hex to `buf` (JA4's hash input format).
@@ -253,9 +253,7 @@ fn push_hex_list(buf: &mut Vec<u8>, values: &[u16]) {
         if i > 0 {
             buf.push(b',');
         }
-        for shift in [12u16, 8, 4, 0] {
-            buf.push(HEX[usize::from((v >> shift) & 0xf)]);
-        }
+        buf.extend(hex_digits(*v, 4));
     }
 }
 
