@@ -91,6 +91,12 @@ pub fn analyze_live(
     progress: &mut dyn FnMut(usize, u64),
     on_settled: Option<&mut dyn FnMut(Connection)>,
 ) -> Result<Report, CaptureError> {
+    if paths.len() > crate::capture::MAX_FILES {
+        return Err(CaptureError::TooManyFiles {
+            first: paths.first().cloned().unwrap_or_default(),
+            count: paths.len(),
+        });
+    }
     let live = on_settled.is_some();
     let mut run = Run::new(paths.len() > 1, opts);
     run.on_settled = on_settled;
@@ -684,11 +690,11 @@ struct Ctx {
 impl Ctx {
     fn at(&self, r: FrameRef) -> At {
         At {
-            frame: r.frame,
+            frame: r.frame(),
             t: round6(secs(
                 r.ts.saturating_sub(self.capture_start.unwrap_or(r.ts)),
             )),
-            file: self.multi_file.then_some(r.file),
+            file: self.multi_file.then_some(r.file()),
         }
     }
 }
@@ -699,7 +705,7 @@ fn round6(x: f64) -> f64 {
 
 fn ev(r: FrameRef, base: Nanos) -> Ev {
     Ev {
-        frame: r.frame,
+        frame: r.frame(),
         t: round6(secs(r.ts.saturating_sub(base))),
     }
 }
@@ -717,7 +723,10 @@ fn coverage(
     let first_hello = restarted
         .then(|| {
             c.events.iter().find(|e| {
-                e.dir == dir && matches!(e.kind, EventKind::Data { start: s, end: t } if s <= start && t > start && t - s > 5)
+                e.dir == dir
+                    && e.kind
+                        .data_span()
+                        .is_some_and(|(s, t)| s <= start && t > start && t - s > 5)
             })
         })
         .flatten()
@@ -727,16 +736,18 @@ fn coverage(
         .events
         .iter()
         .filter(in_hello)
-        .filter(|e| matches!(e.kind, EventKind::Copy { start: s, end: t } if s < end && t > start))
+        .filter(|e| {
+            e.kind
+                .copy_span()
+                .is_some_and(|(s, t)| s < end && t > start)
+        })
         .count() as u32;
     let segs: Vec<(u64, u64, FrameRef)> = c
         .events
         .iter()
         .filter(in_hello)
-        .filter_map(|e| match e.kind {
-            EventKind::Data { start: s, end: t } if s < end && t > start => {
-                Some((s.max(start), t.min(end), e.at))
-            }
+        .filter_map(|e| match e.kind.data_span() {
+            Some((s, t)) if s < end && t > start => Some((s.max(start), t.min(end), e.at)),
             _ => None,
         })
         .collect();
@@ -780,14 +791,14 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
                 let at = c.tls_facts().ch_range.map_or(0, |(_, t)| t);
                 (TraceKind::Ack, at, at)
             }
-            EventKind::Data { start, end } => (TraceKind::Data, start, end),
+            EventKind::Data { start, len } => (TraceKind::Data, start, start + u64::from(len)),
             EventKind::Fin => (TraceKind::Fin, 0, 0),
             EventKind::Rst => (TraceKind::Rst, 0, 0),
             EventKind::Copy { .. } | EventKind::Icmp { .. } => continue,
         };
         packets.push(TracePacket {
-            frame: e.at.frame,
-            file: e.at.file,
+            frame: e.at.frame(),
+            file: e.at.file(),
             ts: e.at.ts,
             from_client: e.dir == cd,
             kind,
@@ -915,7 +926,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
             description: a.plain.map(|(_, d)| names::alert_description(d)),
             encrypted: a.plain.is_none(),
             inferred: false,
-            frame: a.at.frame,
+            frame: a.at.frame(),
         });
     // TLS 1.3: a short encrypted client record, then a close, no server data after it.
     if alert_facts.is_none() && tf.handshake_done.is_none() && ch_from_client {
@@ -936,7 +947,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
                     description: None,
                     encrypted: true,
                     inferred: true,
-                    frame: rec_at.frame,
+                    frame: rec_at.frame(),
                 });
             }
         }
@@ -1016,7 +1027,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         server_payload_bytes: sdir.payload_bytes,
         clienthello: ch_first.map(e),
         clienthello_count: ch_count,
-        clienthello_frames: ch_frames.iter().map(|f| f.frame).collect(),
+        clienthello_frames: ch_frames.iter().map(|f| f.frame()).collect(),
         clienthello_acked: ch_acked,
         client_non_tls,
         server_non_tls,
@@ -1138,14 +1149,14 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
             icmp_type: i.icmp_type,
             code: i.code,
             description: decode::icmp_description(i.v6, i.icmp_type, i.code),
-            frame: i.at.frame,
+            frame: i.at.frame(),
             reporter: i.reporter.to_string(),
             v6: i.v6,
             mtu: i.mtu,
         }),
-        first_frame: c.first.frame,
-        last_frame: c.last.frame,
-        file: ctx.multi_file.then_some(c.first.file),
+        first_frame: c.first.frame(),
+        last_frame: c.last.frame(),
+        file: ctx.multi_file.then_some(c.first.file()),
         start_time: crate::timefmt::rfc3339_nanos(c.first.ts),
         duration_s: round6(secs(c.last.ts.saturating_sub(c.first.ts))),
         gave_up_after_s: gave_up,
@@ -1211,14 +1222,13 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
             EventKind::HelloAck => Cow::Borrowed(text::HELLO_ACK),
             EventKind::Fin => Cow::Borrowed(text::FIN),
             EventKind::Rst => Cow::Borrowed(text::RST),
-            EventKind::Data { start, end } => {
+            EventKind::Data { start, len } => {
                 let retrans = start < seen_end[e.dir];
-                seen_end[e.dir] = seen_end[e.dir].max(end);
-                Cow::Owned(data_label(tf, e, cd, end - start, retrans, ch_frames))
+                seen_end[e.dir] = seen_end[e.dir].max(start + u64::from(len));
+                Cow::Owned(data_label(tf, e, cd, u64::from(len), retrans, ch_frames))
             }
-            EventKind::Copy { start, end } => Cow::Owned(format!(
-                "capture copy of an earlier frame ({} bytes), not a retransmission",
-                end - start
+            EventKind::Copy { len, .. } => Cow::Owned(format!(
+                "capture copy of an earlier frame ({len} bytes), not a retransmission"
             )),
             EventKind::Icmp {
                 v6,
@@ -1230,16 +1240,16 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
             )),
         };
         out.push(TimelineEntry {
-            frame: e.at.frame,
+            frame: e.at.frame(),
             t: round6(secs(e.at.ts.saturating_sub(base))),
             dir: Cow::Borrowed(dir),
             event,
-            file: ctx.multi_file.then_some(e.at.file),
+            file: ctx.multi_file.then_some(e.at.file()),
         });
     }
     if c.events_dropped > 0 {
         out.push(TimelineEntry {
-            frame: c.last.frame,
+            frame: c.last.frame(),
             t: round6(secs(c.last.ts.saturating_sub(base))),
             dir: Cow::Borrowed(text::NO_DIRECTION),
             event: format!("{} later events not kept", c.events_dropped).into(),

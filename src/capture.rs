@@ -13,6 +13,7 @@ use pcap_parser::{PcapBlockOwned, PcapError};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,21 +44,66 @@ pub struct Frame<'a> {
 }
 
 /// Where something was seen: which file, which frame, when. Small and `Copy`, so evidence can
-/// be kept long after the frame's bytes are gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// be kept long after the frame's bytes are gone: 16 bytes, and an `Option<FrameRef>` too
+/// (a connection keeps a few dozen of them).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FrameRef {
-    pub file: usize,
-    pub frame: u64,
+    /// One more than `file << FRAME_BITS | frame`: never zero, which gives `Option` its niche;
+    /// ordered like (file, frame).
+    id: NonZeroU64,
     pub ts: Nanos,
+}
+
+/// Bits of [`FrameRef`]'s id for the frame number (17.6 trillion frames per file); the rest
+/// hold the file index.
+const FRAME_BITS: u32 = 44;
+const FRAME_MASK: u64 = (1 << FRAME_BITS) - 1;
+/// Input files one analysis accepts: what a [`FrameRef`] can name.
+pub const MAX_FILES: usize = 1 << (64 - FRAME_BITS - 1);
+
+impl FrameRef {
+    /// Frame `frame` of input file `file`, captured at `ts`. A file index at or beyond
+    /// [`MAX_FILES`] or a frame number beyond 2^44 - 2 is clamped (the caller refuses more
+    /// files; no capture holds that many frames).
+    pub const fn new(file: usize, frame: u64, ts: Nanos) -> Self {
+        let file = if (file as u64) < MAX_FILES as u64 {
+            file as u64
+        } else {
+            MAX_FILES as u64 - 1
+        };
+        let frame = if frame < FRAME_MASK {
+            frame
+        } else {
+            FRAME_MASK - 1
+        };
+        FrameRef {
+            id: NonZeroU64::MIN.saturating_add((file << FRAME_BITS) | frame),
+            ts,
+        }
+    }
+    /// Index of the input file, in the order given.
+    pub fn file(&self) -> usize {
+        ((self.id.get() - 1) >> FRAME_BITS) as usize
+    }
+    /// Wireshark's frame number in that file.
+    pub fn frame(&self) -> u64 {
+        (self.id.get() - 1) & FRAME_MASK
+    }
+}
+
+impl fmt::Debug for FrameRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameRef")
+            .field("file", &self.file())
+            .field("frame", &self.frame())
+            .field("ts", &self.ts)
+            .finish()
+    }
 }
 
 impl Frame<'_> {
     pub fn at(&self) -> FrameRef {
-        FrameRef {
-            file: self.file,
-            frame: self.number,
-            ts: self.ts,
-        }
+        FrameRef::new(self.file, self.number, self.ts)
     }
 }
 
@@ -138,6 +184,11 @@ pub enum CaptureError {
         path: String,
         len: usize,
     },
+    /// More input files than one analysis can name ([`MAX_FILES`]).
+    TooManyFiles {
+        first: String,
+        count: usize,
+    },
 }
 
 impl fmt::Display for CaptureError {
@@ -153,6 +204,11 @@ impl fmt::Display for CaptureError {
                 f,
                 "{path}: capture is truncated inside its file header (only {len} bytes); \
                  nothing to analyse"
+            ),
+            CaptureError::TooManyFiles { first, count } => write!(
+                f,
+                "{first}: {count} input files given; at most {MAX_FILES} can be analysed as one \
+                 capture (merge them with mergecap first)"
             ),
         }
     }
@@ -800,6 +856,30 @@ mod tests {
         assert_eq!(describe_head(b"GET / HTTP/1.1"), "\"GET / HT\"");
         assert_eq!(describe_head(&[0, 1, 2]), "bytes 00 01 02");
         assert_eq!(describe_head(b""), "nothing");
+    }
+
+    #[test]
+    fn frame_ref_keeps_file_and_frame_in_16_bytes_and_orders_like_the_pair() {
+        assert_eq!(std::mem::size_of::<Option<FrameRef>>(), 16);
+        let cases = [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (3, 1 << 40),
+            (MAX_FILES - 1, FRAME_MASK - 1),
+        ];
+        for (file, frame) in cases {
+            let r = FrameRef::new(file, frame, -5);
+            assert_eq!((r.file(), r.frame(), r.ts), (file, frame, -5));
+        }
+        let mut refs: Vec<FrameRef> = cases.iter().map(|&(f, n)| FrameRef::new(f, n, 0)).collect();
+        refs.reverse();
+        refs.sort();
+        let back: Vec<(usize, u64)> = refs.iter().map(|r| (r.file(), r.frame())).collect();
+        assert_eq!(back, cases);
+        // Beyond the range: clamped, never wrapped onto another file.
+        let r = FrameRef::new(usize::MAX, u64::MAX, 0);
+        assert_eq!((r.file(), r.frame()), (MAX_FILES - 1, FRAME_MASK - 1));
     }
 
     #[test]

@@ -87,16 +87,17 @@ pub enum EventKind {
     SynAck,
     /// The third packet of the handshake.
     HandshakeAck,
-    /// Payload at stream offsets [start, end) (wire length).
+    /// Payload at stream offsets [start, start + len) (wire length).
     Data {
         start: u64,
-        end: u64,
+        len: u32,
     },
     /// A capture copy of an earlier data packet (same IP ID, sequence and flags) carrying
-    /// stream offsets [start, end): Wireshark shows it as a retransmission; it is not one.
+    /// stream offsets [start, start + len): Wireshark shows it as a retransmission; it is not
+    /// one.
     Copy {
         start: u64,
-        end: u64,
+        len: u32,
     },
     Fin,
     Rst,
@@ -114,6 +115,23 @@ pub struct Event {
     pub at: FrameRef,
     pub dir: usize,
     pub kind: EventKind,
+}
+
+impl EventKind {
+    /// Stream offsets [start, end) of a data event.
+    pub fn data_span(self) -> Option<(u64, u64)> {
+        match self {
+            EventKind::Data { start, len } => Some((start, start + u64::from(len))),
+            _ => None,
+        }
+    }
+    /// Stream offsets [start, end) of a capture copy.
+    pub fn copy_span(self) -> Option<(u64, u64)> {
+        match self {
+            EventKind::Copy { start, len } => Some((start, start + u64::from(len))),
+            _ => None,
+        }
+    }
 }
 
 /// Events kept per connection: enough for any handshake, bounded for long transfers.
@@ -378,8 +396,8 @@ impl Conn {
             let data_seq = seg.seq.wrapping_add(u32::from(seg.syn()));
             if let Some(off) = dir.space.as_ref().and_then(|s| s.peek(data_seq)) {
                 if seg.wire_len > 0 {
-                    let end = off + u64::from(seg.wire_len);
-                    self.log(at, d, EventKind::Copy { start: off, end });
+                    let len = seg.wire_len;
+                    self.log(at, d, EventKind::Copy { start: off, len });
                 }
             }
             self.last = at;
@@ -508,7 +526,14 @@ impl Conn {
                 if seg.payload_truncated() {
                     dir.payload_truncated = true;
                 }
-                self.log(at, d, EventKind::Data { start: off, end });
+                self.log(
+                    at,
+                    d,
+                    EventKind::Data {
+                        start: off,
+                        len: seg.wire_len,
+                    },
+                );
                 if self.tls_wants(d) {
                     let midstream = self.midstream;
                     let tls = self.tls.get_or_insert_with(|| {
@@ -969,11 +994,7 @@ mod tests {
     }
 
     fn at(n: u64) -> FrameRef {
-        FrameRef {
-            file: 0,
-            frame: n,
-            ts: n as i64 * 100_000_000,
-        }
+        FrameRef::new(0, n, n as i64 * 100_000_000)
     }
 
     #[test]
@@ -1022,9 +1043,7 @@ mod tests {
     fn duplicate_from_two_interfaces_is_not_a_retransmission() {
         let mut t = FlowTable::new(FlowConfig::default());
         t.tcp(&seg(true, 100, 0, F::SYN, b""), at(1), 0, None);
-        let mut dup = at(1);
-        dup.frame = 2;
-        dup.ts += 20_000;
+        let dup = FrameRef::new(0, 2, at(1).ts + 20_000);
         t.tcp(&seg(true, 100, 0, F::SYN, b""), dup, 1, None);
         let conns = t.into_connections();
         assert_eq!(conns[0].dirs[0].syn_count, 1);

@@ -237,11 +237,7 @@ impl Reassembler {
 mod tests {
     use super::*;
 
-    const AT: FrameRef = FrameRef {
-        file: 0,
-        frame: 1,
-        ts: 0,
-    };
+    const AT: FrameRef = FrameRef::new(0, 1, 0);
 
     fn collect(r: &mut Reassembler, off: u64, d: &[u8], out: &mut Vec<u8>) {
         r.push(off, d, AT, &mut |p, _| {

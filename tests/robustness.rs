@@ -1311,11 +1311,7 @@ fn client_hello_claiming_16mib_is_skipped_by_the_tls_layer() {
     let stream = client_hello_claiming_16mib_stream();
     let mut conn = tlsdiag::tls::TlsConn::new();
     for (i, chunk) in stream.chunks(1000).enumerate() {
-        let at = FrameRef {
-            file: 0,
-            frame: i as u64 + 1,
-            ts: i as i64,
-        };
+        let at = FrameRef::new(0, i as u64 + 1, i as i64);
         conn.feed(0, chunk, at);
     }
     conn.finish([None, None]);
@@ -1371,11 +1367,7 @@ fn random_bytes_into_the_tls_layer() {
         let mut frame = 0;
         for _ in 0..64 {
             frame += 1;
-            let at = FrameRef {
-                file: 0,
-                frame,
-                ts: frame as i64,
-            };
+            let at = FrameRef::new(0, frame, frame as i64);
             let r = rng.next();
             let d = (r & 1) as usize;
             if r & 0x1e == 0 {
@@ -1600,4 +1592,21 @@ fn finding_extreme_pcapng_timestamps_do_not_overflow() {
     f.extend(ng::epb(0, 1, &seg(true, 1001, 5001, ACK, &[])));
     let p = dir.write("ts.pcapng", &f);
     run_lib(&p, "extreme pcapng timestamps");
+}
+
+/// Evidence names a frame by (file, frame) in 16 bytes, which bounds the input files of one
+/// analysis: more is refused up front with one line, before any file is opened.
+#[test]
+fn too_many_input_files_is_one_clear_error() {
+    let n = tlsdiag::capture::MAX_FILES + 1;
+    let paths = vec!["rotated.pcap".to_string(); n];
+    let err = tlsdiag::analyze(&paths, &tlsdiag::Options::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with(&format!("rotated.pcap: {n} input files given; at most")),
+        "{err}"
+    );
+    assert!(!err.contains('\n'));
 }

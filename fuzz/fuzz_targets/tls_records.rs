@@ -27,11 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let mut first_at: [Option<FrameRef>; 2] = [None, None];
     while let Some((&ctl, tail)) = rest.split_first() {
         frame += 1;
-        let at = FrameRef {
-            file: 0,
-            frame,
-            ts: frame as i64 * 1_000_000,
-        };
+        let at = FrameRef::new(0, frame, frame as i64 * 1_000_000);
         let d = usize::from(ctl & 1);
         let len = match tail {
             [lo, hi, ..] => usize::from(u16::from_le_bytes([*lo, *hi])),

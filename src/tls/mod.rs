@@ -692,11 +692,7 @@ mod tests {
     use super::*;
 
     fn at(frame: u64) -> FrameRef {
-        FrameRef {
-            file: 0,
-            frame,
-            ts: frame as i64 * 1_000_000,
-        }
+        FrameRef::new(0, frame, frame as i64 * 1_000_000)
     }
 
     fn record(ct: u8, body: &[u8]) -> Vec<u8> {
