@@ -272,3 +272,77 @@ fn exit_status_follows_the_contract() {
     assert_eq!(status(&["no-such-file.pcap"]), Some(2));
     assert_eq!(status(&["--format", "yaml", "tls13_ok.pcap"]), Some(2));
 }
+
+/// Leaf certificates are parsed once per distinct DER and reused: captures analysed as one
+/// (one summarising thread, one cache) must name the same certificates, with the same chain
+/// lengths, as each capture analysed alone. The samples share one lab certificate; the public
+/// corpus beside the checkout (when present) brings many distinct ones.
+#[test]
+fn certificates_are_the_same_when_many_captures_share_one_analysis() {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(samples_dir())
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .collect();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/public");
+    let mut dirs = vec![corpus];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                paths.push(p);
+            }
+        }
+    }
+    paths.retain(|p| {
+        let n = p.to_string_lossy();
+        n.ends_with(".pcap") || n.ends_with(".pcapng") || n.ends_with(".cap")
+    });
+    paths.sort();
+    let certs = |v: &Value| -> Vec<(u64, Value)> {
+        v["connections"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| !c["certificate"].is_null())
+            .map(|c| (c["first_frame"].as_u64().unwrap(), c["certificate"].clone()))
+            .collect()
+    };
+    let mut inputs = Vec::new();
+    let mut alone = Vec::new();
+    for p in &paths {
+        let p = p.to_string_lossy().into_owned();
+        let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+            .args(["--format", "json", "--quiet", &p])
+            .output()
+            .unwrap();
+        let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
+            continue;
+        };
+        let c = certs(&v);
+        if out.status.success() && !c.is_empty() {
+            inputs.push(p);
+            alone.push(c);
+        }
+    }
+    let all = run(&inputs, &["--quiet".to_string()]);
+    let mut together: Vec<Vec<(u64, Value)>> = vec![Vec::new(); inputs.len()];
+    for c in all["connections"].as_array().unwrap() {
+        if !c["certificate"].is_null() {
+            let file = c["file"].as_u64().unwrap() as usize;
+            together[file].push((c["first_frame"].as_u64().unwrap(), c["certificate"].clone()));
+        }
+    }
+    for (i, n) in inputs.iter().enumerate() {
+        assert_eq!(together[i], alone[i], "{n}");
+    }
+    let distinct: std::collections::BTreeSet<String> =
+        alone.iter().flatten().map(|(_, c)| c.to_string()).collect();
+    eprintln!(
+        "{} captures, {} distinct certificates",
+        inputs.len(),
+        distinct.len()
+    );
+}

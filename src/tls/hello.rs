@@ -490,32 +490,61 @@ pub fn leaf_certificate(msg: &[u8]) -> Option<LeafCertificate> {
     })
 }
 
+/// Distinct leaf certificates remembered per thread. A gateway talks to a handful of
+/// backends, each presenting the same leaf on every connection: parsing it once per
+/// connection was a sixth of the summarising thread.
+const CERT_CACHE_MAX: usize = 128;
+
+thread_local! {
+    static CERT_CACHE: std::cell::RefCell<rustc_hash::FxHashMap<Box<[u8]>, Option<CertInfo>>> =
+        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+}
+
 impl LeafCertificate {
     /// What the leaf says; `None` if it is not a well-formed X.509 certificate.
     pub fn info(&self) -> Option<CertInfo> {
-        let chain_length = self.chain_length;
-        let (_, cert) = x509_parser::parse_x509_certificate(&self.der).ok()?;
-        let mut dns_names = Vec::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for n in &san.value.general_names {
-                if let x509_parser::extensions::GeneralName::DNSName(d) = n {
-                    if dns_names.len() < 8 {
-                        dns_names.push((*d).to_string());
-                    }
+        let mut info = CERT_CACHE.with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return parse_leaf(&self.der);
+            };
+            if let Some(info) = cache.get(&self.der) {
+                return info.clone();
+            }
+            let info = parse_leaf(&self.der);
+            if cache.len() >= CERT_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(self.der.clone(), info.clone());
+            info
+        })?;
+        info.chain_length = self.chain_length;
+        Some(info)
+    }
+}
+
+/// Parses a leaf certificate's DER (the chain length is the caller's to fill in).
+fn parse_leaf(der: &[u8]) -> Option<CertInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut dns_names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                if dns_names.len() < 8 {
+                    dns_names.push((*d).to_string());
                 }
             }
         }
-        let rfc3339 = |t: &x509_parser::time::ASN1Time| crate::timefmt::rfc3339_secs(t.timestamp());
-        Some(CertInfo {
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
-            not_before: rfc3339(&cert.validity().not_before),
-            not_after: rfc3339(&cert.validity().not_after),
-            dns_names,
-            chain_length,
-            self_signed: cert.subject() == cert.issuer(),
-        })
     }
+    let rfc3339 = |t: &x509_parser::time::ASN1Time| crate::timefmt::rfc3339_secs(t.timestamp());
+    Some(CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_before: rfc3339(&cert.validity().not_before),
+        not_after: rfc3339(&cert.validity().not_after),
+        dns_names,
+        chain_length: 0,
+        self_signed: cert.subject() == cert.issuer(),
+    })
 }
 
 #[cfg(test)]
