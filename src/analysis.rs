@@ -1126,7 +1126,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         }),
         certificate: tf
             .certificate
-            .as_deref()
+            .as_ref()
             .and_then(|c| c.info())
             .map(|mut cert| {
                 cert.subject = escape::text(&cert.subject);

@@ -7,6 +7,8 @@
 
 use super::names::{group_name, is_grease, version_name};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::sync::Arc;
 use tls_parser::{TlsMessage, TlsMessageHandshake};
 
 /// A cursor whose reads return `None` instead of running off the end.
@@ -471,10 +473,41 @@ pub struct CertInfo {
 
 /// The leaf certificate of a Certificate message, kept as DER: X.509 parsing is left to
 /// [`LeafCertificate::info`], which runs when the connection is summarised, off the packet path.
+/// Connections that received the same leaf share one copy of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeafCertificate {
-    der: Box<[u8]>,
+    der: Arc<[u8]>,
     chain_length: usize,
+}
+
+/// Distinct leaves the packet thread shares between connections; when full, leaves no live
+/// connection holds any more are forgotten (and all of them if every one is still held).
+const SHARED_LEAVES_MAX: usize = 256;
+
+thread_local! {
+    static SHARED_LEAVES: RefCell<rustc_hash::FxHashSet<Arc<[u8]>>> =
+        RefCell::new(rustc_hash::FxHashSet::default());
+}
+
+/// `der` as a shared copy: the one already kept by this thread, or a new one it keeps.
+fn shared_leaf(der: &[u8]) -> Arc<[u8]> {
+    SHARED_LEAVES.with(|set| {
+        let Ok(mut set) = set.try_borrow_mut() else {
+            return Arc::from(der);
+        };
+        if let Some(a) = set.get(der) {
+            return Arc::clone(a);
+        }
+        if set.len() >= SHARED_LEAVES_MAX {
+            set.retain(|a| Arc::strong_count(a) > 1);
+            if set.len() >= SHARED_LEAVES_MAX {
+                set.clear();
+            }
+        }
+        let a: Arc<[u8]> = Arc::from(der);
+        set.insert(Arc::clone(&a));
+        a
+    })
 }
 
 /// Frames a complete Certificate handshake message and keeps its leaf.
@@ -485,7 +518,7 @@ pub fn leaf_certificate(msg: &[u8]) -> Option<LeafCertificate> {
     };
     let leaf = cc.cert_chain.first()?;
     Some(LeafCertificate {
-        der: leaf.data.into(),
+        der: shared_leaf(leaf.data),
         chain_length: cc.cert_chain.len(),
     })
 }
@@ -496,8 +529,8 @@ pub fn leaf_certificate(msg: &[u8]) -> Option<LeafCertificate> {
 const CERT_CACHE_MAX: usize = 128;
 
 thread_local! {
-    static CERT_CACHE: std::cell::RefCell<rustc_hash::FxHashMap<Box<[u8]>, Option<CertInfo>>> =
-        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+    static CERT_CACHE: RefCell<rustc_hash::FxHashMap<Arc<[u8]>, Option<CertInfo>>> =
+        RefCell::new(rustc_hash::FxHashMap::default());
 }
 
 impl LeafCertificate {
@@ -507,14 +540,14 @@ impl LeafCertificate {
             let Ok(mut cache) = cache.try_borrow_mut() else {
                 return parse_leaf(&self.der);
             };
-            if let Some(info) = cache.get(&self.der) {
+            if let Some(info) = cache.get(&*self.der) {
                 return info.clone();
             }
             let info = parse_leaf(&self.der);
             if cache.len() >= CERT_CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(self.der.clone(), info.clone());
+            cache.insert(Arc::clone(&self.der), info.clone());
             info
         })?;
         info.chain_length = self.chain_length;

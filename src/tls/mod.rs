@@ -70,8 +70,8 @@ pub struct TlsFacts {
     pub server_hello: Option<ServerHelloInfo>,
     pub sh_dir: Option<usize>,
     pub sh_at: Option<FrameRef>,
-    /// Boxed, like `non_tls`: most live connections have none, and facts stay small.
-    pub certificate: Option<Box<LeafCertificate>>,
+    /// The leaf, shared with other connections that received the same one.
+    pub certificate: Option<LeafCertificate>,
     pub alerts: Vec<AlertFact>,
     pub ccs: [Option<FrameRef>; 2],
     /// First well-formed TLS record per direction.
@@ -603,7 +603,7 @@ impl TlsConn {
                 }
             }
             11 if !f.is_tls13() && f.certificate.is_none() => {
-                f.certificate = hello::leaf_certificate(msg).map(Box::new);
+                f.certificate = hello::leaf_certificate(msg);
             }
             _ => {}
         }
