@@ -125,14 +125,20 @@ pub fn analyze_live(
     // the report is the same as when done in line.
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(SETTLE_QUEUE);
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Box<Conn>>>();
         let mut settler = std::mem::replace(&mut run.settler, Settler::new(opts));
         let worker = scope.spawn(move || {
             for batch in rx {
-                settler.take(batch);
+                let done = settler.take(batch);
+                if !done.is_empty() {
+                    // The packet thread frees or reuses them (see FlowTable::recycle).
+                    let _ = back_tx.send(done);
+                }
             }
             settler
         });
         run.queue = Some(tx);
+        run.given_back = Some(back_rx);
         let read = read_all(&mut run, progress);
         run.flush_settled();
         run.queue = None;
@@ -232,18 +238,21 @@ impl<'o> Settler<'o> {
         self.store_prepared(prepare(self.opts, c, ctx));
     }
 
-    /// Settles a batch from the queue, in order.
-    fn take(&mut self, batch: Batch) {
+    /// Settles a batch from the queue, in order; gives back the connections, done with.
+    #[allow(clippy::vec_box)] // boxed as the flow table made them, to be reused as boxes
+    fn take(&mut self, batch: Batch) -> Vec<Box<Conn>> {
         match batch {
-            Batch::Settled(conns, ctx) => {
-                for mut c in conns {
-                    self.settle(&mut c, &ctx);
+            Batch::Settled(mut conns, ctx) => {
+                for c in conns.iter_mut() {
+                    self.settle(c, &ctx);
                 }
+                conns
             }
             Batch::Prepared(done) => {
                 for p in done {
                     self.store_prepared(p);
                 }
+                Vec::new()
             }
         }
     }
@@ -327,6 +336,9 @@ struct Run<'o, 'c> {
     queue: Option<std::sync::mpsc::SyncSender<Batch>>,
     #[allow(clippy::vec_box)]
     batch: Vec<Box<Conn>>,
+    /// Connections the summarising thread is done with, coming back to be freed or reused.
+    #[allow(clippy::vec_box)]
+    given_back: Option<std::sync::mpsc::Receiver<Vec<Box<Conn>>>>,
     inputs: Vec<InputSummary>,
     since_sweep: u32,
     last_sweep: Nanos,
@@ -354,6 +366,7 @@ impl<'o, 'c> Run<'o, 'c> {
             settler: Settler::new(opts),
             queue: None,
             batch: Vec::new(),
+            given_back: None,
             inputs: Vec::new(),
             since_sweep: 0,
             last_sweep: 0,
@@ -410,6 +423,7 @@ impl<'o, 'c> Run<'o, 'c> {
                     self.redactor.as_ref(),
                 ));
             }
+            self.table.recycle([c]);
             return;
         }
         if self.queue.is_some() {
@@ -420,6 +434,7 @@ impl<'o, 'c> Run<'o, 'c> {
             return;
         }
         self.settler.settle(&mut c, &self.ctx);
+        self.table.recycle([c]);
     }
 
     /// Sends the connections settled since the last batch to the summarising thread.
@@ -430,7 +445,12 @@ impl<'o, 'c> Run<'o, 'c> {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
+        if let Some(back) = &self.given_back {
+            while let Ok(done) = back.try_recv() {
+                self.table.recycle(done);
+            }
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(SETTLE_BATCH));
         // The summarising thread is behind (always so at the end of the input, when every
         // open connection settles at once): summarise here rather than wait. The batch still
         // goes through the queue, so the store sees connections in settling order.
@@ -441,7 +461,7 @@ impl<'o, 'c> Run<'o, 'c> {
                     .iter_mut()
                     .map(|c| prepare(self.opts, c, &ctx))
                     .collect();
-                drop(conns);
+                self.table.recycle(conns);
                 Batch::Prepared(done)
             }
             Err(std::sync::mpsc::TrySendError::Full(b))
@@ -450,7 +470,8 @@ impl<'o, 'c> Run<'o, 'c> {
         // Fails only if the thread is gone (it panicked): then finish here.
         if let Err(std::sync::mpsc::SendError(b)) = q.send(batch) {
             self.queue = None;
-            self.settler.take(b);
+            let done = self.settler.take(b);
+            self.table.recycle(done);
         }
     }
 

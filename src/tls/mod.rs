@@ -508,6 +508,18 @@ impl TlsConn {
                 self.facts.ch_dir = Some(d);
                 self.facts.ch_range = Some((st.rec_start, st.rec_start + 5 + st.rec_len as u64));
             }
+            // A whole message in this chunk (the usual case): read it in place.
+            if st.hs.is_empty() && chunk.len() >= 4 {
+                let mlen = (usize::from(chunk[1]) << 16)
+                    | (usize::from(chunk[2]) << 8)
+                    | usize::from(chunk[3]);
+                if mlen <= MAX_HANDSHAKE_MSG && chunk.len() >= 4 + mlen {
+                    let (msg, rest) = chunk.split_at(4 + mlen);
+                    self.on_message(d, st, msg, at);
+                    chunk = rest;
+                    continue;
+                }
+            }
             // Take at most what completes the current message.
             let need = if st.hs.len() < 4 {
                 4 - st.hs.len()
