@@ -526,7 +526,7 @@ pub fn leaf_certificate(msg: &[u8]) -> Option<LeafCertificate> {
 /// Distinct leaf certificates remembered per thread. A gateway talks to a handful of
 /// backends, each presenting the same leaf on every connection: parsing it once per
 /// connection was a sixth of the summarising thread.
-const CERT_CACHE_MAX: usize = 128;
+const CERT_CACHE_MAX: usize = 256;
 
 thread_local! {
     static CERT_CACHE: RefCell<rustc_hash::FxHashMap<Arc<[u8]>, Option<CertInfo>>> =
@@ -545,7 +545,11 @@ impl LeafCertificate {
             }
             let info = parse_leaf(&self.der);
             if cache.len() >= CERT_CACHE_MAX {
-                cache.clear();
+                // One arbitrary entry makes room: more backends than entries lowers the hit
+                // rate gradually instead of emptying the cache at every turn.
+                if let Some(k) = cache.keys().next().cloned() {
+                    cache.remove(&k);
+                }
             }
             cache.insert(Arc::clone(&self.der), info.clone());
             info
