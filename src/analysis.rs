@@ -744,21 +744,22 @@ fn coverage(
     let first_hello = restarted
         .then(|| {
             c.events.iter().find(|e| {
-                e.dir == dir
-                    && e.kind
+                e.dir() == dir
+                    && e.kind()
                         .data_span()
                         .is_some_and(|(s, t)| s <= start && t > start && t - s > 5)
             })
         })
         .flatten()
         .map(|e| e.at);
-    let in_hello = |e: &&crate::flow::Event| e.dir == dir && first_hello.is_none_or(|f| e.at >= f);
+    let in_hello =
+        |e: &&crate::flow::Event| e.dir() == dir && first_hello.is_none_or(|f| e.at >= f);
     let copies = c
         .events
         .iter()
         .filter(in_hello)
         .filter(|e| {
-            e.kind
+            e.kind()
                 .copy_span()
                 .is_some_and(|(s, t)| s < end && t > start)
         })
@@ -767,7 +768,7 @@ fn coverage(
         .events
         .iter()
         .filter(in_hello)
-        .filter_map(|e| match e.kind.data_span() {
+        .filter_map(|e| match e.kind().data_span() {
             Some((s, t)) if s < end && t > start => Some((s.max(start), t.min(end), e.at)),
             _ => None,
         })
@@ -804,7 +805,7 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
     let mut packets = Vec::with_capacity(c.events.len());
     // The timeline has one entry per event, in order (plus a closing note).
     for (e, entry) in c.events.iter().zip(&conn.timeline) {
-        let (kind, start, end) = match e.kind {
+        let (kind, start, end) = match e.kind() {
             EventKind::Syn => (TraceKind::Syn, 0, 0),
             EventKind::SynAck => (TraceKind::SynAck, 0, 0),
             EventKind::HandshakeAck => (TraceKind::Ack, 0, 0),
@@ -821,7 +822,7 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
             frame: e.at.frame(),
             file: e.at.file(),
             ts: e.at.ts,
-            from_client: e.dir == cd,
+            from_client: e.dir() == cd,
             kind,
             start,
             end,
@@ -1040,7 +1041,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         synack: c
             .events
             .iter()
-            .find(|x| x.kind == EventKind::SynAck)
+            .find(|x| x.kind() == EventKind::SynAck)
             .map(|x| e(x.at)),
         established,
         icmp: icmp_facts,
@@ -1083,13 +1084,13 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         server_ttl: sdir.ttl,
         syn_to_synack: match (
             cdir.syns[1],
-            c.events.iter().find(|x| x.kind == EventKind::SynAck),
+            c.events.iter().find(|x| x.kind() == EventKind::SynAck),
         ) {
             (Some(s), Some(sa)) if sa.at.ts >= s.ts => Some(secs(sa.at.ts.saturating_sub(s.ts))),
             _ => None,
         },
         synack_to_ack: match (
-            c.events.iter().find(|x| x.kind == EventKind::SynAck),
+            c.events.iter().find(|x| x.kind() == EventKind::SynAck),
             c.handshake_ack,
         ) {
             (Some(sa), Some(a)) if a.ts >= sa.at.ts => Some(secs(a.ts.saturating_sub(sa.at.ts))),
@@ -1223,13 +1224,13 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
     let mut syns = 0;
     let mut seen_end = [0u64; 2];
     for e in &c.events {
-        let dir = match e.kind {
+        let dir = match e.kind() {
             EventKind::Icmp { .. } => text::FROM_PATH,
-            _ if e.dir == cd => text::TO_SERVER,
+            _ if e.dir() == cd => text::TO_SERVER,
             _ => text::TO_CLIENT,
         };
         // Fixed texts are shared (`Cow::Borrowed`), the rest written once into their string.
-        let event: Cow<'static, str> = match e.kind {
+        let event: Cow<'static, str> = match e.kind() {
             EventKind::Syn => {
                 syns += 1;
                 if syns == 1 {
@@ -1244,8 +1245,8 @@ fn timeline(c: &Conn, cd: usize, ctx: &Ctx, ch_frames: &[FrameRef]) -> Vec<Timel
             EventKind::Fin => Cow::Borrowed(text::FIN),
             EventKind::Rst => Cow::Borrowed(text::RST),
             EventKind::Data { start, len } => {
-                let retrans = start < seen_end[e.dir];
-                seen_end[e.dir] = seen_end[e.dir].max(start + u64::from(len));
+                let retrans = start < seen_end[e.dir()];
+                seen_end[e.dir()] = seen_end[e.dir()].max(start + u64::from(len));
                 Cow::Owned(data_label(tf, e, cd, u64::from(len), retrans, ch_frames))
             }
             EventKind::Copy { len, .. } => Cow::Owned(format!(
@@ -1292,7 +1293,7 @@ fn data_label(
 ) -> String {
     use std::fmt::Write as _;
     let mut label = String::with_capacity(48);
-    let ch_n = if e.dir == cd {
+    let ch_n = if e.dir() == cd {
         ch_frames.iter().position(|f| *f == e.at)
     } else {
         None
@@ -1319,13 +1320,17 @@ fn data_label(
         let _ = label.write_fmt(args);
         sep = ", ";
     };
-    if tf.sh_at == Some(e.at) && e.dir != cd {
+    if tf.sh_at == Some(e.at) && e.dir() != cd {
         note(&mut label, format_args!("ServerHello"));
     }
     if tf.hrr_at == Some(e.at) {
         note(&mut label, format_args!("HelloRetryRequest"));
     }
-    for a in tf.alerts.iter().filter(|a| a.at == e.at && a.dir == e.dir) {
+    for a in tf
+        .alerts
+        .iter()
+        .filter(|a| a.at == e.at && a.dir == e.dir())
+    {
         match a.plain {
             Some((l, d)) => note(
                 &mut label,
@@ -1338,10 +1343,10 @@ fn data_label(
             None => note(&mut label, format_args!("encrypted Alert")),
         }
     }
-    if tf.ccs[e.dir] == Some(e.at) {
+    if tf.ccs[e.dir()] == Some(e.at) {
         note(&mut label, format_args!("ChangeCipherSpec"));
     }
-    if let Some(nt) = tf.non_tls[e.dir].as_ref().filter(|n| n.at == e.at) {
+    if let Some(nt) = tf.non_tls[e.dir()].as_ref().filter(|n| n.at == e.at) {
         note(
             &mut label,
             format_args!("\"{}\"", escape::first_line(&nt.preview, 60)),

@@ -450,6 +450,8 @@ struct Meta {
 /// read buffer and the batches stay in the cores' caches between the copy and the analysis.
 const BATCH_BYTES: usize = 64 << 10;
 const BATCHES: usize = 8;
+/// Frames per batch at most (a batch of minimum-size frames).
+const BATCH_FRAMES: usize = 1024;
 
 /// [`read_input_with_progress`] with the reading (file I/O, decompression, container parsing)
 /// on a second thread, so it overlaps the analysis on another core. Frames reach `on_frame` in
@@ -466,8 +468,8 @@ pub fn read_input_threaded(
     let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES + 1);
     for _ in 0..BATCHES {
         let _ = empty_tx.send(Batch {
-            data: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
-            frames: Vec::with_capacity(4096),
+            data: Vec::with_capacity(BATCH_BYTES + (16 << 10)),
+            frames: Vec::with_capacity(BATCH_FRAMES),
             read: 0,
         });
     }
@@ -493,7 +495,7 @@ pub fn read_input_threaded(
                     len: f.data.len(),
                 });
                 b.data.extend_from_slice(f.data);
-                if b.data.len() >= BATCH_BYTES || b.frames.len() >= 16_384 {
+                if b.data.len() >= BATCH_BYTES || b.frames.len() >= BATCH_FRAMES {
                     if let Some(mut full) = batch.take() {
                         full.read = read.get();
                         if full_tx.send(full).is_err() {

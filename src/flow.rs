@@ -113,8 +113,66 @@ pub enum EventKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event {
     pub at: FrameRef,
-    pub dir: usize,
-    pub kind: EventKind,
+    /// [`EventKind`], packed: a live connection keeps dozens of events, 32 bytes each.
+    start: u64,
+    len: u32,
+    tag: u8,
+    dir: u8,
+    icmp_type: u8,
+    code: u8,
+}
+
+impl Event {
+    fn new(at: FrameRef, dir: usize, kind: EventKind) -> Self {
+        let (tag, start, len, icmp_type, code) = match kind {
+            EventKind::Syn => (0, 0, 0, 0, 0),
+            EventKind::SynAck => (1, 0, 0, 0, 0),
+            EventKind::HandshakeAck => (2, 0, 0, 0, 0),
+            EventKind::Data { start, len } => (3, start, len, 0, 0),
+            EventKind::Copy { start, len } => (4, start, len, 0, 0),
+            EventKind::Fin => (5, 0, 0, 0, 0),
+            EventKind::Rst => (6, 0, 0, 0, 0),
+            EventKind::Icmp {
+                v6,
+                icmp_type,
+                code,
+            } => (7 + u8::from(v6), 0, 0, icmp_type, code),
+            EventKind::HelloAck => (9, 0, 0, 0, 0),
+        };
+        Event {
+            at,
+            start,
+            len,
+            tag,
+            dir: u8::from(dir != 0),
+            icmp_type,
+            code,
+        }
+    }
+
+    /// Direction of the packet (0: sent by the first endpoint seen).
+    pub fn dir(&self) -> usize {
+        usize::from(self.dir)
+    }
+
+    pub fn kind(&self) -> EventKind {
+        let (start, len) = (self.start, self.len);
+        match self.tag {
+            0 => EventKind::Syn,
+            1 => EventKind::SynAck,
+            2 => EventKind::HandshakeAck,
+            3 => EventKind::Data { start, len },
+            4 => EventKind::Copy { start, len },
+            5 => EventKind::Fin,
+            6 => EventKind::Rst,
+            7 | 8 => EventKind::Icmp {
+                v6: self.tag == 8,
+                icmp_type: self.icmp_type,
+                code: self.code,
+            },
+            _ => EventKind::HelloAck,
+        }
+    }
 }
 
 impl EventKind {
@@ -202,20 +260,30 @@ pub struct Dir {
     pub duplicates: u32,
     /// Of those, copies of a SYN (Wireshark counts them as SYN retransmissions).
     pub syn_copies: u32,
-    /// The last few packets sent, to recognise copies of them.
-    recent: [Option<(Sig, Nanos, u32)>; 4],
-    recent_next: usize,
+    /// The last few packets sent (fingerprint, time, interface), to recognise copies of them;
+    /// the first `recent_len` entries are valid.
+    recent: [(u64, Nanos, u32); 4],
+    recent_len: u8,
+    recent_next: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Sig {
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    len: u32,
-    id: Option<u32>,
-    checksum: u16,
-    window: u16,
+/// What tells a packet apart from the other recent packets of its direction: sequence and
+/// acknowledgement numbers, flags, length, IP ID, checksum and window, mixed into 64 bits (a
+/// chance collision within the few milliseconds a copy is looked for: about 2^-62).
+fn fingerprint(seg: &TcpSegment<'_>) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        // SplitMix64's finaliser: a bijection that spreads every input bit.
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let w1 = (u64::from(seg.seq) << 32) | u64::from(seg.ack);
+    let w2 =
+        (u64::from(seg.wire_len) << 32) | (u64::from(seg.checksum) << 16) | u64::from(seg.window);
+    let w3 = (u64::from(seg.ip.id.unwrap_or(0)) << 9)
+        | (u64::from(seg.ip.id.is_some()) << 8)
+        | u64::from(seg.flags);
+    mix(w1 ^ mix(w2 ^ mix(w3)))
 }
 
 impl Dir {
@@ -256,7 +324,8 @@ impl Dir {
             rst_ttl: None,
             rst_without_ts: false,
             ts_seen: false,
-            recent: [None; 4],
+            recent: [(0, 0, 0); 4],
+            recent_len: 0,
             recent_next: 0,
         }
     }
@@ -348,7 +417,7 @@ impl Conn {
             return;
         }
         if self.events.len() < MAX_EVENTS || (essential && self.events.len() < MAX_EVENTS + 16) {
-            self.events.push(Event { at, dir, kind });
+            self.events.push(Event::new(at, dir, kind));
         } else {
             self.events_dropped += 1;
         }
@@ -364,22 +433,13 @@ impl Conn {
     ) {
         let o = 1 - d;
         // `tcpdump -i any` records a forwarded or bridged packet once per interface.
-        let sig = Sig {
-            seq: seg.seq,
-            ack: seg.ack,
-            flags: seg.flags,
-            len: seg.wire_len,
-            id: seg.ip.id,
-            checksum: seg.checksum,
-            window: seg.window,
-        };
+        let sig = fingerprint(seg);
         // A retransmission takes a new IPv4 ID (and at least a 200 ms RTO or a ~10 ms
         // tail-loss probe); an identical packet with the same non-zero ID is a copy.
-        let same_id = sig.id.is_some_and(|id| id != 0);
-        let copy = self.dirs[d]
-            .recent
+        let same_id = seg.ip.id.is_some_and(|id| id != 0);
+        let recent = &self.dirs[d].recent;
+        let copy = recent[..usize::from(self.dirs[d].recent_len).min(recent.len())]
             .iter()
-            .flatten()
             .any(|(last, ts, last_iface)| {
                 let dt = at.ts.saturating_sub(*ts);
                 *last == sig
@@ -404,8 +464,10 @@ impl Conn {
             return;
         }
         let dir = &mut self.dirs[d];
-        dir.recent[dir.recent_next] = Some((sig, at.ts, iface));
-        dir.recent_next = (dir.recent_next + 1) % dir.recent.len();
+        let slot = usize::from(dir.recent_next) % dir.recent.len();
+        dir.recent[slot] = (sig, at.ts, iface);
+        dir.recent_next = ((slot + 1) % dir.recent.len()) as u8;
+        dir.recent_len = (dir.recent_len + 1).min(dir.recent.len() as u8);
         self.last = at;
         self.icmp_only = false;
 
@@ -1063,6 +1125,38 @@ mod tests {
         assert_eq!(conns.len(), 2);
         assert_eq!(conns[0].dirs[0].syn_count, 2);
         assert_eq!(conns[1].stream, 1);
+    }
+
+    #[test]
+    fn events_pack_every_kind_into_32_bytes() {
+        assert_eq!(std::mem::size_of::<Event>(), 32);
+        let kinds = [
+            EventKind::Syn,
+            EventKind::SynAck,
+            EventKind::HandshakeAck,
+            EventKind::Data {
+                start: u64::MAX - 7,
+                len: u32::MAX,
+            },
+            EventKind::Copy { start: 3, len: 9 },
+            EventKind::Fin,
+            EventKind::Rst,
+            EventKind::Icmp {
+                v6: false,
+                icmp_type: 3,
+                code: 13,
+            },
+            EventKind::Icmp {
+                v6: true,
+                icmp_type: 1,
+                code: 4,
+            },
+            EventKind::HelloAck,
+        ];
+        for (i, k) in kinds.into_iter().enumerate() {
+            let e = Event::new(at(i as u64), i % 2, k);
+            assert_eq!((e.kind(), e.dir(), e.at), (k, i % 2, at(i as u64)));
+        }
     }
 
     /// A settled connection's allocation is reused for the next one: nothing of the old
