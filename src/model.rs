@@ -143,8 +143,10 @@ pub struct Connection {
     pub clienthello_acked: Option<bool>,
     pub serverhello_seen: bool,
     pub hello_retry_request: bool,
-    pub tls_version: Option<String>,
-    pub cipher: Option<String>,
+    #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
+    pub tls_version: Option<crate::tls::names::Name>,
+    #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
+    pub cipher: Option<crate::tls::names::Name>,
     pub sni: Option<String>,
     pub alpn: Option<String>,
     pub ja4: Option<String>,

@@ -178,7 +178,8 @@ pub struct ConnFacts {
     pub http_request: Option<String>,
     pub server_first_tls: Option<Ev>,
     pub serverhello: Option<Ev>,
-    pub tls_version: Option<String>,
+    #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
+    pub tls_version: Option<crate::tls::names::Name>,
     pub handshake_done: Option<Ev>,
     pub alert: Option<AlertFacts>,
     pub client_fin: Option<Ev>,

@@ -228,7 +228,7 @@ fn alert_name(code: u64) -> String {
 fn version_name(hex: &str) -> Result<String, String> {
     let v = u16::from_str_radix(hex.trim_start_matches("0x"), 16)
         .map_err(|_| format!("version `{hex}` is not hex"))?;
-    Ok(tlsdiag::tls::names::version_name(v))
+    Ok(tlsdiag::tls::names::version_name(v).into_owned())
 }
 
 fn show_bool(b: bool) -> String {

@@ -5,7 +5,9 @@
 //! cursor because JA4 needs every extension code in wire order and tls-parser returns the
 //! key_share extension raw and does not know the ML-KEM hybrid groups.
 
-use super::names::{group_name, is_grease, version_name};
+use super::names::{
+    deserialize_name, deserialize_names, group_name, is_grease, version_name, Name,
+};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -43,16 +45,20 @@ impl<'a> Cursor<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientHelloInfo {
     /// Record-layer version of the record that carried it.
-    pub record_version: String,
+    #[serde(deserialize_with = "deserialize_name")]
+    pub record_version: Name,
     /// The legacy_version field.
-    pub legacy_version: String,
+    #[serde(deserialize_with = "deserialize_name")]
+    pub legacy_version: Name,
     /// supported_versions, GREASE included, as sent.
-    pub supported_versions: Vec<String>,
+    #[serde(deserialize_with = "deserialize_names")]
+    pub supported_versions: Vec<Name>,
     pub sni: Option<String>,
     pub alpn: Vec<String>,
     pub cipher_suites: usize,
     /// Groups of the key shares offered, by name.
-    pub key_share_groups: Vec<String>,
+    #[serde(deserialize_with = "deserialize_names")]
+    pub key_share_groups: Vec<Name>,
     pub ja4: Option<String>,
     /// An SSLv2-format (pre-TLS) hello.
     pub sslv2_format: bool,
