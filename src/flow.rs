@@ -680,12 +680,33 @@ struct Slot {
 }
 
 /// What is remembered of a settled connection's 4-tuple, so its late packets are not taken
-/// for a new stream: 24 bytes under a 64-bit hash of the 4-tuple (a busy capture holds tens
+/// for a new stream: 16 bytes under a 64-bit hash of the 4-tuple (a busy capture holds tens
 /// of thousands). Sequence numbers are indexed by the direction leaving the lower endpoint.
 #[derive(Debug, Clone, Copy)]
 struct Tomb {
-    first_seq: [Option<u32>; 2],
-    last_ts: Nanos,
+    /// Initial sequence number per direction; bit `d` of `known` says whether it is known.
+    first_seq: [u32; 2],
+    known: u8,
+    /// Capture time of the last packet, in whole seconds since the epoch (saturating).
+    last_s: u32,
+}
+
+impl Tomb {
+    fn new(first_seq: [Option<u32>; 2], last_ts: Nanos) -> Self {
+        Tomb {
+            first_seq: first_seq.map(|s| s.unwrap_or(0)),
+            known: u8::from(first_seq[0].is_some()) | (u8::from(first_seq[1].is_some()) << 1),
+            last_s: secs(last_ts),
+        }
+    }
+    fn first_seq(&self, d: usize) -> Option<u32> {
+        (self.known >> d & 1 == 1).then(|| self.first_seq[d & 1])
+    }
+}
+
+/// Whole seconds since the epoch, clamped to `u32`.
+fn secs(ts: Nanos) -> u32 {
+    (ts / 1_000_000_000).clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// Identity of a 4-tuple among tombstones: SipHash with fixed keys, so the same in every run.
@@ -845,9 +866,9 @@ impl FlowTable {
                     let id = tomb_id(&key);
                     if let Some(t) = self.tombs.get_mut(&id) {
                         let d = usize::from(src != key.0);
-                        if !(pure_syn && t.first_seq[d].is_some_and(|s| s != seg.seq)) {
+                        if !(pure_syn && t.first_seq(d).is_some_and(|s| s != seg.seq)) {
                             self.late_packets += 1;
-                            t.last_ts = at.ts;
+                            t.last_s = secs(at.ts);
                             return;
                         }
                         self.tombs.remove(&id);
@@ -1003,21 +1024,17 @@ impl FlowTable {
                     } else {
                         [seqs[1], seqs[0]]
                     };
-                    self.tombs.insert(
-                        tomb_id(&key),
-                        Tomb {
-                            first_seq,
-                            last_ts: c.last.ts,
-                        },
-                    );
+                    self.tombs
+                        .insert(tomb_id(&key), Tomb::new(first_seq, c.last.ts));
                 }
                 out.push((c, why));
             }
         }
         if scan {
-            let keep = cfg.tombstone_timeout;
+            let keep = cfg.tombstone_timeout / 1_000_000_000;
+            let now = i64::from(secs(now));
             self.tombs
-                .retain(|_, t| now.saturating_sub(t.last_ts) < keep);
+                .retain(|_, t| now.saturating_sub(i64::from(t.last_s)) < keep);
         }
         // Bounded like the live table: under a flood of short connections, forget all
         // tombstones rather than grow (a late packet may then open a new stream).

@@ -52,8 +52,8 @@ impl Drop for Spill {
 /// Records in memory before a batch is spilled.
 pub const DEFAULT_MEMORY_RECORDS: usize = 128;
 
-/// Index entries in memory before they are written out as a sorted run (2.5 MiB).
-pub const INDEX_RUN: usize = 1 << 16;
+/// Index entries in memory before they are written out as a sorted run (320 KiB).
+pub const INDEX_RUN: usize = 1 << 13;
 
 /// One index entry on disk: file, first frame, stream, record offset, record length.
 const ENTRY: usize = 8 * 4 + 4;
@@ -204,8 +204,10 @@ impl Store {
         let Some(spill) = self.spill.as_mut() else {
             return Ok(());
         };
-        // Entries read at a time per run: 9 KiB each (a 19M-connection flood: 290 runs).
-        const CHUNK: u64 = 256;
+        // Entries read at a time per run: up to 256 (9 KiB), fewer when there are many runs
+        // so that all cursors together stay near 2 MiB (a 19M-connection flood: 2,300 runs
+        // of 16 entries).
+        let chunk: u64 = ((2 << 20) / ENTRY as u64 / self.runs.len() as u64).clamp(16, 256);
         struct Cursor {
             run: Run,
             next: u64,
@@ -213,7 +215,7 @@ impl Store {
             pos: usize,
         }
         let fill = |c: &mut Cursor, f: &File| -> io::Result<()> {
-            let n = CHUNK.min(c.run.count - c.next);
+            let n = chunk.min(c.run.count - c.next);
             c.buf.resize(n as usize * ENTRY, 0);
             f.read_exact_at(&mut c.buf, c.run.off + c.next * ENTRY as u64)?;
             c.next += n;
@@ -236,7 +238,7 @@ impl Store {
             cursors.push(c);
         }
         let start = spill.end;
-        let mut out: Vec<u8> = Vec::with_capacity(CHUNK as usize * ENTRY * 4);
+        let mut out: Vec<u8> = Vec::with_capacity(256 * ENTRY * 4);
         let mut written = 0u64;
         while let Some(std::cmp::Reverse((_, i))) = heap.pop() {
             let Some(c) = cursors.get_mut(i) else {
