@@ -515,7 +515,29 @@ pub fn read_input_threaded(
             drop(full_tx);
             summary
         });
-        for mut b in full_rx.iter() {
+        // Empty batches go back in groups: each return to a reader waiting for one wakes it
+        // (a futex call, an interprocessor interrupt under a hypervisor), and one wake per
+        // batch was a sixth of the analysis thread. Before waiting for a full batch, every
+        // empty one is returned, so the reader is never left without one to fill.
+        let mut empties: Vec<Batch> = Vec::with_capacity(BATCHES);
+        let give_back = |empties: &mut Vec<Batch>| {
+            for b in empties.drain(..) {
+                // The reader may have finished and dropped its receiver.
+                let _ = empty_tx.try_send(b);
+            }
+        };
+        loop {
+            let mut b = match full_rx.try_recv() {
+                Ok(b) => b,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    give_back(&mut empties);
+                    match full_rx.recv() {
+                        Ok(b) => b,
+                        Err(_) => break,
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+            };
             for m in &b.frames {
                 let Some(data) = b.data.get(m.start..m.start + m.len) else {
                     continue;
@@ -533,8 +555,10 @@ pub fn read_input_threaded(
             progress(b.read);
             b.data.clear();
             b.frames.clear();
-            // The reader may have finished and dropped its receiver: nothing to recycle for.
-            let _ = empty_tx.try_send(b);
+            empties.push(b);
+            if empties.len() >= BATCHES / 2 {
+                give_back(&mut empties);
+            }
         }
         match reader.join() {
             Ok(r) => r,
