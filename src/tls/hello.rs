@@ -10,6 +10,7 @@ use super::names::{
 };
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::Arc;
 use tls_parser::{TlsMessage, TlsMessageHandshake};
 
@@ -79,46 +80,80 @@ pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHello
         length: msg.len(),
         ..Default::default()
     };
-    let ext_block = ch.ext.unwrap_or(&[]);
-    let raw = walk_extensions(ext_block);
-    info.sni = raw
-        .sni
-        .map(|name| String::from_utf8_lossy(name).into_owned());
-    info.alpn = raw
-        .alpn
-        .iter()
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect();
-    info.supported_versions = raw
-        .supported_versions
-        .iter()
-        .map(|v| version_name(*v))
-        .collect();
-    info.key_share_groups = raw
-        .key_share_groups
-        .iter()
-        .map(|g| group_name(*g))
-        .collect();
-    let ciphers: Vec<u16> = ch.ciphers.iter().map(|c| c.0).collect();
-    info.ja4 = Some(ja4(ch.version.0, &ciphers, &raw));
+    let block = ch.ext.unwrap_or(&[]);
+    let mut fill = |raw: &mut RawExtensions| {
+        raw.walk(block);
+        let text = |r: &Range<usize>| {
+            String::from_utf8_lossy(block.get(r.clone()).unwrap_or(&[])).into_owned()
+        };
+        info.sni = raw.sni.as_ref().map(text);
+        info.alpn = raw.alpn.iter().map(text).collect();
+        info.supported_versions = raw
+            .supported_versions
+            .iter()
+            .map(|v| version_name(*v))
+            .collect();
+        info.key_share_groups = raw
+            .key_share_groups
+            .iter()
+            .map(|g| group_name(*g))
+            .collect();
+        raw.ciphers.clear();
+        raw.ciphers.extend(ch.ciphers.iter().map(|c| c.0));
+        info.ja4 = Some(ja4(ch.version.0, block, raw));
+    };
+    RAW_EXTENSIONS.with(|r| match r.try_borrow_mut() {
+        Ok(mut raw) => fill(&mut raw),
+        Err(_) => fill(&mut RawExtensions::default()),
+    });
     Some(info)
 }
 
-/// Extension facts read straight from the wire (one pass, borrowing from the message).
+/// Extension facts read straight from the wire in one pass (names as byte ranges of the
+/// extension block), and JA4's work lists. One per thread, reused: a ClientHello's dozen
+/// lists are cleared, not allocated and freed, on the packet thread.
 #[derive(Debug, Default)]
-struct RawExtensions<'a> {
+struct RawExtensions {
     codes: Vec<u16>,
     has_sni: bool,
     /// First name of the server_name list, whatever its type.
-    sni: Option<&'a [u8]>,
-    alpn: Vec<&'a [u8]>,
+    sni: Option<Range<usize>>,
+    alpn: Vec<Range<usize>>,
     supported_versions: Vec<u16>,
     signature_algorithms: Vec<u16>,
     key_share_groups: Vec<u16>,
+    /// The offered cipher suites, as sent.
+    ciphers: Vec<u16>,
+    /// JA4: a list without GREASE, sorted; a hash input.
+    sorted: Vec<u16>,
+    input: Vec<u8>,
 }
 
-fn walk_extensions(block: &[u8]) -> RawExtensions<'_> {
-    let mut out = RawExtensions::default();
+thread_local! {
+    static RAW_EXTENSIONS: RefCell<RawExtensions> = RefCell::new(RawExtensions::default());
+}
+
+/// Where `part`, a subslice of `block`, lies in it.
+fn range_in(block: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(block.as_ptr() as usize);
+    start..start + part.len()
+}
+
+impl RawExtensions {
+    /// Reads the extension block of a ClientHello, forgetting the previous one.
+    fn walk(&mut self, block: &[u8]) {
+        self.codes.clear();
+        self.has_sni = false;
+        self.sni = None;
+        self.alpn.clear();
+        self.supported_versions.clear();
+        self.signature_algorithms.clear();
+        self.key_share_groups.clear();
+        walk_extensions(block, self);
+    }
+}
+
+fn walk_extensions(block: &[u8], out: &mut RawExtensions) {
     let mut c = Cursor::new(block);
     while !c.is_empty() {
         let (Some(code), Some(len)) = (c.u16(), c.u16()) else {
@@ -134,7 +169,7 @@ fn walk_extensions(block: &[u8]) -> RawExtensions<'_> {
                 out.has_sni = true;
                 // server_name_list: u16 len, then (u8 type, u16 len, name)
                 if let (Some(_), Some(_), Some(n)) = (d.u16(), d.u8(), d.u16()) {
-                    out.sni = d.take(usize::from(n));
+                    out.sni = d.take(usize::from(n)).map(|p| range_in(block, p));
                 }
             }
             0x0010 => {
@@ -144,7 +179,7 @@ fn walk_extensions(block: &[u8]) -> RawExtensions<'_> {
                         let mut l = Cursor::new(list);
                         while let Some(len) = l.u8() {
                             match l.take(usize::from(len)) {
-                                Some(p) => out.alpn.push(p),
+                                Some(p) => out.alpn.push(range_in(block, p)),
                                 None => break,
                             }
                         }
@@ -154,20 +189,20 @@ fn walk_extensions(block: &[u8]) -> RawExtensions<'_> {
             0x002b => {
                 if let Some(n) = d.u8() {
                     if let Some(list) = d.take(usize::from(n)) {
-                        out.supported_versions = list
-                            .chunks_exact(2)
-                            .map(|p| u16::from_be_bytes([p[0], p[1]]))
-                            .collect();
+                        out.supported_versions.extend(
+                            list.chunks_exact(2)
+                                .map(|p| u16::from_be_bytes([p[0], p[1]])),
+                        );
                     }
                 }
             }
             0x000d => {
                 if let Some(n) = d.u16() {
                     if let Some(list) = d.take(usize::from(n)) {
-                        out.signature_algorithms = list
-                            .chunks_exact(2)
-                            .map(|p| u16::from_be_bytes([p[0], p[1]]))
-                            .collect();
+                        out.signature_algorithms.extend(
+                            list.chunks_exact(2)
+                                .map(|p| u16::from_be_bytes([p[0], p[1]])),
+                        );
                     }
                 }
             }
@@ -187,7 +222,6 @@ fn walk_extensions(block: &[u8]) -> RawExtensions<'_> {
             _ => {}
         }
     }
-    out
 }
 
 fn ja4_version(v: u16) -> &'static str {
@@ -269,7 +303,7 @@ fn push_hex_list(buf: &mut Vec<u8>, values: &[u16]) {
 ///
 /// Runs once per ClientHello on the packet thread, so it builds the hash inputs in one reused
 /// buffer: the spec sorts 4-digit lower-case hex strings, which orders exactly as the numbers do.
-fn ja4(legacy_version: u16, ciphers: &[u16], ext: &RawExtensions) -> String {
+fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> String {
     let version = ext
         .supported_versions
         .iter()
@@ -277,23 +311,19 @@ fn ja4(legacy_version: u16, ciphers: &[u16], ext: &RawExtensions) -> String {
         .filter(|v| !is_grease(*v))
         .max()
         .unwrap_or(legacy_version);
-    let mut ciphers: Vec<u16> = ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
-    let mut codes: Vec<u16> = ext
-        .codes
-        .iter()
-        .copied()
-        .filter(|c| !is_grease(*c))
-        .collect();
+    let not_grease = |v: &&u16| !is_grease(**v);
+    let n_ciphers = ext.ciphers.iter().filter(not_grease).count();
+    let n_codes = ext.codes.iter().filter(not_grease).count();
     let mut out = String::with_capacity(36);
     out.push('t');
     out.push_str(ja4_version(version));
     out.push(if ext.has_sni { 'd' } else { 'i' });
-    for n in [ciphers.len(), codes.len()] {
+    for n in [n_ciphers, n_codes] {
         let n = n.min(99);
         out.push(char::from(b'0' + (n / 10) as u8));
         out.push(char::from(b'0' + (n % 10) as u8));
     }
-    match ext.alpn.first() {
+    match ext.alpn.first().and_then(|r| block.get(r.clone())) {
         Some(a) if !a.is_empty() => {
             let (f, l) = (a[0], a[a.len() - 1]);
             if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
@@ -308,27 +338,35 @@ fn ja4(legacy_version: u16, ciphers: &[u16], ext: &RawExtensions) -> String {
         _ => out.push_str("00"),
     }
     out.push('_');
-    let mut input = Vec::with_capacity(256);
-    if ciphers.is_empty() {
+    let (sorted, input) = (&mut ext.sorted, &mut ext.input);
+    sorted.clear();
+    sorted.extend(ext.ciphers.iter().filter(not_grease));
+    if sorted.is_empty() {
         out.push_str("000000000000");
     } else {
-        ciphers.sort_unstable();
-        push_hex_list(&mut input, &ciphers);
-        push_hash12(&mut out, &input);
+        sorted.sort_unstable();
+        input.clear();
+        push_hex_list(input, sorted);
+        push_hash12(&mut out, input);
     }
     out.push('_');
-    codes.retain(|c| *c != 0x0000 && *c != 0x0010);
-    if codes.is_empty() {
+    sorted.clear();
+    sorted.extend(
+        ext.codes
+            .iter()
+            .filter(|c| !is_grease(**c) && **c != 0x0000 && **c != 0x0010),
+    );
+    if sorted.is_empty() {
         out.push_str("000000000000");
     } else {
-        codes.sort_unstable();
+        sorted.sort_unstable();
         input.clear();
-        push_hex_list(&mut input, &codes);
+        push_hex_list(input, sorted);
         if !ext.signature_algorithms.is_empty() {
             input.push(b'_');
-            push_hex_list(&mut input, &ext.signature_algorithms);
+            push_hex_list(input, &ext.signature_algorithms);
         }
-        push_hash12(&mut out, &input);
+        push_hash12(&mut out, input);
     }
     out
 }
@@ -654,6 +692,28 @@ mod tests {
         // t, 1.3, SNI present, 2 ciphers, 6 extensions, ALPN h2
         assert!(ja4.starts_with("t13d0206h2_"), "{ja4}");
         assert_eq!(ja4.len(), "t13d0206h2_".len() + 12 + 1 + 12);
+    }
+
+    /// The per-thread workspace carries nothing from one ClientHello to the next.
+    #[test]
+    fn a_hello_without_extensions_after_a_full_one_shows_none() {
+        let mut bare = vec![1, 0, 0, 41, 0x03, 0x03];
+        bare.extend_from_slice(&[7; 32]);
+        bare.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        let full = parse_client_hello(&sample_client_hello(), 0x0301).expect("full");
+        let after = parse_client_hello(&bare, 0x0301).expect("bare");
+        assert_eq!(after.sni, None);
+        assert!(after.alpn.is_empty() && after.supported_versions.is_empty());
+        assert!(after.key_share_groups.is_empty());
+        // sha256("1301")[:12]; no extensions: the last part is zeros.
+        assert_eq!(
+            after.ja4.as_deref(),
+            Some("t12i010000_0f2cb44170f4_000000000000")
+        );
+        assert_eq!(
+            parse_client_hello(&sample_client_hello(), 0x0301),
+            Some(full)
+        );
     }
 
     #[test]
