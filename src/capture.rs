@@ -455,9 +455,9 @@ const BATCH_FRAMES: usize = 1024;
 
 /// [`read_input_with_progress`] with the reading (file I/O, decompression, container parsing)
 /// on a second thread, so it overlaps the analysis on another core. Frames reach `on_frame` in
-/// the same order, with the same contents, as from the single-threaded reader; only their
-/// bytes are copied once, into recycled batch buffers. Not for live input: a batch waits until
-/// it is full.
+/// the same order, with the same contents, as from the single-threaded reader, through
+/// recycled batch buffers: a legacy pcap is read straight into them, other formats have their
+/// frames copied in. Not for live input: a batch waits until it is full.
 pub fn read_input_threaded(
     path: &str,
     file_index: usize,
@@ -477,6 +477,14 @@ pub fn read_input_threaded(
         let reader = scope.spawn(move || {
             let read = std::cell::Cell::new(0u64);
             let mut batch: Option<Batch> = empty_rx.recv().ok();
+            if let Some(first) = batch.take() {
+                match read_legacy_in_place(path, first, &empty_rx, &full_tx) {
+                    Ok(summary) => return summary,
+                    // Not a legacy pcap (or too short to tell): the general reader, from the
+                    // start.
+                    Err(first) => batch = Some(first),
+                }
+            }
             let mut gone = false;
             let mut on = |f: &Frame<'_>| {
                 if gone {
@@ -568,6 +576,184 @@ pub fn read_input_threaded(
             }),
         }
     })
+}
+
+/// Reads from `r` until `buf` holds `target` bytes or the input ends (`Ok(true)`).
+fn fill_to(r: &mut impl Read, buf: &mut Vec<u8>, target: usize) -> io::Result<bool> {
+    while buf.len() < target {
+        let have = buf.len();
+        buf.resize(target, 0);
+        match r.read(&mut buf[have..]) {
+            Ok(0) => {
+                buf.truncate(have);
+                return Ok(true);
+            }
+            Ok(n) => buf.truncate(have + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(have),
+            Err(e) => {
+                buf.truncate(have);
+                return Err(e);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// One legacy pcap record at the start of `i`, with what follows it.
+fn legacy_record(
+    i: &[u8],
+    modified: bool,
+    big_endian: bool,
+) -> Option<(&[u8], pcap_parser::LegacyPcapBlock<'_>)> {
+    match (modified, big_endian) {
+        (true, _) => pcap_parser::parse_pcap_frame_modified(i),
+        (false, true) => pcap_parser::parse_pcap_frame_be(i),
+        (false, false) => pcap_parser::parse_pcap_frame(i),
+    }
+    .ok()
+}
+
+/// The reading thread of [`read_input_threaded`] for a legacy pcap file (the format tcpdump
+/// writes): the file's bytes are read straight into the batch buffers and the frames found
+/// where they lie (pcap-parser's record parser), so frame bytes are not copied on their way to
+/// the analysis; only a record cut by the end of a buffer moves to the next one. Same frames,
+/// summary and warnings as [`read_input_with_progress`]. Gives the batch back if the input is
+/// not a legacy pcap (or too short to tell), for the general reader to start over.
+fn read_legacy_in_place(
+    path: &str,
+    first: Batch,
+    empties: &std::sync::mpsc::Receiver<Batch>,
+    full: &std::sync::mpsc::SyncSender<Batch>,
+) -> Result<Result<InputSummary, CaptureError>, Batch> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let damaged = Arc::new(AtomicBool::new(false));
+    let Ok((reader, compression)) = open_decompressed(path, &counter, &damaged) else {
+        return Err(first);
+    };
+    let Ok((_, mut reader)) = peek_head(reader) else {
+        return Err(first);
+    };
+    let mut b = first;
+    b.data.clear();
+    b.frames.clear();
+    let Ok(mut eof) = fill_to(&mut reader, &mut b.data, BATCH_BYTES) else {
+        return Err(b);
+    };
+    let Ok((_, h)) = pcap_parser::parse_pcap_header(&b.data) else {
+        return Err(b);
+    };
+    let (linktype, nano) = (h.network.0 as u32, h.is_nanosecond_precision());
+    let (modified, big_endian) = (h.is_modified_format(), h.is_bigendian());
+    let record_header = if modified { 24 } else { 16 };
+    let mut sum = InputSummary {
+        path: path.to_string(),
+        compression,
+        format: Some(if modified {
+            Format::PcapModified
+        } else if nano {
+            Format::PcapNanosecond
+        } else {
+            Format::Pcap
+        }),
+        big_endian,
+        snaplen: Some(h.snaplen),
+        interfaces: 1,
+        bytes: h.size() as u64,
+        ..Default::default()
+    };
+    let mut pos = h.size();
+    let mut number = 0u64;
+    loop {
+        while let Some((rest, rec)) = legacy_record(&b.data[pos..], modified, big_endian) {
+            let len = b.data.len() - pos - rest.len();
+            number += 1;
+            let sub = if nano {
+                i64::from(rec.ts_usec)
+            } else {
+                i64::from(rec.ts_usec) * 1000
+            };
+            let ts = i64::from(rec.ts_sec) * 1_000_000_000 + sub.min(999_999_999_999);
+            sum.packets += 1;
+            sum.count_linktype(linktype);
+            sum.first_ts.get_or_insert(ts);
+            sum.last_ts = Some(ts);
+            b.frames.push(Meta {
+                number,
+                ts,
+                linktype,
+                orig_len: rec.origlen,
+                interface: 0,
+                start: pos + len - rec.data.len(),
+                len: rec.data.len(),
+            });
+            pos += len;
+            sum.bytes += len as u64;
+        }
+        // The record at `pos` is cut by the end of the buffer: its length, from its header.
+        let cut = &b.data[pos..];
+        let need = match cut.get(8..12) {
+            Some(c) => {
+                let c = [c[0], c[1], c[2], c[3]];
+                let caplen = if big_endian && !modified {
+                    u32::from_be_bytes(c)
+                } else {
+                    u32::from_le_bytes(c)
+                };
+                record_header + caplen as usize
+            }
+            None => record_header,
+        };
+        let mut stop = eof;
+        if eof && !cut.is_empty() {
+            sum.warnings.push(truncated_warning(&sum, number));
+        } else if !eof && need > MAX_BLOCK {
+            sum.warnings.push(format!(
+                "record at byte {} (after frame {number}) is larger than {} MiB; the file is \
+                 corrupt from there and the rest was not analysed",
+                sum.bytes,
+                MAX_BLOCK >> 20
+            ));
+            stop = true;
+        }
+        if stop {
+            if !b.frames.is_empty() {
+                b.read = counter.load(Ordering::Relaxed);
+                let _ = full.send(b);
+            }
+            break;
+        }
+        if b.frames.is_empty() {
+            // A record larger than the buffer: keep reading into this one.
+            b.data.drain(..pos);
+        } else {
+            let Ok(mut next) = empties.recv() else {
+                return Ok(Ok(sum)); // the analysis stopped
+            };
+            next.data.clear();
+            next.frames.clear();
+            next.data.extend_from_slice(&b.data[pos..]);
+            let mut done = std::mem::replace(&mut b, next);
+            done.read = counter.load(Ordering::Relaxed);
+            if full.send(done).is_err() {
+                return Ok(Ok(sum));
+            }
+        }
+        pos = 0;
+        match fill_to(&mut reader, &mut b.data, BATCH_BYTES.max(need)) {
+            Ok(e) => eof = e,
+            Err(_) => {
+                sum.warnings.push(format!(
+                    "read error after byte {}; the rest of the file was not analysed",
+                    sum.bytes
+                ));
+                eof = true;
+            }
+        }
+    }
+    if damaged.load(Ordering::Relaxed) {
+        sum.warnings.push(damaged_warning(compression, &counter));
+    }
+    Ok(Ok(sum))
 }
 
 /// [`read_input`], calling `progress` now and then with the raw bytes read so far.
@@ -842,15 +1028,7 @@ pub fn read_input_with_progress(
         ));
     }
     if damaged.load(Ordering::Relaxed) {
-        sum.warnings.push(format!(
-            "the {} stream is cut short or damaged after {} compressed bytes; everything \
-             decoded before that was analysed",
-            match compression {
-                Some(Compression::Zstd) => "zstd",
-                _ => "gzip",
-            },
-            counter.load(Ordering::Relaxed)
-        ));
+        sum.warnings.push(damaged_warning(compression, &counter));
     }
     progress(counter.load(Ordering::Relaxed));
     Ok(sum)
@@ -866,6 +1044,18 @@ fn deliver(sum: &mut InputSummary, on_frame: &mut dyn FnMut(&Frame<'_>), f: &Fra
     on_frame(f);
 }
 
+fn damaged_warning(compression: Option<Compression>, counter: &AtomicU64) -> String {
+    format!(
+        "the {} stream is cut short or damaged after {} compressed bytes; everything decoded \
+         before that was analysed",
+        match compression {
+            Some(Compression::Zstd) => "zstd",
+            _ => "gzip",
+        },
+        counter.load(Ordering::Relaxed)
+    )
+}
+
 fn truncated_warning(sum: &InputSummary, number: u64) -> String {
     format!(
         "capture is truncated: the last record, after frame {number}, is cut at byte {}; \
@@ -877,6 +1067,84 @@ fn truncated_warning(sum: &InputSummary, number: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames (all fields and bytes), summary and warnings, as one reader delivers them.
+    fn read_with(path: &str, threaded: bool) -> String {
+        let mut out = String::new();
+        let mut on = |f: &Frame<'_>| {
+            out.push_str(&format!(
+                "{} {} {} {} {} {:?}\n",
+                f.number, f.ts, f.linktype, f.orig_len, f.interface, f.data
+            ))
+        };
+        let r = if threaded {
+            read_input_threaded(path, 0, &mut on, &mut |_| {})
+        } else {
+            read_input_with_progress(path, 0, &mut on, &mut |_| {})
+        };
+        format!("{out}{r:?}")
+    }
+
+    /// The in-place legacy pcap reader against the general one, on a capture spanning many
+    /// batches with a record larger than a batch, cut at every kind of place, with a corrupt
+    /// record length, and compressed whole and cut. (The long capture and the oversized and
+    /// corrupt records are built from a real sample's records; no stack writes them so.)
+    #[test]
+    fn legacy_pcap_read_in_place_equals_the_general_reader() {
+        let sample = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/mixed.pcap"))
+            .expect("sample");
+        let (head, records) = sample.split_at(24);
+        let mut long = head.to_vec();
+        while long.len() < 6 * BATCH_BYTES {
+            long.extend_from_slice(records);
+        }
+        // A 100 KiB record (larger than a batch) in the middle.
+        let big = 100 << 10;
+        let mut rec = vec![0u8; 16];
+        rec[8..12].copy_from_slice(&(big as u32).to_le_bytes());
+        rec[12..16].copy_from_slice(&(big as u32).to_le_bytes());
+        rec.extend(std::iter::repeat_n(0x5a, big));
+        long.extend_from_slice(&rec);
+        long.extend_from_slice(records);
+        let mut corrupt = long[..24 + records.len()].to_vec();
+        corrupt.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xf0, 0xff, 0xff, 0x7f, 1, 0, 0, 0]);
+        corrupt.extend_from_slice(&[0; 64]);
+        let mut cases: Vec<(String, Vec<u8>)> =
+            vec![("whole".into(), long.clone()), ("corrupt".into(), corrupt)];
+        for cut in [
+            10,
+            24,
+            30,
+            24 + 16 + 3,
+            BATCH_BYTES + 7,
+            long.len() - 1,
+            long.len() - 20,
+        ] {
+            cases.push((format!("cut at {cut}"), long[..cut].to_vec()));
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &long).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        cases.push(("gzip".into(), gz.clone()));
+        cases.push(("gzip cut".into(), gz[..gz.len() / 2].to_vec()));
+        let dir = std::env::temp_dir();
+        for (what, bytes) in cases {
+            let path = dir.join(format!(
+                "tlsdiag-inplace-{}-{}.pcap",
+                std::process::id(),
+                what.replace(' ', "-")
+            ));
+            std::fs::write(&path, &bytes).expect("write");
+            let p = path.to_string_lossy().into_owned();
+            let (general, in_place) = (read_with(&p, false), read_with(&p, true));
+            let _ = std::fs::remove_file(&path);
+            assert!(general == in_place, "{what}: the readers differ");
+            assert!(
+                general.len() > 40 || what.starts_with("cut at"),
+                "{what}: {general}"
+            );
+        }
+    }
 
     #[test]
     fn describe_head_shows_text_or_hex() {
