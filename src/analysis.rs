@@ -220,16 +220,11 @@ impl<'o> Settler<'o> {
         self.duplicates += p.duplicates;
         let kept = p.kept?;
         let code = kept.code;
-        *self.verdicts.entry(code.as_str().into()).or_default() += 1;
+        count(&mut self.verdicts, code.as_str());
         if code.is_failure() {
             self.failed += 1;
         }
-        *self
-            .servers
-            .entry(kept.server)
-            .or_default()
-            .entry(code.as_str().into())
-            .or_default() += 1;
+        count(self.servers.entry(kept.server).or_default(), code.as_str());
         self.evidence.add(kept.evidence);
         Some(kept.record)
     }
@@ -262,6 +257,16 @@ impl<'o> Settler<'o> {
             if let Err(e) = self.store.push(rec) {
                 self.store_error.get_or_insert(e);
             }
+        }
+    }
+}
+
+/// Adds one to `key`'s count, allocating the key only the first time it is seen.
+fn count(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
         }
     }
 }
