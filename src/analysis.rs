@@ -679,10 +679,10 @@ fn server_port_rank(p: u16) -> u8 {
 
 /// Which direction is the client's, by the rules; and the rule used.
 fn client_dir(c: &Conn) -> (usize, &'static str) {
-    if let Some(d) = c.syn_dir {
+    if let Some(d) = c.syn_dir.map(usize::from) {
         return (d, "syn");
     }
-    if let Some(d) = c.synack_dir {
+    if let Some(d) = c.synack_dir.map(usize::from) {
         return (1 - d, "synack");
     }
     if let Some(d) = c.tls_facts().ch_dir {

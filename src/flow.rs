@@ -222,8 +222,9 @@ pub struct Dir {
     pub syns: [Option<FrameRef>; 2],
     pub synack_count: u32,
     pub synack_seq: Option<u32>,
-    /// Distinct initial numbers of the SYN-ACKs sent (a few kept).
-    pub synack_seqs: Vec<u32>,
+    /// Distinct initial numbers of the SYN-ACKs sent: the first `synack_seqs_n` (up to 4).
+    synack_seqs: [u32; 4],
+    synack_seqs_n: u8,
     pub payload_segments: u32,
     pub payload_bytes: u64,
     /// One past the highest stream offset sent.
@@ -298,7 +299,8 @@ impl Dir {
             syns: [None, None],
             synack_count: 0,
             synack_seq: None,
-            synack_seqs: Vec::new(),
+            synack_seqs: [0; 4],
+            synack_seqs_n: 0,
             payload_segments: 0,
             payload_bytes: 0,
             max_end: 0,
@@ -345,8 +347,8 @@ pub struct Conn {
     pub first: FrameRef,
     pub last: FrameRef,
     /// Direction of the first pure SYN, of the first SYN-ACK.
-    pub syn_dir: Option<usize>,
-    pub synack_dir: Option<usize>,
+    pub syn_dir: Option<u8>,
+    pub synack_dir: Option<u8>,
     pub handshake_ack: Option<FrameRef>,
     pub icmp: Vec<IcmpFact>,
     pub events: Vec<Event>,
@@ -496,10 +498,12 @@ impl Conn {
             if seg.has_ack() {
                 dir.synack_count += 1;
                 dir.synack_seq.get_or_insert(seg.seq);
-                if !dir.synack_seqs.contains(&seg.seq) && dir.synack_seqs.len() < 4 {
-                    dir.synack_seqs.push(seg.seq);
+                let n = usize::from(dir.synack_seqs_n).min(dir.synack_seqs.len());
+                if n < dir.synack_seqs.len() && !dir.synack_seqs[..n].contains(&seg.seq) {
+                    dir.synack_seqs[n] = seg.seq;
+                    dir.synack_seqs_n += 1;
                 }
-                self.synack_dir.get_or_insert(d);
+                self.synack_dir.get_or_insert(d as u8);
                 self.log(at, d, EventKind::SynAck);
             } else {
                 dir.syn_count += 1;
@@ -507,15 +511,15 @@ impl Conn {
                     dir.syns[0] = Some(at);
                 }
                 dir.syns[1] = Some(at);
-                self.syn_dir.get_or_insert(d);
+                self.syn_dir.get_or_insert(d as u8);
                 self.log(at, d, EventKind::Syn);
             }
         } else if seg.has_ack() && !seg.rst() && self.handshake_ack.is_none() {
             // The client acknowledges one SYN-ACK; when the server sent several with different
             // numbers, the acknowledged one is the connection's (re-anchor before any data).
             let peer = &mut self.dirs[o];
-            if let Some(&s) = peer
-                .synack_seqs
+            let n = usize::from(peer.synack_seqs_n).min(peer.synack_seqs.len());
+            if let Some(&s) = peer.synack_seqs[..n]
                 .iter()
                 .find(|s| s.wrapping_add(1) == seg.ack)
             {
@@ -674,8 +678,9 @@ impl Conn {
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     stream: u64,
-    /// `ends[0]` of the connection, to orient packets.
-    first_src: Endpoint,
+    /// The 4-tuple's first packet (`ends[0]` of the connection) came from `key.0`, else from
+    /// `key.1`: how packets are oriented.
+    first_from_key0: bool,
     first_seq: [Option<u32>; 2],
 }
 
@@ -806,11 +811,12 @@ impl FlowTable {
                 },
             },
         );
+        let key = FlowKey::new(src, dst);
         self.index.insert(
-            FlowKey::new(src, dst),
+            key,
             Slot {
                 stream,
-                first_src: src,
+                first_from_key0: src == key.0,
                 first_seq: [None, None],
             },
         );
@@ -853,7 +859,7 @@ impl FlowTable {
         let pure_syn = seg.syn() && !seg.has_ack();
         let (stream, seq_known) = match self.index.get(&key) {
             Some(slot) => {
-                let d = usize::from(src != slot.first_src);
+                let d = usize::from((src == key.0) != slot.first_from_key0);
                 // Port reuse: a SYN with a new ISN on a known 4-tuple is a new stream.
                 if pure_syn && slot.first_seq[d].is_some_and(|s| s != seg.seq) {
                     (self.open(src, dst, at), false)
