@@ -72,10 +72,14 @@ struct FlowKey(Endpoint, Endpoint);
 
 impl FlowKey {
     fn new(a: Endpoint, b: Endpoint) -> Self {
-        if a <= b {
-            FlowKey(a, b)
+        Self::oriented(a, b).0
+    }
+    /// The key of a packet from `src` to `dst`, and whether `src` is the key's first endpoint.
+    fn oriented(src: Endpoint, dst: Endpoint) -> (Self, bool) {
+        if src <= dst {
+            (FlowKey(src, dst), true)
         } else {
-            FlowKey(b, a)
+            (FlowKey(dst, src), false)
         }
     }
 }
@@ -262,9 +266,8 @@ pub struct Dir {
     /// Of those, copies of a SYN (Wireshark counts them as SYN retransmissions).
     pub syn_copies: u32,
     /// The last few packets sent (fingerprint, time, interface), to recognise copies of them;
-    /// the first `recent_len` entries are valid.
+    /// an unused entry's time is `Nanos::MIN`, too long ago to match anything.
     recent: [(u64, Nanos, u32); 4],
-    recent_len: u8,
     recent_next: u8,
 }
 
@@ -288,6 +291,11 @@ fn fingerprint(seg: &TcpSegment<'_>) -> u64 {
 }
 
 impl Dir {
+    /// Distinct initial numbers of the SYN-ACKs sent (the first four).
+    fn synack_seqs(&self) -> &[u32] {
+        &self.synack_seqs[..usize::from(self.synack_seqs_n).min(self.synack_seqs.len())]
+    }
+
     fn new(cap: u64) -> Self {
         Dir {
             first_seq: None,
@@ -326,8 +334,7 @@ impl Dir {
             rst_ttl: None,
             rst_without_ts: false,
             ts_seen: false,
-            recent: [(0, 0, 0); 4],
-            recent_len: 0,
+            recent: [(0, Nanos::MIN, 0); 4],
             recent_next: 0,
         }
     }
@@ -402,14 +409,6 @@ impl Conn {
         self.dirs.iter().any(|d| d.rst.is_some()) || self.dirs.iter().all(|d| d.fin.is_some())
     }
 
-    fn dir_of(&self, src: &Endpoint) -> usize {
-        if *src == self.ends[0] {
-            0
-        } else {
-            1
-        }
-    }
-
     fn log(&mut self, at: FrameRef, dir: usize, kind: EventKind) {
         // Teardown and errors are always kept; data only while there is room and while the
         // handshake is still open.
@@ -439,16 +438,13 @@ impl Conn {
         // A retransmission takes a new IPv4 ID (and at least a 200 ms RTO or a ~10 ms
         // tail-loss probe); an identical packet with the same non-zero ID is a copy.
         let same_id = seg.ip.id.is_some_and(|id| id != 0);
-        let recent = &self.dirs[d].recent;
-        let copy = recent[..usize::from(self.dirs[d].recent_len).min(recent.len())]
-            .iter()
-            .any(|(last, ts, last_iface)| {
-                let dt = at.ts.saturating_sub(*ts);
-                *last == sig
-                    && (dt <= 2_000_000
-                        || (same_id && dt <= 200_000_000)
-                        || (*last_iface != iface && dt <= 50_000_000))
-            });
+        let copy = self.dirs[d].recent.iter().any(|(last, ts, last_iface)| {
+            let dt = at.ts.saturating_sub(*ts);
+            *last == sig
+                && (dt <= 2_000_000
+                    || (same_id && dt <= 200_000_000)
+                    || (*last_iface != iface && dt <= 50_000_000))
+        });
         if copy {
             let dir = &mut self.dirs[d];
             dir.duplicates += 1;
@@ -469,7 +465,6 @@ impl Conn {
         let slot = usize::from(dir.recent_next) % dir.recent.len();
         dir.recent[slot] = (sig, at.ts, iface);
         dir.recent_next = ((slot + 1) % dir.recent.len()) as u8;
-        dir.recent_len = (dir.recent_len + 1).min(dir.recent.len() as u8);
         self.last = at;
         self.icmp_only = false;
 
@@ -498,8 +493,8 @@ impl Conn {
             if seg.has_ack() {
                 dir.synack_count += 1;
                 dir.synack_seq.get_or_insert(seg.seq);
-                let n = usize::from(dir.synack_seqs_n).min(dir.synack_seqs.len());
-                if n < dir.synack_seqs.len() && !dir.synack_seqs[..n].contains(&seg.seq) {
+                let n = dir.synack_seqs().len();
+                if n < dir.synack_seqs.len() && !dir.synack_seqs().contains(&seg.seq) {
                     dir.synack_seqs[n] = seg.seq;
                     dir.synack_seqs_n += 1;
                 }
@@ -518,8 +513,8 @@ impl Conn {
             // The client acknowledges one SYN-ACK; when the server sent several with different
             // numbers, the acknowledged one is the connection's (re-anchor before any data).
             let peer = &mut self.dirs[o];
-            let n = usize::from(peer.synack_seqs_n).min(peer.synack_seqs.len());
-            if let Some(&s) = peer.synack_seqs[..n]
+            if let Some(&s) = peer
+                .synack_seqs()
                 .iter()
                 .find(|s| s.wrapping_add(1) == seg.ack)
             {
@@ -794,7 +789,14 @@ impl FlowTable {
         self.live.len()
     }
 
-    fn open(&mut self, src: Endpoint, dst: Endpoint, at: FrameRef) -> u64 {
+    /// Opens a stream for a packet from `src` to `dst` (`key`, `from_key0`: its oriented key).
+    fn open(
+        &mut self,
+        (src, dst): (Endpoint, Endpoint),
+        key: FlowKey,
+        from_key0: bool,
+        at: FrameRef,
+    ) -> u64 {
         let stream = self.next_stream;
         self.next_stream += 1;
         self.live.insert(
@@ -811,12 +813,11 @@ impl FlowTable {
                 },
             },
         );
-        let key = FlowKey::new(src, dst);
         self.index.insert(
             key,
             Slot {
                 stream,
-                first_from_key0: src == key.0,
+                first_from_key0: from_key0,
                 first_seq: [None, None],
             },
         );
@@ -853,25 +854,26 @@ impl FlowTable {
             ip: seg.ip.dst,
             port: seg.dport,
         };
-        let key = FlowKey::new(src, dst);
+        let (key, from_key0) = FlowKey::oriented(src, dst);
         // One hash lookup per packet on the common path: the slot is only written again when
-        // a direction's first sequence number becomes known.
+        // a direction's first sequence number becomes known. `d`: the packet's direction in
+        // its connection (0 for the packet that opens one).
         let pure_syn = seg.syn() && !seg.has_ack();
-        let (stream, seq_known) = match self.index.get(&key) {
+        let (stream, seq_known, d) = match self.index.get(&key) {
             Some(slot) => {
-                let d = usize::from((src == key.0) != slot.first_from_key0);
+                let d = usize::from(from_key0 != slot.first_from_key0);
                 // Port reuse: a SYN with a new ISN on a known 4-tuple is a new stream.
                 if pure_syn && slot.first_seq[d].is_some_and(|s| s != seg.seq) {
-                    (self.open(src, dst, at), false)
+                    (self.open((src, dst), key, from_key0, at), false, 0)
                 } else {
-                    (slot.stream, slot.first_seq[d].is_some())
+                    (slot.stream, slot.first_seq[d].is_some(), d)
                 }
             }
             None => {
                 if !self.tombs.is_empty() {
                     let id = tomb_id(&key);
                     if let Some(t) = self.tombs.get_mut(&id) {
-                        let d = usize::from(src != key.0);
+                        let d = usize::from(!from_key0);
                         if !(pure_syn && t.first_seq(d).is_some_and(|s| s != seg.seq)) {
                             self.late_packets += 1;
                             t.last_s = secs(at.ts);
@@ -880,14 +882,13 @@ impl FlowTable {
                         self.tombs.remove(&id);
                     }
                 }
-                (self.open(src, dst, at), false)
+                (self.open((src, dst), key, from_key0, at), false, 0)
             }
         };
         let Some(live) = self.live.get_mut(&stream) else {
             return;
         };
         let c = &mut live.conn;
-        let d = c.dir_of(&src);
         c.on_segment(d, seg, at, iface, pkttype);
         let was_closed = live.closed;
         live.update();
@@ -915,26 +916,25 @@ impl FlowTable {
             ip: q.dst,
             port: q.dport,
         };
-        let key = FlowKey::new(src, dst);
-        let stream = match self.index.get(&key) {
-            Some(slot) => slot.stream,
+        let (key, from_key0) = FlowKey::oriented(src, dst);
+        let (stream, d) = match self.index.get(&key) {
+            Some(slot) => (slot.stream, usize::from(from_key0 != slot.first_from_key0)),
             None if !self.tombs.is_empty() && self.tombs.contains_key(&tomb_id(&key)) => {
                 self.late_packets += 1;
                 return;
             }
             None => {
-                let s = self.open(src, dst, at);
+                let s = self.open((src, dst), key, from_key0, at);
                 if let Some(l) = self.live.get_mut(&s) {
                     l.conn.icmp_only = true;
                 }
-                s
+                (s, 0)
             }
         };
         let Some(live) = self.live.get_mut(&stream) else {
             return;
         };
         let c = &mut live.conn;
-        let d = c.dir_of(&src);
         let quoted_dir = Some(d);
         c.last = at;
         if c.icmp.len() < 8 {
