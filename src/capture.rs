@@ -157,11 +157,29 @@ pub struct InputSummary {
 }
 
 impl InputSummary {
-    fn count_linktype(&mut self, lt: u32) {
+    /// Counts a frame of link type `lt` captured at `ts`.
+    fn count_frame(&mut self, lt: u32, ts: Nanos) {
+        self.packets += 1;
         match self.link_types.iter_mut().find(|(l, _)| *l == lt) {
             Some((_, n)) => *n += 1,
             None => self.link_types.push((lt, 1)),
         }
+        self.first_ts.get_or_insert(ts);
+        self.last_ts = Some(ts);
+    }
+
+    /// What a legacy pcap file header says.
+    fn legacy_header(&mut self, h: &pcap_parser::PcapHeader) {
+        self.format = Some(if h.is_modified_format() {
+            Format::PcapModified
+        } else if h.is_nanosecond_precision() {
+            Format::PcapNanosecond
+        } else {
+            Format::Pcap
+        });
+        self.big_endian = h.is_bigendian();
+        self.snaplen = Some(h.snaplen);
+        self.interfaces = 1;
     }
 }
 
@@ -654,35 +672,18 @@ fn read_legacy_in_place(
     let mut sum = InputSummary {
         path: path.to_string(),
         compression,
-        format: Some(if modified {
-            Format::PcapModified
-        } else if nano {
-            Format::PcapNanosecond
-        } else {
-            Format::Pcap
-        }),
-        big_endian,
-        snaplen: Some(h.snaplen),
-        interfaces: 1,
         bytes: h.size() as u64,
         ..Default::default()
     };
+    sum.legacy_header(&h);
     let mut pos = h.size();
     let mut number = 0u64;
     loop {
         while let Some((rest, rec)) = legacy_record(&b.data[pos..], modified, big_endian) {
             let len = b.data.len() - pos - rest.len();
             number += 1;
-            let sub = if nano {
-                i64::from(rec.ts_usec)
-            } else {
-                i64::from(rec.ts_usec) * 1000
-            };
-            let ts = i64::from(rec.ts_sec) * 1_000_000_000 + sub.min(999_999_999_999);
-            sum.packets += 1;
-            sum.count_linktype(linktype);
-            sum.first_ts.get_or_insert(ts);
-            sum.last_ts = Some(ts);
+            let ts = legacy_ts(&rec, nano);
+            sum.count_frame(linktype, ts);
             b.frames.push(Meta {
                 number,
                 ts,
@@ -713,12 +714,7 @@ fn read_legacy_in_place(
         if eof && !cut.is_empty() {
             sum.warnings.push(truncated_warning(&sum, number));
         } else if !eof && need > MAX_BLOCK {
-            sum.warnings.push(format!(
-                "record at byte {} (after frame {number}) is larger than {} MiB; the file is \
-                 corrupt from there and the rest was not analysed",
-                sum.bytes,
-                MAX_BLOCK >> 20
-            ));
+            sum.warnings.push(oversized_warning(&sum, number));
             stop = true;
         }
         if stop {
@@ -748,10 +744,7 @@ fn read_legacy_in_place(
         match fill_to(&mut reader, &mut b.data, BATCH_BYTES.max(need)) {
             Ok(e) => eof = e,
             Err(_) => {
-                sum.warnings.push(format!(
-                    "read error after byte {}; the rest of the file was not analysed",
-                    sum.bytes
-                ));
+                sum.warnings.push(read_error_warning(&sum));
                 eof = true;
             }
         }
@@ -841,27 +834,11 @@ pub fn read_input_with_progress(
                 stalled = 0;
                 match block {
                     PcapBlockOwned::LegacyHeader(h) => {
-                        let lt = h.network.0 as u32;
-                        let nano = h.is_nanosecond_precision();
-                        legacy = Some((lt, nano));
-                        sum.format = Some(if h.is_modified_format() {
-                            Format::PcapModified
-                        } else if nano {
-                            Format::PcapNanosecond
-                        } else {
-                            Format::Pcap
-                        });
-                        sum.big_endian = h.is_bigendian();
-                        sum.snaplen = Some(h.snaplen);
-                        sum.interfaces = 1;
+                        sum.legacy_header(&h);
+                        legacy = Some((h.network.0 as u32, h.is_nanosecond_precision()));
                     }
                     PcapBlockOwned::Legacy(b) => {
                         if let Some((lt, nano)) = legacy {
-                            let sub = if nano {
-                                i64::from(b.ts_usec)
-                            } else {
-                                i64::from(b.ts_usec) * 1000
-                            };
                             number += 1;
                             deliver(
                                 &mut sum,
@@ -869,8 +846,7 @@ pub fn read_input_with_progress(
                                 &Frame {
                                     file: file_index,
                                     number,
-                                    ts: i64::from(b.ts_sec) * 1_000_000_000
-                                        + sub.min(999_999_999_999),
+                                    ts: legacy_ts(&b, nano),
                                     linktype: lt,
                                     orig_len: b.origlen,
                                     interface: 0,
@@ -960,10 +936,7 @@ pub fn read_input_with_progress(
                 }
                 let before = rdr.data().len();
                 if rdr.refill().is_err() {
-                    sum.warnings.push(format!(
-                        "read error after byte {}; the rest of the file was not analysed",
-                        sum.bytes
-                    ));
+                    sum.warnings.push(read_error_warning(&sum));
                     break;
                 }
                 if rdr.data().len() == before {
@@ -983,12 +956,7 @@ pub fn read_input_with_progress(
             }
             Err(PcapError::BufferTooSmall) => {
                 if capacity >= MAX_BLOCK {
-                    sum.warnings.push(format!(
-                        "record at byte {} (after frame {number}) is larger than {} MiB; the \
-                         file is corrupt from there and the rest was not analysed",
-                        sum.bytes,
-                        MAX_BLOCK >> 20
-                    ));
+                    sum.warnings.push(oversized_warning(&sum, number));
                     break;
                 }
                 capacity = (capacity * 2).min(MAX_BLOCK);
@@ -1038,13 +1006,34 @@ pub fn read_input_with_progress(
 }
 
 fn deliver(sum: &mut InputSummary, on_frame: &mut dyn FnMut(&Frame<'_>), f: &Frame<'_>) {
-    sum.packets += 1;
-    sum.count_linktype(f.linktype);
-    if sum.first_ts.is_none() {
-        sum.first_ts = Some(f.ts);
-    }
-    sum.last_ts = Some(f.ts);
+    sum.count_frame(f.linktype, f.ts);
     on_frame(f);
+}
+
+/// A legacy pcap record's capture time.
+fn legacy_ts(rec: &pcap_parser::LegacyPcapBlock<'_>, nano: bool) -> Nanos {
+    let sub = if nano {
+        i64::from(rec.ts_usec)
+    } else {
+        i64::from(rec.ts_usec) * 1000
+    };
+    i64::from(rec.ts_sec) * 1_000_000_000 + sub.min(999_999_999_999)
+}
+
+fn read_error_warning(sum: &InputSummary) -> String {
+    format!(
+        "read error after byte {}; the rest of the file was not analysed",
+        sum.bytes
+    )
+}
+
+fn oversized_warning(sum: &InputSummary, number: u64) -> String {
+    format!(
+        "record at byte {} (after frame {number}) is larger than {} MiB; the file is corrupt \
+         from there and the rest was not analysed",
+        sum.bytes,
+        MAX_BLOCK >> 20
+    )
 }
 
 fn damaged_warning(compression: Option<Compression>, counter: &AtomicU64) -> String {
