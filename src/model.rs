@@ -80,20 +80,7 @@ const SHARED_TEXTS: [&str; 10] = [
 
 /// Reads a string, borrowing it from [`SHARED_TEXTS`] when it is one of them.
 fn shared_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
-    struct Shared;
-    impl serde::de::Visitor<'_> for Shared {
-        type Value = Cow<'static, str>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(match SHARED_TEXTS.iter().find(|t| **t == v) {
-                Some(t) => Cow::Borrowed(t),
-                None => Cow::Owned(v.to_owned()),
-            })
-        }
-    }
-    d.deserialize_str(Shared)
+    crate::tls::names::deserialize_known(d, |v| SHARED_TEXTS.iter().find(|t| **t == v).copied())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,9 @@
 use super::names::{
     deserialize_name, deserialize_names, group_name, is_grease, version_name, Name,
 };
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
+use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::Arc;
@@ -82,7 +84,7 @@ pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHello
     };
     let block = ch.ext.unwrap_or(&[]);
     let mut fill = |raw: &mut RawExtensions| {
-        raw.walk(block);
+        walk_extensions(block, raw);
         let text = |r: &Range<usize>| {
             String::from_utf8_lossy(block.get(r.clone()).unwrap_or(&[])).into_owned()
         };
@@ -139,21 +141,15 @@ fn range_in(block: &[u8], part: &[u8]) -> Range<usize> {
     start..start + part.len()
 }
 
-impl RawExtensions {
-    /// Reads the extension block of a ClientHello, forgetting the previous one.
-    fn walk(&mut self, block: &[u8]) {
-        self.codes.clear();
-        self.has_sni = false;
-        self.sni = None;
-        self.alpn.clear();
-        self.supported_versions.clear();
-        self.signature_algorithms.clear();
-        self.key_share_groups.clear();
-        walk_extensions(block, self);
-    }
-}
-
+/// Reads the extension block of a ClientHello into `out`, forgetting the previous one.
 fn walk_extensions(block: &[u8], out: &mut RawExtensions) {
+    out.codes.clear();
+    out.has_sni = false;
+    out.sni = None;
+    out.alpn.clear();
+    out.supported_versions.clear();
+    out.signature_algorithms.clear();
+    out.key_share_groups.clear();
     let mut c = Cursor::new(block);
     while !c.is_empty() {
         let (Some(code), Some(len)) = (c.u16(), c.u16()) else {
@@ -252,31 +248,56 @@ fn push_hash12(out: &mut String, input: &[u8]) {
 const HASH_CACHE_MAX: usize = 1024;
 
 thread_local! {
-    static HASH_CACHE: std::cell::RefCell<rustc_hash::FxHashMap<Box<[u8]>, [u8; 6]>> =
-        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+    static HASH_CACHE: RefCell<FxHashMap<Box<[u8]>, [u8; 6]>> =
+        RefCell::new(FxHashMap::default());
 }
 
 /// The first 6 bytes of SHA-256 over `input`.
 fn hash6(input: &[u8]) -> [u8; 6] {
-    let compute = || {
-        let d = Sha256::digest(input);
-        let mut h = [0u8; 6];
-        h.copy_from_slice(&d[..6]);
-        h
-    };
-    HASH_CACHE.with(|cache| {
+    memo(
+        &HASH_CACHE,
+        input,
+        HASH_CACHE_MAX,
+        || input.into(),
+        || {
+            let d = Sha256::digest(input);
+            let mut h = [0u8; 6];
+            h.copy_from_slice(&d[..6]);
+            h
+        },
+    )
+}
+
+/// `compute()`, remembered in a per-thread `cache` of at most `max` entries under the key
+/// `own()` makes of `key`; when full, one arbitrary entry makes room (more distinct keys than
+/// entries lowers the hit rate gradually instead of emptying the cache at every turn).
+fn memo<K, Q, V>(
+    cache: &'static std::thread::LocalKey<RefCell<FxHashMap<K, V>>>,
+    key: &Q,
+    max: usize,
+    own: impl FnOnce() -> K,
+    compute: impl FnOnce() -> V,
+) -> V
+where
+    K: Borrow<Q> + std::hash::Hash + Eq + Clone,
+    Q: std::hash::Hash + Eq + ?Sized,
+    V: Clone,
+{
+    cache.with(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else {
             return compute();
         };
-        if let Some(h) = cache.get(input) {
-            return *h;
+        if let Some(v) = cache.get(key) {
+            return v.clone();
         }
-        let h = compute();
-        if cache.len() >= HASH_CACHE_MAX {
-            cache.clear();
+        let v = compute();
+        if cache.len() >= max {
+            if let Some(k) = cache.keys().next().cloned() {
+                cache.remove(k.borrow());
+            }
         }
-        cache.insert(input.into(), h);
-        h
+        cache.insert(own(), v.clone());
+        v
     })
 }
 
@@ -337,37 +358,39 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> String {
         }
         _ => out.push_str("00"),
     }
-    out.push('_');
     let (sorted, input) = (&mut ext.sorted, &mut ext.input);
-    sorted.clear();
-    sorted.extend(ext.ciphers.iter().filter(not_grease));
-    if sorted.is_empty() {
-        out.push_str("000000000000");
-    } else {
-        sorted.sort_unstable();
-        input.clear();
-        push_hex_list(input, sorted);
-        push_hash12(&mut out, input);
-    }
-    out.push('_');
-    sorted.clear();
-    sorted.extend(
-        ext.codes
-            .iter()
-            .filter(|c| !is_grease(**c) && **c != 0x0000 && **c != 0x0010),
-    );
-    if sorted.is_empty() {
-        out.push_str("000000000000");
-    } else {
-        sorted.sort_unstable();
-        input.clear();
-        push_hex_list(input, sorted);
-        if !ext.signature_algorithms.is_empty() {
-            input.push(b'_');
-            push_hex_list(input, &ext.signature_algorithms);
+    // JA4 b, then c: a sorted list (c: signature algorithms appended as sent), hashed.
+    let mut part = |out: &mut String, list: &mut dyn Iterator<Item = u16>, tail: &[u16]| {
+        out.push('_');
+        sorted.clear();
+        sorted.extend(list);
+        if sorted.is_empty() {
+            out.push_str("000000000000");
+            return;
         }
-        push_hash12(&mut out, input);
-    }
+        sorted.sort_unstable();
+        input.clear();
+        push_hex_list(input, sorted);
+        if !tail.is_empty() {
+            input.push(b'_');
+            push_hex_list(input, tail);
+        }
+        push_hash12(out, input);
+    };
+    part(
+        &mut out,
+        &mut ext.ciphers.iter().copied().filter(|c| !is_grease(*c)),
+        &[],
+    );
+    part(
+        &mut out,
+        &mut ext
+            .codes
+            .iter()
+            .copied()
+            .filter(|c| !is_grease(*c) && *c != 0x0000 && *c != 0x0010),
+        &ext.signature_algorithms,
+    );
     out
 }
 
@@ -530,7 +553,7 @@ const SHARED_LEAVES_MAX: usize = 256;
 
 thread_local! {
     static SHARED_LEAVES: RefCell<rustc_hash::FxHashSet<Arc<[u8]>>> =
-        RefCell::new(rustc_hash::FxHashSet::default());
+        RefCell::new(Default::default());
 }
 
 /// `der` as a shared copy: the one already kept by this thread, or a new one it keeps.
@@ -573,31 +596,20 @@ pub fn leaf_certificate(msg: &[u8]) -> Option<LeafCertificate> {
 const CERT_CACHE_MAX: usize = 256;
 
 thread_local! {
-    static CERT_CACHE: RefCell<rustc_hash::FxHashMap<Arc<[u8]>, Option<CertInfo>>> =
-        RefCell::new(rustc_hash::FxHashMap::default());
+    static CERT_CACHE: RefCell<FxHashMap<Arc<[u8]>, Option<CertInfo>>> =
+        RefCell::new(FxHashMap::default());
 }
 
 impl LeafCertificate {
     /// What the leaf says; `None` if it is not a well-formed X.509 certificate.
     pub fn info(&self) -> Option<CertInfo> {
-        let mut info = CERT_CACHE.with(|cache| {
-            let Ok(mut cache) = cache.try_borrow_mut() else {
-                return parse_leaf(&self.der);
-            };
-            if let Some(info) = cache.get(&*self.der) {
-                return info.clone();
-            }
-            let info = parse_leaf(&self.der);
-            if cache.len() >= CERT_CACHE_MAX {
-                // One arbitrary entry makes room: more backends than entries lowers the hit
-                // rate gradually instead of emptying the cache at every turn.
-                if let Some(k) = cache.keys().next().cloned() {
-                    cache.remove(&k);
-                }
-            }
-            cache.insert(Arc::clone(&self.der), info.clone());
-            info
-        })?;
+        let mut info = memo(
+            &CERT_CACHE,
+            &*self.der,
+            CERT_CACHE_MAX,
+            || Arc::clone(&self.der),
+            || parse_leaf(&self.der),
+        )?;
         info.chain_length = self.chain_length;
         Some(info)
     }

@@ -156,6 +156,14 @@ pub struct TlsConn {
     pub facts: TlsFacts,
 }
 
+/// Body length of the handshake message whose 4-byte header starts `h` (0 if `h` is shorter).
+fn message_len(h: &[u8]) -> usize {
+    match h {
+        [_, a, b, c, ..] => (usize::from(*a) << 16) | (usize::from(*b) << 8) | usize::from(*c),
+        _ => 0,
+    }
+}
+
 fn plausible_header(h: &[u8]) -> bool {
     h.len() >= 5
         && (CT_CCS..=24).contains(&h[0])
@@ -297,9 +305,7 @@ impl TlsConn {
                 k = 0;
                 continue;
             }
-            let mlen = (usize::from(st.hs[1]) << 16)
-                | (usize::from(st.hs[2]) << 8)
-                | usize::from(st.hs[3]);
+            let mlen = message_len(&st.hs);
             let rest = (4 + mlen).saturating_sub(st.hs.len());
             st.hs_partial = Some(st.hs[0]);
             st.hs.clear();
@@ -510,9 +516,7 @@ impl TlsConn {
             }
             // A whole message in this chunk (the usual case): read it in place.
             if st.hs.is_empty() && chunk.len() >= 4 {
-                let mlen = (usize::from(chunk[1]) << 16)
-                    | (usize::from(chunk[2]) << 8)
-                    | usize::from(chunk[3]);
+                let mlen = message_len(chunk);
                 if mlen <= MAX_HANDSHAKE_MSG && chunk.len() >= 4 + mlen {
                     let (msg, rest) = chunk.split_at(4 + mlen);
                     self.on_message(d, st, msg, at);
@@ -524,18 +528,14 @@ impl TlsConn {
             let need = if st.hs.len() < 4 {
                 4 - st.hs.len()
             } else {
-                let mlen = (usize::from(st.hs[1]) << 16)
-                    | (usize::from(st.hs[2]) << 8)
-                    | usize::from(st.hs[3]);
+                let mlen = message_len(&st.hs);
                 4 + mlen - st.hs.len()
             };
             let n = need.min(chunk.len());
             st.hs.extend_from_slice(&chunk[..n]);
             chunk = &chunk[n..];
             if st.hs.len() == 4 {
-                let mlen = (usize::from(st.hs[1]) << 16)
-                    | (usize::from(st.hs[2]) << 8)
-                    | usize::from(st.hs[3]);
+                let mlen = message_len(&st.hs);
                 if mlen <= MAX_HANDSHAKE_MSG {
                     st.hs.reserve_exact(mlen);
                 }
@@ -551,9 +551,7 @@ impl TlsConn {
                 }
             }
             if st.hs.len() >= 4 {
-                let mlen = (usize::from(st.hs[1]) << 16)
-                    | (usize::from(st.hs[2]) << 8)
-                    | usize::from(st.hs[3]);
+                let mlen = message_len(&st.hs);
                 if st.hs.len() == 4 + mlen {
                     let msg = std::mem::take(&mut st.hs);
                     self.on_message(d, st, &msg, at);

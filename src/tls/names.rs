@@ -145,20 +145,28 @@ pub fn known_name(s: &str) -> Option<&'static str> {
     KNOWN_NAMES.iter().find(|n| **n == s).copied()
 }
 
-/// Reads a name, borrowing it when it is a [`known_name`] (names come back from the spill file
-/// once per connection).
-pub fn deserialize_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
-    struct V;
+/// Reads a string, borrowing the static copy `known` finds for it, if any (strings that come
+/// back from the spill file for every connection need not be allocated again).
+pub(crate) fn deserialize_known<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    known: fn(&str) -> Option<&'static str>,
+) -> Result<Name, D::Error> {
+    struct V(fn(&str) -> Option<&'static str>);
     impl serde::de::Visitor<'_> for V {
         type Value = Name;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a name")
+            f.write_str("a string")
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
-            Ok(known_name(v).map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed))
+            Ok((self.0)(v).map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed))
         }
     }
-    d.deserialize_str(V)
+    d.deserialize_str(V(known))
+}
+
+/// Reads a name, borrowing it when it is a [`known_name`].
+pub fn deserialize_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+    deserialize_known(d, known_name)
 }
 
 /// [`deserialize_name`] for an optional name.
