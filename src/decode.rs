@@ -274,13 +274,10 @@ fn decode_as<'a>(linktype: u32, data: &'a [u8], meta: &mut LinkMeta, fast: bool)
                 let eth = etherparse::Ethernet2HeaderSlice::from_slice(data).ok()?;
                 ip_fast(eth.ether_type(), data.get(eth.slice().len()..)?)
             };
-            match fast.then(quick).flatten() {
-                Some(d) => d,
-                None => match LaxSlicedPacket::from_ethernet(data) {
-                    Ok(p) => from_sliced(&p, 0),
-                    Err(_) => Decoded::Malformed("Ethernet header cut short"),
-                },
-            }
+            fast_or(fast, quick, || match LaxSlicedPacket::from_ethernet(data) {
+                Ok(p) => from_sliced(&p, 0),
+                Err(_) => Decoded::Malformed("Ethernet header cut short"),
+            })
         }
         LINKTYPE_LINUX_SLL => {
             // pkttype(2) hatype(2) halen(2) addr(8) protocol(2)
@@ -401,12 +398,11 @@ fn sll_pkttype(v: u16) -> PacketType {
 
 fn from_ether_type(proto: u16, data: &[u8], fast: bool) -> Decoded<'_> {
     match proto {
-        0x0800 | 0x86dd | 0x8100 | 0x88a8 | 0x9100 => {
-            match fast.then(|| ip_fast(EtherType(proto), data)).flatten() {
-                Some(d) => d,
-                None => from_sliced(&LaxSlicedPacket::from_ether_type(EtherType(proto), data), 0),
-            }
-        }
+        0x0800 | 0x86dd | 0x8100 | 0x88a8 | 0x9100 => fast_or(
+            fast,
+            || ip_fast(EtherType(proto), data),
+            || from_sliced(&LaxSlicedPacket::from_ether_type(EtherType(proto), data), 0),
+        ),
         _ => Decoded::NotIp,
     }
 }
@@ -418,10 +414,16 @@ fn from_ip_at_top(data: &[u8], fast: bool) -> Decoded<'_> {
         Some(6) => EtherType::IPV6,
         _ => return from_ip(data),
     };
-    match fast.then(|| ip_fast(ether_type, data)).flatten() {
-        Some(d) => d,
-        None => from_ip(data),
-    }
+    fast_or(fast, || ip_fast(ether_type, data), || from_ip(data))
+}
+
+/// The common-case path's answer when `fast` and it has one, else the general path's.
+fn fast_or<'a>(
+    fast: bool,
+    quick: impl FnOnce() -> Option<Decoded<'a>>,
+    general: impl FnOnce() -> Decoded<'a>,
+) -> Decoded<'a> {
+    fast.then(quick).flatten().unwrap_or_else(general)
 }
 
 /// Decodes a buffer that starts with an IPv4 or IPv6 header.
