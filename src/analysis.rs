@@ -1035,6 +1035,11 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         ip: c.ends[sd].ip,
         port: c.ends[sd].port,
     };
+    let synack_at = c
+        .events
+        .iter()
+        .find(|x| x.kind() == EventKind::SynAck)
+        .map(|x| x.at);
     let facts = ConnFacts {
         vantage: Side::Unknown,
         server: server_server.to_string(),
@@ -1043,11 +1048,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         syn_count: cdir.syn_count,
         first_syn: cdir.syns[0].map(e),
         last_syn: cdir.syns[1].map(e),
-        synack: c
-            .events
-            .iter()
-            .find(|x| x.kind() == EventKind::SynAck)
-            .map(|x| e(x.at)),
+        synack: synack_at.map(e),
         established,
         icmp: icmp_facts,
         client_payload_bytes: cdir.payload_bytes,
@@ -1087,18 +1088,12 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         server_pkttype: sdir.pkttype,
         client_ttl: cdir.ttl,
         server_ttl: sdir.ttl,
-        syn_to_synack: match (
-            cdir.syns[1],
-            c.events.iter().find(|x| x.kind() == EventKind::SynAck),
-        ) {
-            (Some(s), Some(sa)) if sa.at.ts >= s.ts => Some(secs(sa.at.ts.saturating_sub(s.ts))),
+        syn_to_synack: match (cdir.syns[1], synack_at) {
+            (Some(s), Some(sa)) if sa.ts >= s.ts => Some(secs(sa.ts.saturating_sub(s.ts))),
             _ => None,
         },
-        synack_to_ack: match (
-            c.events.iter().find(|x| x.kind() == EventKind::SynAck),
-            c.handshake_ack,
-        ) {
-            (Some(sa), Some(a)) if a.ts >= sa.at.ts => Some(secs(a.ts.saturating_sub(sa.at.ts))),
+        synack_to_ack: match (synack_at, c.handshake_ack) {
+            (Some(sa), Some(a)) if a.ts >= sa.ts => Some(secs(a.ts.saturating_sub(sa.ts))),
             _ => None,
         },
     };
