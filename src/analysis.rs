@@ -14,7 +14,7 @@ use crate::model::{
     AlertOut, At, Connection, HttpOut, IcmpOut, Report, ServerRollup, Summary, TimelineEntry, Tool,
     VantageOut, SCHEMA_VERSION,
 };
-use crate::store::{Record, Store};
+use crate::store::{Body, Record, Store};
 use crate::tls::{names, SHORT_ENCRYPTED};
 use crate::vantage::{self, Clues, Evidence};
 use crate::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side};
@@ -45,6 +45,10 @@ pub struct Options {
     pub redact: Option<RedactOptions>,
     /// Keep each connection's packets for matching against another capture.
     pub trace: bool,
+    /// Keep each settled connection as its JSON text (capture-point wording filled in when
+    /// rendered), so that a JSON report is written by copying rather than re-serialising;
+    /// other renderings parse it back. Ignored with redaction and in live use.
+    pub prerender_json: bool,
 }
 
 /// How to redact.
@@ -98,6 +102,17 @@ pub fn analyze_live(
         });
     }
     let live = on_settled.is_some();
+    // Live use hands over each connection as a model: nothing to gain from keeping JSON.
+    let model_only;
+    let opts = if live && opts.prerender_json {
+        model_only = Options {
+            prerender_json: false,
+            ..opts.clone()
+        };
+        &model_only
+    } else {
+        opts
+    };
     let mut run = Run::new(paths.len() > 1, opts);
     run.on_settled = on_settled;
     let read_all =
@@ -300,11 +315,27 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
     let code = verdict::judge(&built.facts).code;
     let server = crate::report::text::endpoint(&built.conn.server_ip, built.conn.server_port);
     let trace = opts.trace.then(|| trace(c, built.client_dir, &built.conn));
+    let order = (
+        built.conn.file.unwrap_or(0),
+        built.conn.first_frame,
+        built.conn.stream,
+    );
+    // Redaction is applied when rendering, so a redacted report keeps the model.
+    let body = if opts.prerender_json && opts.redact.is_none() {
+        let mut conn = built.conn;
+        if let Some(limit) = opts.timeline_limit {
+            conn.timeline.truncate(limit);
+        }
+        crate::model::json_body(&conn).unwrap_or_else(|_| Body::Model(Box::new(conn)))
+    } else {
+        Body::Model(Box::new(built.conn))
+    };
     Prepared {
         duplicates,
         kept: Some(Kept {
             record: Record {
-                conn: built.conn,
+                order,
+                body,
                 facts: built.facts,
                 evidence: built.evidence.side,
                 trace,
@@ -420,13 +451,18 @@ impl<'o, 'c> Run<'o, 'c> {
     fn settle(&mut self, mut c: Box<Conn>) {
         if let Some(emit) = self.on_settled.as_mut() {
             if let Some(rec) = self.settler.record(&mut c, &self.ctx) {
-                emit(crate::model::finalize(
+                match crate::model::finalize(
                     rec,
                     self.opts.vantage,
                     Side::Unknown,
                     self.opts.timeline_limit,
                     self.redactor.as_ref(),
-                ));
+                ) {
+                    Ok(conn) => emit(conn),
+                    Err(e) => {
+                        self.settler.store_error.get_or_insert(e);
+                    }
+                }
             }
             self.table.recycle([c]);
             return;
@@ -1411,5 +1447,80 @@ mod threading_tests {
                 "threaded report differs"
             );
         }
+    }
+
+    /// Connections kept as JSON text: for every sample, with the capture point decided by each
+    /// capture, by each connection or forced, with the timeline capped or not, and spilled to
+    /// disk, the JSON report is byte for byte the one re-serialised from the model, and the
+    /// connections read back (text and Markdown reports) are equal to the model's.
+    #[test]
+    fn connections_kept_as_json_match_the_model() {
+        let mut paths: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().to_string_lossy().into_owned())
+                .filter(|p| p.contains(".pcap"))
+                .collect();
+        paths.sort();
+        assert!(paths.len() > 20, "samples not found");
+        let mut kept_as_json = 0;
+        for path in &paths {
+            for vantage in [None, Some(Side::Client), Some(Side::Server)] {
+                for timeline_limit in [None, Some(2)] {
+                    let model = Options {
+                        vantage,
+                        timeline_limit,
+                        memory_records: 2,
+                        ..Default::default()
+                    };
+                    let json = Options {
+                        prerender_json: true,
+                        ..model.clone()
+                    };
+                    let (Ok(a), Ok(b)) = (
+                        analyze(std::slice::from_ref(path), &model),
+                        analyze(std::slice::from_ref(path), &json),
+                    ) else {
+                        panic!("{path}: analysis failed");
+                    };
+                    for f in [
+                        crate::report::Format::Json,
+                        crate::report::Format::Ndjson,
+                        crate::report::Format::Markdown,
+                        crate::report::Format::Text,
+                    ] {
+                        let o = crate::report::RenderOptions {
+                            all: true,
+                            timeline: true,
+                            ..Default::default()
+                        };
+                        assert_eq!(
+                            crate::report::render(&a, f, &o),
+                            crate::report::render(&b, f, &o),
+                            "{path} {f:?} {vantage:?} {timeline_limit:?}"
+                        );
+                    }
+                    let (ma, mb): (Vec<_>, Vec<_>) = (
+                        a.connections()
+                            .map(|c| c.map_err(|e| e.to_string()))
+                            .collect(),
+                        b.connections()
+                            .map(|c| c.map_err(|e| e.to_string()))
+                            .collect(),
+                    );
+                    assert_eq!(ma, mb, "{path}");
+                    kept_as_json += (0..b.len())
+                        .filter(|&i| {
+                            b.store
+                                .get(i)
+                                .is_ok_and(|r| matches!(r.body, Body::Json { .. }))
+                        })
+                        .count();
+                }
+            }
+        }
+        assert!(kept_as_json > 100, "only {kept_as_json} kept as JSON");
     }
 }

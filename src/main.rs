@@ -229,6 +229,8 @@ fn main() -> ExitCode {
             keep_names: cli.keep_names,
         }),
         trace: false,
+        // A JSON report is then written by copying each connection's text.
+        prerender_json: matches!(cli.format, FormatArg::Json),
     };
     let bar = progress_bar(&cli.inputs, cli.quiet);
     let mut done_before: Vec<u64> = Vec::new();

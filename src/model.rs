@@ -275,6 +275,16 @@ pub struct Report {
     pub(crate) redactor: Option<crate::redact::Redactor>,
 }
 
+/// The capture point a stored record is worded for: the override, its own evidence, else the
+/// capture's.
+fn side_of(rec: &crate::store::Record, vantage_override: Option<Side>, capture_side: Side) -> Side {
+    match (vantage_override, rec.evidence) {
+        (Some(s), _) => s,
+        (None, Side::Unknown) => capture_side,
+        (None, s) => s,
+    }
+}
+
 /// Turns a stored record into the reported connection: capture point chosen (override, its
 /// own evidence, else the capture's), verdict worded for it, timeline capped, redacted.
 pub(crate) fn finalize(
@@ -283,16 +293,19 @@ pub(crate) fn finalize(
     capture_side: Side,
     timeline_limit: Option<usize>,
     redactor: Option<&crate::redact::Redactor>,
-) -> Connection {
-    let side = match (vantage_override, rec.evidence) {
-        (Some(s), _) => s,
-        (None, Side::Unknown) => capture_side,
-        (None, s) => s,
+) -> std::io::Result<Connection> {
+    let side = side_of(&rec, vantage_override, capture_side);
+    let mut c = match rec.body {
+        crate::store::Body::Model(c) => *c,
+        crate::store::Body::Json { .. } => {
+            let mut text = Vec::new();
+            write_json(rec, vantage_override, capture_side, &mut text)?;
+            return serde_json::from_slice(&text).map_err(std::io::Error::other);
+        }
     };
     let mut facts = rec.facts;
     facts.vantage = side;
     let j = crate::verdict::judge(&facts);
-    let mut c = rec.conn;
     c.vantage = side;
     c.verdict = j.code;
     c.explanation = j.explanation;
@@ -303,7 +316,63 @@ pub(crate) fn finalize(
     if let Some(r) = redactor {
         r.connection(&mut c);
     }
-    c
+    Ok(c)
+}
+
+/// Appends a record kept as JSON text ([`Body::Json`](crate::store::Body::Json)) to `out`,
+/// with its capture-point fields filled in: what [`finalize`] then `serde_json` would write,
+/// without parsing or re-serialising the rest.
+fn write_json(
+    rec: crate::store::Record,
+    vantage_override: Option<Side>,
+    capture_side: Side,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let side = side_of(&rec, vantage_override, capture_side);
+    let crate::store::Body::Json { text, gap } = rec.body else {
+        return Err(std::io::Error::other("record not kept as JSON"));
+    };
+    let (head, tail) = match (text.get(..gap.0 as usize), text.get(gap.1 as usize..)) {
+        (Some(h), Some(t)) => (h, t),
+        _ => return Err(std::io::Error::other("damaged JSON record")),
+    };
+    let mut facts = rec.facts;
+    facts.vantage = side;
+    let j = crate::verdict::judge(&facts);
+    out.extend_from_slice(head.as_bytes());
+    json_field(out, "\"verdict\":", &j.code)?;
+    json_field(out, ",\"explanation\":", &j.explanation)?;
+    json_field(out, ",\"next_step\":", &j.next_step)?;
+    json_field(out, ",\"vantage\":", &side)?;
+    out.extend_from_slice(tail.as_bytes());
+    Ok(())
+}
+
+fn json_field<T: Serialize>(out: &mut Vec<u8>, key: &str, v: &T) -> std::io::Result<()> {
+    out.extend_from_slice(key.as_bytes());
+    serde_json::to_writer(out, v).map_err(std::io::Error::other)
+}
+
+/// Serialises `c` as a [`Body::Json`](crate::store::Body::Json) record: compact JSON with the
+/// capture-point fields, decided at the end, cut out.
+pub(crate) fn json_body(c: &Connection) -> std::io::Result<crate::store::Body> {
+    let mut buf = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut buf, c).map_err(std::io::Error::other)?;
+    // Inside a JSON string every quote is escaped, so the first `,"name":` is the key.
+    let find = |from: usize, key: &[u8]| {
+        let hay = buf.get(from..)?;
+        Some(from + hay.windows(key.len()).position(|w| w == key)?)
+    };
+    let Some((start, end)) =
+        find(0, b",\"verdict\":").and_then(|start| Some((start, find(start, b",\"syn_count\":")?)))
+    else {
+        return Err(std::io::Error::other(
+            "connection JSON without its verdict fields",
+        ));
+    };
+    let gap = (start as u32 + 1, end as u32);
+    let text = String::from_utf8(buf).map_err(std::io::Error::other)?;
+    Ok(crate::store::Body::Json { text, gap })
 }
 
 impl Report {
@@ -319,13 +388,30 @@ impl Report {
     /// Connection `i` in output order, with its verdict worded for its capture point.
     pub fn connection(&self, i: usize) -> std::io::Result<Connection> {
         let rec = self.store.get(i)?;
-        Ok(finalize(
+        finalize(
             rec,
             self.vantage_override,
             self.vantage.side,
             self.timeline_limit,
             self.redactor.as_ref(),
-        ))
+        )
+    }
+
+    /// Appends connection `i` as compact JSON (what `serde_json` writes for
+    /// [`connection`](Self::connection)`(i)`), copying it when it was kept as JSON.
+    pub(crate) fn write_connection_json(&self, i: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let rec = self.store.get(i)?;
+        if matches!(rec.body, crate::store::Body::Json { .. }) {
+            return write_json(rec, self.vantage_override, self.vantage.side, out);
+        }
+        let c = finalize(
+            rec,
+            self.vantage_override,
+            self.vantage.side,
+            self.timeline_limit,
+            self.redactor.as_ref(),
+        )?;
+        serde_json::to_writer(out, &c).map_err(std::io::Error::other)
     }
 
     /// Connection `i` with the packets kept for it (`Options::trace`).
@@ -341,7 +427,7 @@ impl Report {
             self.vantage.side,
             self.timeline_limit,
             self.redactor.as_ref(),
-        );
+        )?;
         Ok((conn, trace))
     }
 

@@ -21,7 +21,9 @@ use std::path::PathBuf;
 /// about the capture point.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
-    pub conn: Connection,
+    /// Where it goes in the output: file, first frame, stream.
+    pub order: Key,
+    pub body: Body,
     pub facts: ConnFacts,
     pub evidence: Side,
     /// The packets, kept only when asked for (`Options::trace`).
@@ -29,7 +31,21 @@ pub struct Record {
 }
 
 /// Order of output: file, first frame, stream.
-type Key = (usize, u64, u64);
+pub type Key = (usize, u64, u64);
+
+/// The connection as it will be reported, all but the capture-point wording (verdict,
+/// explanation, next step, capture point), which waits until the whole capture was read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Body {
+    Model(Box<Connection>),
+    /// Its compact JSON text, for a JSON report written by copying: the capture-point fields
+    /// (from `"verdict"` to `"vantage"`) are cut out and go between `text[..gap.0]` and
+    /// `text[gap.1..]`.
+    Json {
+        text: String,
+        gap: (u32, u32),
+    },
+}
 
 #[derive(Debug, Clone, Copy)]
 enum Loc {
@@ -151,7 +167,7 @@ impl Store {
     }
 
     pub fn push(&mut self, r: Record) -> io::Result<()> {
-        let key = (r.conn.file.unwrap_or(0), r.conn.first_frame, r.conn.stream);
+        let key = r.order;
         if self.index.last().is_some_and(|(k, _)| *k > key) {
             self.sorted = false;
         }
@@ -393,7 +409,8 @@ mod tests {
         );
         let conn: Connection = serde_json::from_str(&json).expect("valid connection");
         Record {
-            conn,
+            order: (0, first_frame, stream),
+            body: Body::Model(Box::new(conn)),
             facts: ConnFacts::default(),
             evidence: Side::Client,
             trace: None,
@@ -409,7 +426,7 @@ mod tests {
         assert!(s.spilled());
         s.finish().expect("finish");
         let frames: Vec<u64> = (0..s.len())
-            .map(|i| s.get(i).expect("read").conn.first_frame)
+            .map(|i| s.get(i).expect("read").order.1)
             .collect();
         assert_eq!(frames, vec![10, 20, 30, 40, 50]);
     }
@@ -420,7 +437,7 @@ mod tests {
         s.push(record(0, 1)).expect("push");
         s.finish().expect("finish");
         assert!(!s.spilled());
-        assert_eq!(s.get(0).expect("read").conn.stream, 0);
+        assert_eq!(s.get(0).expect("read").order.2, 0);
     }
 
     #[test]
@@ -440,7 +457,7 @@ mod tests {
         let got: Vec<(u64, u64)> = (0..s.len())
             .map(|i| {
                 let r = s.get(i).expect("read");
-                (r.conn.stream, r.conn.first_frame)
+                (r.order.2, r.order.1)
             })
             .collect();
         assert_eq!(got, keys);

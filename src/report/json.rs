@@ -25,9 +25,9 @@ pub fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     write!(w, "  \"connections\": [")?;
     super::write_connections(
         r,
-        &|i, c, buf| {
+        &|i, buf| {
             buf.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
-            serde_json::to_writer(&mut *buf, &c).map_err(io::Error::other)
+            r.write_connection_json(i, buf)
         },
         w,
     )?;
@@ -43,8 +43,8 @@ pub fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {
 pub fn render_ndjson(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     super::write_connections(
         r,
-        &|_, c, buf| {
-            serde_json::to_writer(&mut *buf, &c).map_err(io::Error::other)?;
+        &|i, buf| {
+            r.write_connection_json(i, buf)?;
             buf.push(b'\n');
             Ok(())
         },

@@ -48,19 +48,18 @@ pub fn render_to(
 }
 
 /// Appends connection `i` to a buffer, in some format.
-pub(crate) type RenderOne =
-    dyn Fn(usize, crate::model::Connection, &mut Vec<u8>) -> io::Result<()> + Sync;
+pub(crate) type RenderOne<'a> = dyn Fn(usize, &mut Vec<u8>) -> io::Result<()> + Sync + 'a;
 
 /// Connections rendered per chunk by [`write_connections`].
 const CHUNK: usize = 256;
 
-/// Writes `each(i, connection i)` for every connection, in order. Reading a connection back
+/// Writes what `each(i, ..)` appends for every connection `i`, in order. Reading a connection back
 /// (spill file, verdict wording, redaction) and serialising it is most of the cost of a big
 /// report, so two threads prepare alternate chunks of connections while this one writes them
 /// out in order: the bytes are the same as one thread would write.
 pub(crate) fn write_connections(
     r: &crate::model::Report,
-    each: &RenderOne,
+    each: &RenderOne<'_>,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     write_chunked(r, each, w, CHUNK)
@@ -68,7 +67,7 @@ pub(crate) fn write_connections(
 
 fn write_chunked(
     r: &crate::model::Report,
-    each: &RenderOne,
+    each: &RenderOne<'_>,
     w: &mut dyn Write,
     size: usize,
 ) -> io::Result<()> {
@@ -76,7 +75,7 @@ fn write_chunked(
     let chunk = |c: usize| -> io::Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(64 << 10);
         for i in c * size..((c + 1) * size).min(n) {
-            each(i, r.connection(i)?, &mut buf)?;
+            each(i, &mut buf)?;
         }
         Ok(buf)
     };
@@ -138,7 +137,8 @@ mod tests {
             };
             let r = crate::analyze(std::slice::from_ref(&path), &opts).expect("analyse");
             assert!(r.len() >= 10, "{} connections", r.len());
-            let each = |i: usize, c: crate::model::Connection, buf: &mut Vec<u8>| {
+            let each = |i: usize, buf: &mut Vec<u8>| {
+                let c = r.connection(i)?;
                 buf.extend_from_slice(format!("{i}:{}:", c.stream).as_bytes());
                 serde_json::to_writer(&mut *buf, &c).map_err(io::Error::other)?;
                 buf.push(b'\n');
