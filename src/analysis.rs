@@ -326,7 +326,7 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
         if let Some(limit) = opts.timeline_limit {
             conn.timeline.truncate(limit);
         }
-        crate::model::json_body(&conn).unwrap_or_else(|_| Body::Model(Box::new(conn)))
+        crate::report::json::kept(&conn).unwrap_or_else(|_| Body::Model(Box::new(conn)))
     } else {
         Body::Model(Box::new(built.conn))
     };

@@ -350,29 +350,7 @@ fn write_json(
 
 fn json_field<T: Serialize>(out: &mut Vec<u8>, key: &str, v: &T) -> std::io::Result<()> {
     out.extend_from_slice(key.as_bytes());
-    serde_json::to_writer(out, v).map_err(std::io::Error::other)
-}
-
-/// Serialises `c` as a [`Body::Json`](crate::store::Body::Json) record: compact JSON with the
-/// capture-point fields, decided at the end, cut out.
-pub(crate) fn json_body(c: &Connection) -> std::io::Result<crate::store::Body> {
-    let mut buf = Vec::with_capacity(4096);
-    serde_json::to_writer(&mut buf, c).map_err(std::io::Error::other)?;
-    // Inside a JSON string every quote is escaped, so the first `,"name":` is the key.
-    let find = |from: usize, key: &[u8]| {
-        let hay = buf.get(from..)?;
-        Some(from + hay.windows(key.len()).position(|w| w == key)?)
-    };
-    let Some((start, end)) =
-        find(0, b",\"verdict\":").and_then(|start| Some((start, find(start, b",\"syn_count\":")?)))
-    else {
-        return Err(std::io::Error::other(
-            "connection JSON without its verdict fields",
-        ));
-    };
-    let gap = (start as u32 + 1, end as u32);
-    let text = String::from_utf8(buf).map_err(std::io::Error::other)?;
-    Ok(crate::store::Body::Json { text, gap })
+    crate::report::json::write_compact(out, v)
 }
 
 impl Report {
@@ -411,7 +389,7 @@ impl Report {
             self.timeline_limit,
             self.redactor.as_ref(),
         )?;
-        serde_json::to_writer(out, &c).map_err(std::io::Error::other)
+        crate::report::json::write_compact(out, &c)
     }
 
     /// Connection `i` with the packets kept for it (`Options::trace`).

@@ -1,8 +1,42 @@
 //! JSON: one document (`--format json`) or one connection per line (`--format ndjson`).
 //! The document is written piece by piece so its size never has to fit in memory.
 
-use crate::model::Report;
+use crate::model::{Connection, Report};
 use std::io::{self, Write};
+
+/// Appends `v` as compact JSON, the bytes `serde_json::to_writer` would write
+/// ([`jsonw`](super::jsonw), falling back to `serde_json` for what it does not write).
+pub(crate) fn write_compact<T: serde::Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    v: &T,
+) -> io::Result<()> {
+    let len = out.len();
+    if super::jsonw::to_vec(out, v).is_ok() {
+        return Ok(());
+    }
+    out.truncate(len);
+    serde_json::to_writer(out, v).map_err(io::Error::other)
+}
+
+/// Keeps a settled connection as its compact JSON text
+/// ([`Body::Json`](crate::store::Body::Json)), the capture-point fields, decided at the end,
+/// cut out.
+pub(crate) fn kept(c: &Connection) -> io::Result<crate::store::Body> {
+    let mut buf = Vec::with_capacity(4096);
+    write_compact(&mut buf, c)?;
+    // Inside a JSON string every quote is escaped, so the first `,"name":` is the key.
+    let find = |from: usize, key: &[u8]| Some(from + memchr::memmem::find(buf.get(from..)?, key)?);
+    let Some((start, end)) =
+        find(0, b",\"verdict\":").and_then(|start| Some((start, find(start, b",\"syn_count\":")?)))
+    else {
+        return Err(io::Error::other(
+            "connection JSON without its verdict fields",
+        ));
+    };
+    let gap = (start as u32 + 1, end as u32);
+    let text = String::from_utf8(buf).map_err(io::Error::other)?;
+    Ok(crate::store::Body::Json { text, gap })
+}
 
 fn json<T: serde::Serialize>(v: &T) -> io::Result<String> {
     serde_json::to_string_pretty(v).map_err(io::Error::other)

@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod json;
+pub(crate) mod jsonw;
 pub mod markdown;
 pub mod text;
 

@@ -1,0 +1,657 @@
+//! Compact JSON writer: the bytes `serde_json::to_writer` writes, written faster.
+//!
+//! A big report is mostly short strings and field names (about a hundred per connection).
+//! `serde_json` writes each through `io::Write` in several pieces and escapes field names
+//! byte by byte; here a field name is one copy, and a string is checked eight bytes at a time
+//! and copied whole unless it holds a character to escape. Numbers go through `itoa` and
+//! `serde_json`'s own float formatting, so the output is the same byte for byte (tested
+//! against `serde_json` on every sample and corpus capture). Anything JSON cannot hold as
+//! `serde_json` would write it (a map key that is not a string) is an error, and the caller
+//! falls back to `serde_json`.
+
+use serde::ser::{self, Serialize};
+use std::fmt;
+
+#[derive(Debug)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl ser::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error(msg.to_string())
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, Error>;
+
+/// Appends `v` to `out` as compact JSON.
+pub fn to_vec<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result {
+    v.serialize(&mut Writer { out })
+}
+
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+/// Bytes JSON escapes: `"`, `\` and control characters.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Whether any of the eight bytes in `w` needs escaping (SWAR: a byte below 0x20, or equal
+/// to `"` or `\`).
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    below_space | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\')))
+        != 0
+}
+
+fn clean(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if word_needs_escape(u64::from_le_bytes(w)) {
+            return false;
+        }
+    }
+    !chunks.remainder().iter().any(|&b| needs_escape(b))
+}
+
+/// `s` as a JSON string, escaped as `serde_json` escapes it.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if clean(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if !needs_escape(b) {
+                continue;
+            }
+            out.extend_from_slice(&bytes[start..i]);
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\x08' => out.extend_from_slice(b"\\b"),
+                b'\x0c' => out.extend_from_slice(b"\\f"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                _ => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xf)]);
+                }
+            }
+            start = i + 1;
+        }
+        out.extend_from_slice(&bytes[start..]);
+    }
+    out.push(b'"');
+}
+
+/// `,"key":` (or without the comma for the first field).
+fn write_key(out: &mut Vec<u8>, first: bool, key: &str) {
+    if !first {
+        out.push(b',');
+    }
+    if clean(key.as_bytes()) {
+        out.reserve(key.len() + 3);
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+    } else {
+        write_str(out, key);
+        out.push(b':');
+    }
+}
+
+fn int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn float<T: Serialize>(out: &mut Vec<u8>, v: T) -> Result {
+    serde_json::to_writer(out, &v).map_err(|e| Error(e.to_string()))
+}
+
+/// An array or object being written: whether the next element is the first.
+pub struct Compound<'w, 'a> {
+    w: &'w mut Writer<'a>,
+    first: bool,
+    /// Closing bytes (`]`, `}`, or `}}` for a variant wrapped in an object).
+    close: &'static [u8],
+}
+
+impl<'w, 'a> Compound<'w, 'a> {
+    fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
+        if !self.first {
+            self.w.out.push(b',');
+        }
+        self.first = false;
+        v.serialize(&mut *self.w)
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> Result {
+        write_key(self.w.out, self.first, key);
+        self.first = false;
+        v.serialize(&mut *self.w)
+    }
+
+    fn end(self) -> Result {
+        self.w.out.extend_from_slice(self.close);
+        Ok(())
+    }
+}
+
+impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Compound<'w, 'a>;
+    type SerializeTuple = Compound<'w, 'a>;
+    type SerializeTupleStruct = Compound<'w, 'a>;
+    type SerializeTupleVariant = Compound<'w, 'a>;
+    type SerializeMap = Compound<'w, 'a>;
+    type SerializeStruct = Compound<'w, 'a>;
+    type SerializeStructVariant = Compound<'w, 'a>;
+
+    fn serialize_bool(self, v: bool) -> Result {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> Result {
+        int(self.out, v);
+        Ok(())
+    }
+    fn serialize_f32(self, v: f32) -> Result {
+        float(self.out, v)
+    }
+    fn serialize_f64(self, v: f64) -> Result {
+        float(self.out, v)
+    }
+    fn serialize_char(self, v: char) -> Result {
+        write_str(self.out, v.encode_utf8(&mut [0u8; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result {
+        write_str(self.out, v);
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result {
+        let mut seq = self.serialize_seq(Some(v.len()))?;
+        for b in v {
+            seq.element(b)?;
+        }
+        seq.end()
+    }
+    fn serialize_none(self) -> Result {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result {
+        write_str(self.out, variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        v: &T,
+    ) -> Result {
+        self.out.push(b'{');
+        write_key(self.out, true, variant);
+        v.serialize(&mut *self)?;
+        self.out.push(b'}');
+        Ok(())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
+        self.out.push(b'[');
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: b"]",
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeTupleStruct> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant> {
+        self.out.push(b'{');
+        write_key(self.out, true, variant);
+        self.out.push(b'[');
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: b"]}",
+        })
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
+        self.out.push(b'{');
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: b"}",
+        })
+    }
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Self::SerializeStruct> {
+        self.serialize_map(Some(len))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant> {
+        self.out.push(b'{');
+        write_key(self.out, true, variant);
+        self.out.push(b'{');
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: b"}}",
+        })
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
+        self.element(v)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
+        self.element(v)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
+        self.element(v)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
+        self.element(v)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
+        self.field(key, v)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
+        self.field(key, v)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result {
+        if !self.first {
+            self.w.out.push(b',');
+        }
+        self.first = false;
+        key.serialize(KeyWriter { out: self.w.out })?;
+        self.w.out.push(b':');
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
+        v.serialize(&mut *self.w)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+/// Map keys: strings only (any other key is an error; the caller then uses `serde_json`).
+struct KeyWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+fn not_a_string_key() -> Error {
+    Error("map key is not a string".into())
+}
+
+impl ser::Serializer for KeyWriter<'_> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = ser::Impossible<(), Error>;
+    type SerializeTuple = ser::Impossible<(), Error>;
+    type SerializeTupleStruct = ser::Impossible<(), Error>;
+    type SerializeTupleVariant = ser::Impossible<(), Error>;
+    type SerializeMap = ser::Impossible<(), Error>;
+    type SerializeStruct = ser::Impossible<(), Error>;
+    type SerializeStructVariant = ser::Impossible<(), Error>;
+
+    fn serialize_str(self, v: &str) -> Result {
+        write_str(self.out, v);
+        Ok(())
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result {
+        write_str(self.out, variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result {
+        v.serialize(self)
+    }
+    fn serialize_bool(self, _: bool) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_i8(self, _: i8) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_i16(self, _: i16) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_i32(self, _: i32) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_i64(self, _: i64) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_u8(self, _: u8) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_u16(self, _: u16) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_u32(self, _: u32) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_u64(self, _: u64) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_f32(self, _: f32) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_f64(self, _: f64) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_char(self, _: char) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_none(self) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_unit(self) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result {
+        Err(not_a_string_key())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
+        Err(not_a_string_key())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
+        Err(not_a_string_key())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct> {
+        Err(not_a_string_key())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant> {
+        Err(not_a_string_key())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
+        Err(not_a_string_key())
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct> {
+        Err(not_a_string_key())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant> {
+        Err(not_a_string_key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn same<T: Serialize>(v: &T) {
+        let mut ours = Vec::new();
+        to_vec(&mut ours, v).expect("writes");
+        let theirs = serde_json::to_vec(v).expect("serde_json writes");
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+    }
+
+    #[derive(serde::Serialize)]
+    enum E {
+        Unit,
+        New(u8),
+        Tup(u8, String),
+        Rec { a: Option<f64>, b: Vec<bool> },
+    }
+
+    #[derive(serde::Serialize)]
+    struct S<'a> {
+        s: &'a str,
+        n: i64,
+        f: f64,
+        e: Vec<E>,
+        m: BTreeMap<String, u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        c: char,
+        t: (u16, ()),
+    }
+
+    /// Every byte value in strings (each control character, quote, backslash, DEL, UTF-8 of
+    /// several lengths, at every position relative to the eight-byte words), numbers at their
+    /// limits, floats that need exponents and non-finite ones, and every kind of value serde
+    /// has: the same bytes as `serde_json`.
+    #[test]
+    fn writes_what_serde_json_writes() {
+        let mut text = String::new();
+        for b in 0u8..=0x7f {
+            text.push(char::from(b));
+        }
+        text.push_str("é€😀\u{2028}\u{fffd}");
+        for start in 0..9 {
+            for len in [0, 1, 7, 8, 9, 16, 17] {
+                let s: String = text.chars().skip(start * 13).take(len).collect();
+                same(&s);
+                same(&format!("{}\"{}", "x".repeat(start), s));
+            }
+        }
+        for f in [
+            0.0,
+            -0.0,
+            1.5,
+            0.1 + 0.2,
+            1e21,
+            1e-7,
+            123456.789012,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            same(&f);
+            same(&(f as f32));
+        }
+        same(&[i64::MIN, i64::MAX, 0]);
+        same(&[u64::MAX, 0]);
+        same(&[u128::MAX]);
+        let mut m = BTreeMap::new();
+        m.insert("k\"1\n".to_string(), 1);
+        m.insert(String::new(), 2);
+        same(&S {
+            s: "a\tb",
+            n: -5,
+            f: 0.25,
+            e: vec![
+                E::Unit,
+                E::New(3),
+                E::Tup(4, "x".into()),
+                E::Rec {
+                    a: None,
+                    b: vec![true, false],
+                },
+                E::Rec {
+                    a: Some(1e300),
+                    b: vec![],
+                },
+            ],
+            m,
+            skipped: None,
+            c: '\u{1}',
+            t: (7, ()),
+        });
+        same(&Some(b"bytes".as_slice()));
+    }
+
+    #[test]
+    fn map_keys_that_are_not_strings_are_an_error() {
+        let mut m = BTreeMap::new();
+        m.insert(1u8, 2u8);
+        assert!(to_vec(&mut Vec::new(), &m).is_err());
+    }
+}
