@@ -421,7 +421,9 @@ impl TlsConn {
                         st.phase = Phase::Done;
                         return;
                     }
-                    match data.windows(9).position(plausible_hello_start) {
+                    match memchr::memchr_iter(CT_HANDSHAKE, data)
+                        .find(|&i| data.get(i..).is_some_and(plausible_hello_start))
+                    {
                         Some(i) => {
                             if let Some(nt) = &mut self.facts.non_tls[d] {
                                 nt.tls_after = Some(at);
