@@ -202,6 +202,9 @@ pub const MAX_EVENTS: usize = 96;
 /// Largest event list a recycled connection keeps for its next use (1 KiB).
 const EVENTS_KEPT: usize = 32;
 
+/// Room made in the event list when a connection's first data arrives (512 bytes).
+const EVENTS_WITH_DATA: usize = 16;
+
 /// An ICMP error that quoted this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IcmpFact {
@@ -589,6 +592,12 @@ impl Conn {
                 dir.max_end = dir.max_end.max(end);
                 if seg.payload_truncated() {
                     dir.payload_truncated = true;
+                }
+                // A connection that carries data logs a dozen events or more: room for them
+                // at once rather than by doubling (one connecting to nothing stays small).
+                if self.events.capacity() < EVENTS_WITH_DATA {
+                    self.events
+                        .reserve_exact(EVENTS_WITH_DATA.saturating_sub(self.events.len()));
                 }
                 self.log(
                     at,
