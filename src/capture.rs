@@ -503,6 +503,9 @@ pub fn read_input_threaded(
                     Err(first) => batch = Some(first),
                 }
             }
+            if let Some(b) = batch.as_mut() {
+                b.data.clear();
+            }
             let mut gone = false;
             let mut on = |f: &Frame<'_>| {
                 if gone {
@@ -530,6 +533,9 @@ pub fn read_input_threaded(
                         }
                     }
                     batch = empty_rx.recv().ok();
+                    if let Some(b) = batch.as_mut() {
+                        b.data.clear();
+                    }
                     gone = batch.is_none();
                 }
             };
@@ -579,7 +585,7 @@ pub fn read_input_threaded(
                 });
             }
             progress(b.read);
-            b.data.clear();
+            // The data stays as it is: the next reader overwrites it (see `fill_to`).
             b.frames.clear();
             empties.push(b);
             if empties.len() >= BATCHES / 2 {
@@ -596,22 +602,24 @@ pub fn read_input_threaded(
     })
 }
 
-/// Reads from `r` until `buf` holds `target` bytes or the input ends (`Ok(true)`).
-fn fill_to(r: &mut impl Read, buf: &mut Vec<u8>, target: usize) -> io::Result<bool> {
-    while buf.len() < target {
-        let have = buf.len();
+/// Reads from `r` until `buf[..*filled]` holds `target` bytes or the input ends (`Ok(true)`).
+/// The buffer only ever grows: bytes past `filled` are left over from earlier use, so a batch
+/// buffer is not zeroed again for every read.
+fn fill_to(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    filled: &mut usize,
+    target: usize,
+) -> io::Result<bool> {
+    if buf.len() < target {
         buf.resize(target, 0);
-        match r.read(&mut buf[have..]) {
-            Ok(0) => {
-                buf.truncate(have);
-                return Ok(true);
-            }
-            Ok(n) => buf.truncate(have + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(have),
-            Err(e) => {
-                buf.truncate(have);
-                return Err(e);
-            }
+    }
+    while *filled < target {
+        match r.read(&mut buf[*filled..target]) {
+            Ok(0) => return Ok(true),
+            Ok(n) => *filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(false)
@@ -658,12 +666,13 @@ fn read_legacy_in_place(
         return Err(first);
     };
     let mut b = first;
-    b.data.clear();
     b.frames.clear();
-    let Ok(mut eof) = fill_to(&mut reader, &mut b.data, BATCH_BYTES) else {
+    // Bytes of `b.data` read from the file (the rest is left over from earlier batches).
+    let mut filled = 0;
+    let Ok(mut eof) = fill_to(&mut reader, &mut b.data, &mut filled, BATCH_BYTES) else {
         return Err(b);
     };
-    let Ok((_, h)) = pcap_parser::parse_pcap_header(&b.data) else {
+    let Ok((_, h)) = pcap_parser::parse_pcap_header(&b.data[..filled]) else {
         return Err(b);
     };
     let (linktype, nano) = (h.network.0 as u32, h.is_nanosecond_precision());
@@ -679,8 +688,8 @@ fn read_legacy_in_place(
     let mut pos = h.size();
     let mut number = 0u64;
     loop {
-        while let Some((rest, rec)) = legacy_record(&b.data[pos..], modified, big_endian) {
-            let len = b.data.len() - pos - rest.len();
+        while let Some((rest, rec)) = legacy_record(&b.data[pos..filled], modified, big_endian) {
+            let len = filled - pos - rest.len();
             number += 1;
             let ts = legacy_ts(&rec, nano);
             sum.count_frame(linktype, ts);
@@ -697,7 +706,7 @@ fn read_legacy_in_place(
             sum.bytes += len as u64;
         }
         // The record at `pos` is cut by the end of the buffer: its length, from its header.
-        let cut = &b.data[pos..];
+        let cut = &b.data[pos..filled];
         let need = match cut.get(8..12) {
             Some(c) => {
                 let c = [c[0], c[1], c[2], c[3]];
@@ -726,22 +735,26 @@ fn read_legacy_in_place(
         }
         if b.frames.is_empty() {
             // A record larger than the buffer: keep reading into this one.
-            b.data.drain(..pos);
+            b.data.copy_within(pos..filled, 0);
         } else {
             let Ok(mut next) = empties.recv() else {
                 return Ok(Ok(sum)); // the analysis stopped
             };
-            next.data.clear();
             next.frames.clear();
-            next.data.extend_from_slice(&b.data[pos..]);
+            let carried = filled - pos;
+            if next.data.len() < carried {
+                next.data.resize(carried, 0);
+            }
+            next.data[..carried].copy_from_slice(&b.data[pos..filled]);
             let mut done = std::mem::replace(&mut b, next);
             done.read = counter.load(Ordering::Relaxed);
             if full.send(done).is_err() {
                 return Ok(Ok(sum));
             }
         }
+        filled -= pos;
         pos = 0;
-        match fill_to(&mut reader, &mut b.data, BATCH_BYTES.max(need)) {
+        match fill_to(&mut reader, &mut b.data, &mut filled, BATCH_BYTES.max(need)) {
             Ok(e) => eof = e,
             Err(_) => {
                 sum.warnings.push(read_error_warning(&sum));
