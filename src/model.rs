@@ -296,20 +296,23 @@ pub(crate) fn finalize(
 ) -> std::io::Result<Connection> {
     let side = side_of(&rec, vantage_override, capture_side);
     let mut c = match rec.body {
-        crate::store::Body::Model(c) => *c,
+        crate::store::Body::Model(c) => {
+            let mut c = *c;
+            let mut facts = rec.facts;
+            facts.vantage = side;
+            let j = crate::verdict::judge(&facts);
+            c.vantage = side;
+            c.verdict = j.code;
+            c.explanation = j.explanation;
+            c.next_step = j.next_step;
+            c
+        }
         crate::store::Body::Json { .. } => {
             let mut text = Vec::new();
             write_json(rec, vantage_override, capture_side, &mut text)?;
-            return serde_json::from_slice(&text).map_err(std::io::Error::other);
+            serde_json::from_slice(&text).map_err(std::io::Error::other)?
         }
     };
-    let mut facts = rec.facts;
-    facts.vantage = side;
-    let j = crate::verdict::judge(&facts);
-    c.vantage = side;
-    c.verdict = j.code;
-    c.explanation = j.explanation;
-    c.next_step = j.next_step;
     if let Some(limit) = timeline_limit {
         c.timeline.truncate(limit);
     }
@@ -379,7 +382,8 @@ impl Report {
     /// [`connection`](Self::connection)`(i)`), copying it when it was kept as JSON.
     pub(crate) fn write_connection_json(&self, i: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
         let rec = self.store.get(i)?;
-        if matches!(rec.body, crate::store::Body::Json { .. }) {
+        // Text kept as JSON is never redacted (analysis keeps the model when redacting).
+        if matches!(rec.body, crate::store::Body::Json { .. }) && self.redactor.is_none() {
             return write_json(rec, self.vantage_override, self.vantage.side, out);
         }
         let c = finalize(
