@@ -5,9 +5,8 @@
 //! byte by byte; here a field name is one copy, and a string is checked eight bytes at a time
 //! and copied whole unless it holds a character to escape. Numbers go through `itoa` and
 //! `serde_json`'s own float formatting, so the output is the same byte for byte (tested
-//! against `serde_json` on every sample and corpus capture). Anything JSON cannot hold as
-//! `serde_json` would write it (a map key that is not a string) is an error, and the caller
-//! falls back to `serde_json`.
+//! against `serde_json` on every sample and corpus capture). A map key that does not come out
+//! as a JSON string is an error, and the caller falls back to `serde_json`.
 
 use serde::ser::{self, Serialize};
 use std::fmt;
@@ -128,6 +127,16 @@ fn float<T: Serialize>(out: &mut Vec<u8>, v: T) -> Result {
     serde_json::to_writer(out, &v).map_err(|e| Error(e.to_string()))
 }
 
+/// The integer methods of the serializer: each through `itoa`.
+macro_rules! integers {
+    ($($method:ident : $t:ty),*) => {$(
+        fn $method(self, v: $t) -> Result {
+            int(self.out, v);
+            Ok(())
+        }
+    )*};
+}
+
 /// An array or object being written: whether the next element is the first.
 pub struct Compound<'w, 'a> {
     w: &'w mut Writer<'a>,
@@ -173,46 +182,18 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result {
-        int(self.out, v);
-        Ok(())
-    }
+    integers!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128
+    );
     fn serialize_f32(self, v: f32) -> Result {
         float(self.out, v)
     }
@@ -331,81 +312,60 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
-        self.element(v)
-    }
-    fn end(self) -> Result {
-        Compound::end(self)
-    }
+/// The element and field methods of every compound shape, all through [`Compound`].
+macro_rules! elements {
+    ($($shape:ident :: $method:ident),*) => {$(
+        impl ser::$shape for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
+                self.element(v)
+            }
+            fn end(self) -> Result {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
-        self.element(v)
-    }
-    fn end(self) -> Result {
-        Compound::end(self)
-    }
+macro_rules! fields {
+    ($($shape:ident),*) => {$(
+        impl ser::$shape for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
+                self.field(key, v)
+            }
+            fn end(self) -> Result {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
-        self.element(v)
-    }
-    fn end(self) -> Result {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
-        self.element(v)
-    }
-    fn end(self) -> Result {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
-        self.field(key, v)
-    }
-    fn end(self) -> Result {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
-        self.field(key, v)
-    }
-    fn end(self) -> Result {
-        Compound::end(self)
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    /// A key is written as any value, then must have come out as a JSON string (a string, a
+    /// char, a unit variant). Anything else is an error, so the caller uses `serde_json`,
+    /// which quotes number and bool keys.
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result {
         if !self.first {
             self.w.out.push(b',');
         }
         self.first = false;
-        key.serialize(KeyWriter { out: self.w.out })?;
+        let start = self.w.out.len();
+        key.serialize(&mut *self.w)?;
+        if self.w.out.get(start) != Some(&b'"') {
+            return Err(Error("map key is not a string".into()));
+        }
         self.w.out.push(b':');
         Ok(())
     }
@@ -414,136 +374,6 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
     fn end(self) -> Result {
         Compound::end(self)
-    }
-}
-
-/// Map keys: strings only (any other key is an error; the caller then uses `serde_json`).
-struct KeyWriter<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-fn not_a_string_key() -> Error {
-    Error("map key is not a string".into())
-}
-
-impl ser::Serializer for KeyWriter<'_> {
-    type Ok = ();
-    type Error = Error;
-    type SerializeSeq = ser::Impossible<(), Error>;
-    type SerializeTuple = ser::Impossible<(), Error>;
-    type SerializeTupleStruct = ser::Impossible<(), Error>;
-    type SerializeTupleVariant = ser::Impossible<(), Error>;
-    type SerializeMap = ser::Impossible<(), Error>;
-    type SerializeStruct = ser::Impossible<(), Error>;
-    type SerializeStructVariant = ser::Impossible<(), Error>;
-
-    fn serialize_str(self, v: &str) -> Result {
-        write_str(self.out, v);
-        Ok(())
-    }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result {
-        write_str(self.out, variant);
-        Ok(())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result {
-        v.serialize(self)
-    }
-    fn serialize_bool(self, _: bool) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_i8(self, _: i8) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_i16(self, _: i16) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_i32(self, _: i32) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_i64(self, _: i64) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_u8(self, _: u8) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_u16(self, _: u16) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_u32(self, _: u32) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_u64(self, _: u64) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_f32(self, _: f32) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_f64(self, _: f64) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_char(self, _: char) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_none(self) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_unit(self) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result {
-        Err(not_a_string_key())
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
-        Err(not_a_string_key())
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple> {
-        Err(not_a_string_key())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct> {
-        Err(not_a_string_key())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant> {
-        Err(not_a_string_key())
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
-        Err(not_a_string_key())
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct> {
-        Err(not_a_string_key())
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant> {
-        Err(not_a_string_key())
     }
 }
 
@@ -652,6 +482,9 @@ mod tests {
     fn map_keys_that_are_not_strings_are_an_error() {
         let mut m = BTreeMap::new();
         m.insert(1u8, 2u8);
+        assert!(to_vec(&mut Vec::new(), &m).is_err());
+        let mut m = BTreeMap::new();
+        m.insert(true, 2u8);
         assert!(to_vec(&mut Vec::new(), &m).is_err());
     }
 }
