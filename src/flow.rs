@@ -199,9 +199,6 @@ impl EventKind {
 /// Events kept per connection: enough for any handshake, bounded for long transfers.
 pub const MAX_EVENTS: usize = 96;
 
-/// Largest event list a recycled connection keeps for its next use (1 KiB).
-const EVENTS_KEPT: usize = 32;
-
 /// Room made in the event list when a connection's first data arrives (512 bytes).
 const EVENTS_WITH_DATA: usize = 16;
 
@@ -844,14 +841,7 @@ impl FlowTable {
         for mut c in conns {
             if self.spare.len() < SPARE_MAX {
                 let (ends, first) = (c.ends, c.first);
-                // The event list keeps its allocation: a typical connection logs 10 to 30
-                // events, and growing each new list from nothing took four reallocations.
-                let mut events = std::mem::take(&mut c.events);
                 *c = Conn::new(0, ends[0], ends[1], first, &self.cfg);
-                if events.capacity() <= EVENTS_KEPT {
-                    events.clear();
-                    c.events = events;
-                }
                 self.spare.push(c);
             }
         }
