@@ -1416,11 +1416,8 @@ fn matches_filters(c: &Connection, o: &Options) -> bool {
 mod threading_tests {
     use super::*;
 
-    /// Every sample capture at once (hundreds of connections), with the settling queue at
-    /// zero (test builds) so the packet thread often summarises batches itself: the report
-    /// must be the same as when every connection is settled in line, in order.
-    #[test]
-    fn threaded_settling_matches_inline() {
+    /// Every sample capture, sorted.
+    fn sample_paths() -> Vec<String> {
         let mut paths: Vec<String> =
             std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"))
                 .into_iter()
@@ -1431,6 +1428,15 @@ mod threading_tests {
                 .collect();
         paths.sort();
         assert!(paths.len() > 20, "samples not found");
+        paths
+    }
+
+    /// Every sample capture at once (hundreds of connections), with the settling queue at
+    /// zero (test builds) so the packet thread often summarises batches itself: the report
+    /// must be the same as when every connection is settled in line, in order.
+    #[test]
+    fn threaded_settling_matches_inline() {
+        let paths = sample_paths();
         let opts = Options::default();
         let render =
             |r: &Report| crate::report::render(r, crate::report::Format::Json, &Default::default());
@@ -1455,16 +1461,7 @@ mod threading_tests {
     /// connections read back (text and Markdown reports) are equal to the model's.
     #[test]
     fn connections_kept_as_json_match_the_model() {
-        let mut paths: Vec<String> =
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/samples"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path().to_string_lossy().into_owned())
-                .filter(|p| p.contains(".pcap"))
-                .collect();
-        paths.sort();
-        assert!(paths.len() > 20, "samples not found");
+        let paths = sample_paths();
         let mut kept_as_json = 0;
         for path in &paths {
             for vantage in [None, Some(Side::Client), Some(Side::Server)] {

@@ -285,6 +285,12 @@ fn side_of(rec: &crate::store::Record, vantage_override: Option<Side>, capture_s
     }
 }
 
+/// The verdict of a record's facts, worded for capture point `side`.
+fn judged(mut facts: crate::verdict::ConnFacts, side: Side) -> crate::verdict::Judgement {
+    facts.vantage = side;
+    crate::verdict::judge(&facts)
+}
+
 /// Turns a stored record into the reported connection: capture point chosen (override, its
 /// own evidence, else the capture's), verdict worded for it, timeline capped, redacted.
 pub(crate) fn finalize(
@@ -298,9 +304,7 @@ pub(crate) fn finalize(
     let mut c = match rec.body {
         crate::store::Body::Model(c) => {
             let mut c = *c;
-            let mut facts = rec.facts;
-            facts.vantage = side;
-            let j = crate::verdict::judge(&facts);
+            let j = judged(rec.facts, side);
             c.vantage = side;
             c.verdict = j.code;
             c.explanation = j.explanation;
@@ -339,9 +343,7 @@ fn write_json(
         (Some(h), Some(t)) => (h, t),
         _ => return Err(std::io::Error::other("damaged JSON record")),
     };
-    let mut facts = rec.facts;
-    facts.vantage = side;
-    let j = crate::verdict::judge(&facts);
+    let j = judged(rec.facts, side);
     out.extend_from_slice(head.as_bytes());
     json_field(out, "\"verdict\":", &j.code)?;
     json_field(out, ",\"explanation\":", &j.explanation)?;
