@@ -24,6 +24,14 @@ pub fn bytes(b: &[u8]) -> String {
 
 /// Escapes control characters (C0, DEL, C1, bidi overrides) in a string; other Unicode is kept.
 pub fn text(s: &str) -> String {
+    // Printable ASCII other than the backslash (names, almost always) is kept as it is.
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
+        return s.to_owned();
+    }
+    escape_chars(s)
+}
+
+fn escape_chars(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
@@ -81,6 +89,16 @@ mod tests {
         assert_eq!(text("evil\u{1b}]0;title\u{7}"), "evil\\u{1b}]0;title\\u{7}");
         assert_eq!(text("a\u{202e}b"), "a\\u{202e}b");
         assert_eq!(text("bücher.example"), "bücher.example");
+    }
+
+    #[test]
+    fn printable_ascii_shortcut_escapes_like_the_general_path() {
+        for b in 0u8..128 {
+            let s = format!("ab{}cd", char::from(b));
+            assert_eq!(text(&s), escape_chars(&s), "byte {b:#x}");
+        }
+        assert_eq!(text("a\\b"), "a\\\\b");
+        assert_eq!(text("a\u{7f}"), "a\\u{7f}");
     }
 
     #[test]
