@@ -464,13 +464,13 @@ struct Meta {
     len: usize,
 }
 
-/// Bytes of frame data per batch, and batches in flight (each way): 2 MiB in all. On two
+/// Bytes of frame data per batch, and batches in flight (each way): 1 MiB in all. On two
 /// cores the reading thread shares its core with the summarising one (which yields it often,
 /// see `analysis`); the batches already read must last until the reader runs again or the
-/// analysis thread, the critical path, starves. With 512 KiB in flight it waited for input
-/// about a quarter of the time at 1 GB.
+/// analysis thread, the critical path, starves. Deeper (2-4 MiB) measured no faster once the
+/// summariser yields, and costs peak memory.
 const BATCH_BYTES: usize = 128 << 10;
-const BATCHES: usize = 16;
+const BATCHES: usize = 8;
 /// Frames per batch at most (a batch of minimum-size frames).
 const BATCH_FRAMES: usize = 2048;
 
