@@ -889,10 +889,11 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
     }
 }
 
-fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
-    // The connection is done with: its ClientHello is moved into the report, not copied.
-    let client_hello = c.take_client_hello();
-    let c: &Conn = c;
+fn summarise(c: &Conn, ctx: &Ctx) -> Built {
+    // Copied, not moved out: the packet thread allocated the original and frees it when it
+    // reuses the connection, while the copy is allocated and freed here. Freeing another
+    // thread's allocations contends for its malloc arena (moving it cost 4 % more CPU).
+    let client_hello = c.tls_facts().client_hello.clone();
     let (cd, rule) = client_dir(c);
     let sd = 1 - cd;
     let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);

@@ -398,11 +398,6 @@ impl Conn {
         }
     }
 
-    /// Moves the parsed ClientHello out (the connection is being summarised).
-    pub fn take_client_hello(&mut self) -> Option<crate::tls::hello::ClientHelloInfo> {
-        self.tls.as_mut().and_then(|t| t.facts.client_hello.take())
-    }
-
     fn tls_wants(&self, d: usize) -> bool {
         self.tls.as_ref().is_none_or(|t| t.wants(d))
     }
