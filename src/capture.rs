@@ -605,6 +605,13 @@ pub fn read_input_threaded(
     })
 }
 
+/// Makes `buf` at least `len` bytes long, zeroing only bytes it never had.
+fn grow_to(buf: &mut Vec<u8>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+}
+
 /// Reads from `r` until `buf[..*filled]` holds `target` bytes or the input ends (`Ok(true)`).
 /// The buffer only ever grows: bytes past `filled` are left over from earlier use, so a batch
 /// buffer is not zeroed again for every read.
@@ -614,9 +621,7 @@ fn fill_to(
     filled: &mut usize,
     target: usize,
 ) -> io::Result<bool> {
-    if buf.len() < target {
-        buf.resize(target, 0);
-    }
+    grow_to(buf, target);
     while *filled < target {
         match r.read(&mut buf[*filled..target]) {
             Ok(0) => return Ok(true),
@@ -745,9 +750,7 @@ fn read_legacy_in_place(
             };
             next.frames.clear();
             let carried = filled - pos;
-            if next.data.len() < carried {
-                next.data.resize(carried, 0);
-            }
+            grow_to(&mut next.data, carried);
             next.data[..carried].copy_from_slice(&b.data[pos..filled]);
             let mut done = std::mem::replace(&mut b, next);
             done.read = counter.load(Ordering::Relaxed);

@@ -370,7 +370,11 @@ impl Report {
 
     /// Connection `i` in output order, with its verdict worded for its capture point.
     pub fn connection(&self, i: usize) -> std::io::Result<Connection> {
-        let rec = self.store.get(i)?;
+        self.finalize(self.store.get(i)?)
+    }
+
+    /// A stored record as this report's connection ([`finalize`] with its settings).
+    fn finalize(&self, rec: crate::store::Record) -> std::io::Result<Connection> {
         finalize(
             rec,
             self.vantage_override,
@@ -388,14 +392,7 @@ impl Report {
         if matches!(rec.body, crate::store::Body::Json { .. }) && self.redactor.is_none() {
             return write_json(rec, self.vantage_override, self.vantage.side, out);
         }
-        let c = finalize(
-            rec,
-            self.vantage_override,
-            self.vantage.side,
-            self.timeline_limit,
-            self.redactor.as_ref(),
-        )?;
-        crate::report::json::write_compact(out, &c)
+        crate::report::json::write_compact(out, &self.finalize(rec)?)
     }
 
     /// Connection `i` with the packets kept for it (`Options::trace`).
@@ -405,13 +402,7 @@ impl Report {
     ) -> std::io::Result<(Connection, Option<crate::model::Trace>)> {
         let mut rec = self.store.get(i)?;
         let trace = rec.trace.take();
-        let conn = finalize(
-            rec,
-            self.vantage_override,
-            self.vantage.side,
-            self.timeline_limit,
-            self.redactor.as_ref(),
-        )?;
+        let conn = self.finalize(rec)?;
         Ok((conn, trace))
     }
 

@@ -166,6 +166,23 @@ impl<'w, 'a> Compound<'w, 'a> {
     }
 }
 
+impl<'a> Writer<'a> {
+    /// Starts an array or object (`open`), inside `{"variant":` for an enum variant's; the
+    /// [`Compound`] writes `close` when it ends.
+    fn open(&mut self, variant: Option<&str>, open: u8, close: &'static [u8]) -> Compound<'_, 'a> {
+        if let Some(v) = variant {
+            self.out.push(b'{');
+            write_key(self.out, true, v);
+        }
+        self.out.push(open);
+        Compound {
+            w: self,
+            first: true,
+            close,
+        }
+    }
+}
+
 impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
     type Ok = ();
     type Error = Error;
@@ -250,12 +267,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         Ok(())
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq> {
-        self.out.push(b'[');
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: b"]",
-        })
+        Ok(self.open(None, b'[', b"]"))
     }
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple> {
         self.serialize_seq(Some(len))
@@ -274,22 +286,10 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleVariant> {
-        self.out.push(b'{');
-        write_key(self.out, true, variant);
-        self.out.push(b'[');
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: b"]}",
-        })
+        Ok(self.open(Some(variant), b'[', b"]}"))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap> {
-        self.out.push(b'{');
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: b"}",
-        })
+        Ok(self.open(None, b'{', b"}"))
     }
     fn serialize_struct(self, _: &'static str, len: usize) -> Result<Self::SerializeStruct> {
         self.serialize_map(Some(len))
@@ -301,14 +301,7 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStructVariant> {
-        self.out.push(b'{');
-        write_key(self.out, true, variant);
-        self.out.push(b'{');
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: b"}}",
-        })
+        Ok(self.open(Some(variant), b'{', b"}}"))
     }
 }
 
