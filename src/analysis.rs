@@ -11,14 +11,14 @@ use crate::defrag::Defragmenter;
 use crate::escape;
 use crate::flow::{Conn, EventKind, FlowConfig, FlowTable};
 use crate::model::{
-    AlertOut, At, Connection, HttpOut, IcmpOut, Report, ServerRollup, Summary, TimelineEntry, Tool,
-    VantageOut, SCHEMA_VERSION,
+    AlertOut, At, Connection, HttpOut, IcmpOut, Report, Summary, TimelineEntry, Tool, VantageOut,
+    SCHEMA_VERSION,
 };
+use crate::rollup::Rollup;
 use crate::store::{Body, Record, Store};
 use crate::tls::{names, SHORT_ENCRYPTED};
 use crate::vantage::{self, Clues, Evidence};
 use crate::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// What to analyse and how.
@@ -41,6 +41,8 @@ pub struct Options {
     /// Index entries kept in memory before they are written out as a sorted run (0 = the
     /// default).
     pub index_run: usize,
+    /// Servers listed in the per-server rollup (0 = [`crate::rollup::MAX_SERVERS`]).
+    pub max_servers: usize,
     /// Redact addresses and names in everything reported.
     pub redact: Option<RedactOptions>,
     /// Keep each connection's packets for matching against another capture.
@@ -203,10 +205,8 @@ const SETTLE_QUEUE: usize = if cfg!(test) { 0 } else { 8 };
 struct Settler<'o> {
     opts: &'o Options,
     store: Store,
-    verdicts: BTreeMap<String, u64>,
-    servers: BTreeMap<String, BTreeMap<String, u64>>,
+    rollup: Rollup,
     evidence: vantage::Tally,
-    failed: u64,
     duplicates: u64,
     store_error: Option<std::io::Error>,
 }
@@ -225,10 +225,11 @@ impl<'o> Settler<'o> {
                     n => n,
                 },
             ),
-            verdicts: BTreeMap::new(),
-            servers: BTreeMap::new(),
+            rollup: Rollup::with_max_servers(match opts.max_servers {
+                0 => crate::rollup::MAX_SERVERS,
+                n => n,
+            }),
             evidence: vantage::Tally::default(),
-            failed: 0,
             duplicates: 0,
             store_error: None,
         }
@@ -244,12 +245,7 @@ impl<'o> Settler<'o> {
     fn account(&mut self, p: Prepared) -> Option<Record> {
         self.duplicates += p.duplicates;
         let kept = p.kept?;
-        let code = kept.code;
-        count(&mut self.verdicts, code.as_str());
-        if code.is_failure() {
-            self.failed += 1;
-        }
-        count(self.servers.entry(kept.server).or_default(), code.as_str());
+        self.rollup.add(kept.server, kept.code);
         self.evidence.add(kept.evidence);
         Some(kept.record)
     }
@@ -289,16 +285,6 @@ impl<'o> Settler<'o> {
     }
 }
 
-/// Adds one to `key`'s count, allocating the key only the first time it is seen.
-fn count(counts: &mut BTreeMap<String, u64>, key: &str) {
-    match counts.get_mut(key) {
-        Some(n) => *n += 1,
-        None => {
-            counts.insert(key.to_string(), 1);
-        }
-    }
-}
-
 /// A settled connection, summarised: the expensive, order-free part of settling, which either
 /// thread may do.
 struct Prepared {
@@ -310,8 +296,8 @@ struct Prepared {
 struct Kept {
     record: Record,
     code: verdict::VerdictCode,
-    /// The server as `ip:port`, for the per-server rollup.
-    server: String,
+    /// For the per-server rollup.
+    server: crate::flow::Endpoint,
     evidence: Evidence,
 }
 
@@ -326,7 +312,7 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
     }
     // The verdict code does not depend on the capture point, only its wording does.
     let code = verdict::judge(&built.facts).code;
-    let server = crate::report::text::endpoint(&built.conn.server_ip, built.conn.server_port);
+    let server = built.server;
     let trace = opts.trace.then(|| trace(c, built.client_dir, &built.conn));
     let order = (
         built.conn.file.unwrap_or(0),
@@ -557,19 +543,7 @@ impl<'o, 'c> Run<'o, 'c> {
                 evidence: overall_text,
             },
         };
-        let mut servers: Vec<ServerRollup> = std::mem::take(&mut self.settler.servers)
-            .into_iter()
-            .map(|(server, v)| ServerRollup {
-                server,
-                connections: v.values().sum(),
-                verdicts: v,
-            })
-            .collect();
-        servers.sort_by(|a, b| {
-            b.connections
-                .cmp(&a.connections)
-                .then(a.server.cmp(&b.server))
-        });
+        let counted = std::mem::take(&mut self.settler.rollup).finish();
         let mut warnings: Vec<String> = Vec::new();
         for i in &self.inputs {
             for w in &i.warnings {
@@ -603,6 +577,14 @@ impl<'o, 'c> Run<'o, 'c> {
                 self.table.evicted_by_cap, self.opts.flow.max_live
             ));
         }
+        if counted.unlisted > 0 {
+            warnings.push(format!(
+                "connections went to more than {} servers: {} connections to the servers seen \
+                 after those are counted but not listed per server",
+                counted.servers.len(),
+                counted.unlisted
+            ));
+        }
         if let Some(e) = &self.settler.store_error {
             warnings.push(format!(
                 "could not write the temporary file for settled connections ({e}); some \
@@ -612,10 +594,11 @@ impl<'o, 'c> Run<'o, 'c> {
         let capture_start = self.ctx.capture_start.unwrap_or(0);
         let capture_end = self.ctx.capture_end;
         let summary = Summary {
-            connections: self.settler.verdicts.values().sum(),
-            failed: self.settler.failed,
-            verdicts: std::mem::take(&mut self.settler.verdicts),
-            servers,
+            connections: counted.connections,
+            failed: counted.failed,
+            verdicts: counted.verdicts,
+            servers: counted.servers,
+            unlisted_server_connections: counted.unlisted,
             packets: n.packets,
             tcp_packets: n.tcp,
             duplicates_ignored: self.settler.duplicates,
@@ -847,6 +830,7 @@ fn coverage(
 
 struct Built {
     conn: Connection,
+    server: crate::flow::Endpoint,
     evidence: Evidence,
     facts: ConnFacts,
     client_dir: usize,
@@ -1241,6 +1225,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
     };
     Built {
         conn,
+        server: server_server,
         evidence,
         facts,
         client_dir: cd,

@@ -28,6 +28,7 @@ pub mod model;
 pub mod reassembly;
 pub mod redact;
 pub mod report;
+pub mod rollup;
 pub mod store;
 pub mod timefmt;
 pub mod tls;

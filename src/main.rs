@@ -172,6 +172,7 @@ fn write_stdout(
         timeline,
         width: if tty { terminal_width() } else { None },
         color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        max_problems: 0,
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     match render(&opts, &mut out).and_then(|_| out.flush()) {
@@ -224,6 +225,7 @@ fn main() -> ExitCode {
         timeline_limit: None,
         memory_records: 0,
         index_run: 0,
+        max_servers: 0,
         redact: cli.redact.then(|| tlsdiag::RedactOptions {
             key: cli.redact_key.clone(),
             keep_names: cli.keep_names,

@@ -196,7 +196,10 @@ pub struct Summary {
     pub connections: u64,
     pub failed: u64,
     pub verdicts: std::collections::BTreeMap<String, u64>,
+    /// The first [`crate::rollup::MAX_SERVERS`] servers seen, most connections first.
     pub servers: Vec<ServerRollup>,
+    /// Connections to servers seen after the listed ones (counted in the totals).
+    pub unlisted_server_connections: u64,
     pub packets: u64,
     pub tcp_packets: u64,
     pub duplicates_ignored: u64,

@@ -293,6 +293,7 @@ fn run_lib(path: &Path, label: &str) -> Outcome {
                     timeline: true,
                     width: Some(100),
                     color: false,
+                    max_problems: 0,
                 };
                 for f in [Format::Text, Format::Json, Format::Ndjson, Format::Markdown] {
                     let out = render(&r, f, &o);

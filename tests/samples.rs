@@ -213,6 +213,114 @@ fn eviction_and_spilling_do_not_change_the_report() {
     );
 }
 
+/// The per-server rollup lists a bounded number of servers (a scan reaches millions) and counts
+/// the connections to the rest, so the totals still add up and nothing is silently dropped.
+#[test]
+fn the_server_rollup_is_bounded_and_still_adds_up() {
+    let path = samples_dir().join("mixed.pcap").display().to_string();
+    let analyse = |max_servers| {
+        let opts = tlsdiag::Options {
+            max_servers,
+            ..Default::default()
+        };
+        tlsdiag::analyze(std::slice::from_ref(&path), &opts).expect("analyse")
+    };
+    let (full, capped) = (analyse(0), analyse(3));
+    let (f, c) = (&full.summary, &capped.summary);
+    assert!(
+        f.servers.len() > 3,
+        "mixed.pcap reaches more than 3 servers"
+    );
+    assert_eq!(f.unlisted_server_connections, 0);
+    assert_eq!(c.servers.len(), 3);
+    assert_eq!((c.connections, &c.verdicts), (f.connections, &f.verdicts));
+    for sv in &c.servers {
+        assert!(
+            f.servers.contains(sv),
+            "{sv:?}: counted as without the limit"
+        );
+    }
+    let listed: u64 = c.servers.iter().map(|s| s.connections).sum();
+    assert!(c.unlisted_server_connections > 0);
+    assert_eq!(listed + c.unlisted_server_connections, c.connections);
+    let warned = format!(
+        "{} connections to the servers",
+        c.unlisted_server_connections
+    );
+    assert!(
+        capped.warnings.iter().any(|w| w.contains(&warned)),
+        "{:?}",
+        capped.warnings
+    );
+}
+
+/// A ticket summary of a capture with many distinct problems keeps a section for the biggest
+/// ones only (each section holds an example connection, so this also bounds the memory), and
+/// says how many problems and connections it left out.
+#[test]
+fn markdown_has_sections_for_the_biggest_problems_only() {
+    use tlsdiag::report::{render, Format, RenderOptions};
+    let path = samples_dir().join("mixed.pcap").display().to_string();
+    let r = tlsdiag::analyze(std::slice::from_ref(&path), &tlsdiag::Options::default())
+        .expect("analyse");
+    let md = |all, max_problems| {
+        let o = RenderOptions {
+            all,
+            max_problems,
+            ..Default::default()
+        };
+        render(&r, Format::Markdown, &o)
+    };
+    // "### `verdict`: N connection(s) to server", in the order written.
+    let sections = |text: &str| -> Vec<(u64, String)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("### `"))
+            .map(|l| {
+                let n = l.split(": ").nth(1).and_then(|x| x.split(' ').next());
+                (
+                    n.and_then(|x| x.parse().ok()).expect("a count"),
+                    l.to_string(),
+                )
+            })
+            .collect()
+    };
+    let full = md(false, 0);
+    let all = sections(&full);
+    assert!(all.len() > 4, "mixed.pcap has more than 4 problems");
+    assert!(!full.contains("have no section"));
+    // 1: only the biggest (2 connections; every other problem has 1).
+    for max in [1, 4] {
+        let capped = md(false, max);
+        let kept = sections(&capped);
+        assert_eq!(kept.len(), max);
+        let rest: Vec<&(u64, String)> = all.iter().filter(|s| !kept.contains(s)).collect();
+        assert_eq!(
+            rest.len(),
+            all.len() - max,
+            "kept sections are the full report's"
+        );
+        let smallest_kept = kept.iter().map(|s| s.0).min();
+        let biggest_left = rest.iter().map(|s| s.0).max();
+        assert!(smallest_kept >= biggest_left, "{max}: {kept:?}");
+        // Same headline, same order of sections.
+        assert_eq!(full.lines().nth(2), capped.lines().nth(2));
+        let order: Vec<&(u64, String)> = all.iter().filter(|s| kept.contains(s)).collect();
+        assert_eq!(order, kept.iter().collect::<Vec<_>>());
+        let left_connections: u64 = rest.iter().map(|s| s.0).sum();
+        let note = format!(
+            "{} other problem(s) ({left_connections} connection(s)) have no section",
+            rest.len()
+        );
+        assert!(capped.contains(&note), "{note}");
+    }
+    // With every connection listed, failures still come first: 3 `tls_ok` to one server are
+    // more than the 2 `client_alert`s the headline is about.
+    let capped = md(true, 1);
+    assert_eq!(full.lines().nth(2), capped.lines().nth(2));
+    let kept = sections(&capped);
+    assert!(kept[0].1.starts_with("client_alert`: 2 "), "{kept:?}");
+}
+
 /// `--format ndjson` writes each connection as soon as it is settled; read from standard
 /// input, as `tcpdump -U -w - | tlsdiag --format ndjson -` does, it must report exactly what
 /// the whole-file JSON report says.
@@ -345,4 +453,53 @@ fn certificates_are_the_same_when_many_captures_share_one_analysis() {
         inputs.len(),
         distinct.len()
     );
+}
+
+/// The terminal report explains a bounded number of problems (verdict, server) too: the first
+/// ones met, in connection order, and counts the connections of the others.
+#[test]
+fn text_explains_a_bounded_number_of_problems() {
+    use tlsdiag::report::{render, Format, RenderOptions};
+    let path = samples_dir().join("mixed.pcap").display().to_string();
+    let r = tlsdiag::analyze(std::slice::from_ref(&path), &tlsdiag::Options::default())
+        .expect("analyse");
+    let o = RenderOptions {
+        max_problems: 2,
+        ..Default::default()
+    };
+    let text = render(&r, Format::Text, &o);
+    let explained: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  stream "))
+        .map(|l| {
+            l.split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("stream")
+        })
+        .collect();
+    let failed: Vec<_> = r
+        .connections()
+        .map(|c| c.expect("stored connection"))
+        .filter(|c| c.verdict.is_failure())
+        .collect();
+    let problem = |c: &tlsdiag::model::Connection| (c.verdict, c.server_ip.clone(), c.server_port);
+    let mut first_two = Vec::new();
+    for c in &failed {
+        if first_two.len() < 2 && !first_two.contains(&problem(c)) {
+            first_two.push(problem(c));
+        }
+    }
+    let expected: Vec<u64> = failed
+        .iter()
+        .filter(|c| first_two.contains(&problem(c)))
+        .map(|c| c.stream)
+        .collect();
+    assert!(failed.len() > expected.len());
+    assert_eq!(explained, expected);
+    let note = format!(
+        "... and {} more connection(s) with other verdicts or servers than the 2 explained",
+        failed.len() - expected.len()
+    );
+    assert!(text.contains(&note), "{note}\n{text}");
 }

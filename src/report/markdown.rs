@@ -24,6 +24,57 @@ pub fn cell(s: &str) -> String {
     out
 }
 
+/// How a verdict ranks among groups of the same size: the failure this tool exists for first.
+fn severity(v: &str) -> usize {
+    const ORDER: [&str; 9] = [
+        "tls_no_server_response",
+        "server_response_lost",
+        "clienthello_lost",
+        "tcp_no_synack",
+        "icmp_unreachable",
+        "tcp_refused",
+        "middlebox_reset",
+        "server_reset",
+        "server_closed",
+    ];
+    ORDER
+        .iter()
+        .position(|x| *x == v)
+        .map_or(0, |i| ORDER.len() - i)
+}
+
+/// The groups worth a section, from the summary's per-server counts: failures first (the
+/// headline's group among them), then the biggest, on a tie the more severe, then (as the
+/// headline breaks ties) the later verdict and server. Also how many groups were left out, and
+/// their connections.
+fn chosen(r: &Report, all: bool, max: usize) -> (Vec<(String, String)>, usize, u64) {
+    let failure = |v: &str| {
+        crate::verdict::VerdictCode::ALL
+            .iter()
+            .any(|c| c.as_str() == v && c.is_failure())
+    };
+    let mut groups: Vec<(bool, u64, usize, &str, &str)> = r
+        .summary
+        .servers
+        .iter()
+        .flat_map(|sv| {
+            sv.verdicts
+                .iter()
+                .map(|(v, n)| (failure(v), *n, severity(v), v.as_str(), sv.server.as_str()))
+                .filter(|g| all || g.0)
+        })
+        .collect();
+    groups.sort_unstable_by(|a, b| b.cmp(a));
+    let left_out = groups.get(max..).unwrap_or_default();
+    let left = (left_out.len(), left_out.iter().map(|g| g.1).sum());
+    groups.truncate(max);
+    let keys = groups
+        .into_iter()
+        .map(|(_, _, _, v, server)| (v.to_string(), server.to_string()))
+        .collect();
+    (keys, left.0, left.1)
+}
+
 /// A distinct problem: one verdict towards one server.
 struct Group {
     count: u64,
@@ -36,24 +87,6 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
     if s.connections == 0 {
         return "No TCP connections in the capture.".into();
     }
-    // The biggest group of failures; on a tie, the failure this tool exists for first.
-    let severity = |v: &str| {
-        const ORDER: [&str; 9] = [
-            "tls_no_server_response",
-            "server_response_lost",
-            "clienthello_lost",
-            "tcp_no_synack",
-            "icmp_unreachable",
-            "tcp_refused",
-            "middlebox_reset",
-            "server_reset",
-            "server_closed",
-        ];
-        ORDER
-            .iter()
-            .position(|x| *x == v)
-            .map_or(0, |i| ORDER.len() - i)
-    };
     let Some(((verdict, server), g)) = groups
         .iter()
         .filter(|(_, g)| g.example.verdict.is_failure())
@@ -85,7 +118,10 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
 }
 
 pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
-    // One pass to group the connections by distinct problem.
+    // One pass to group the connections of the problems chosen for a section.
+    // Each section keeps an example connection until written: a bounded number of them.
+    let max_sections = o.max_problems();
+    let (chosen, left_out, left_out_connections) = chosen(r, o.all, max_sections);
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     for c in r.connections() {
         let c = c?;
@@ -97,6 +133,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
             super::text::endpoint(&c.server_ip, c.server_port),
         );
         match groups.get_mut(&key) {
+            None if !chosen.contains(&key) => {}
             Some(g) => {
                 g.count += 1;
                 if g.streams.len() < 20 {
@@ -170,6 +207,14 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
             d.join(", ")
         )?;
     }
+    if s.unlisted_server_connections > 0 {
+        writeln!(
+            w,
+            "| any other server | {} | not listed: more than {} servers |",
+            s.unlisted_server_connections,
+            s.servers.len()
+        )?;
+    }
     for ((verdict, server), g) in &groups {
         let ex = &g.example;
         writeln!(
@@ -221,6 +266,13 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
                 )?;
             }
         }
+    }
+    if left_out > 0 {
+        writeln!(
+            w,
+            "\n{left_out} other problem(s) ({left_out_connections} connection(s)) have no section: \
+             the {max_sections} biggest have one; `--format json` lists every connection."
+        )?;
     }
     if !r.warnings.is_empty() {
         writeln!(w, "\n### Warnings\n")?;

@@ -31,6 +31,23 @@ pub struct RenderOptions {
     pub width: Option<u16>,
     /// ANSI colour.
     pub color: bool,
+    /// Problems (verdict, server) explained at most: Markdown sections, text explanations
+    /// without `all` (0 = [`MAX_PROBLEMS`]).
+    pub max_problems: usize,
+}
+
+/// Problems explained in a report at most, by default. A capture of a scan reaches thousands of
+/// servers; a reader needs the few problems that matter, and the renderer keeps a bounded
+/// amount of state per problem.
+pub const MAX_PROBLEMS: usize = 50;
+
+impl RenderOptions {
+    fn max_problems(&self) -> usize {
+        match self.max_problems {
+            0 => MAX_PROBLEMS,
+            n => n,
+        }
+    }
 }
 
 /// Renders the whole report to `w`.

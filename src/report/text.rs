@@ -152,6 +152,14 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
         if s.servers.len() > 20 {
             writeln!(w, "  ... and {} more servers", s.servers.len() - 20)?;
         }
+        if s.unlisted_server_connections > 0 {
+            writeln!(
+                w,
+                "  ... and {} connection(s) to servers beyond the first {}",
+                s.unlisted_server_connections,
+                s.servers.len()
+            )?;
+        }
     }
 
     let listed = |c: &Connection| o.all || c.verdict.is_failure();
@@ -194,6 +202,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     // Explanations, grouped by (verdict, server).
     let mut shown: std::collections::BTreeMap<(String, String, u16), usize> = Default::default();
     let mut hidden: std::collections::BTreeMap<(String, String, u16), usize> = Default::default();
+    let mut other_groups = 0u64;
     let mut first = true;
     for c in r.connections() {
         let c = c?;
@@ -205,12 +214,19 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
             c.server_ip.clone(),
             c.server_port,
         );
-        let n = shown.entry(key.clone()).or_default();
-        if *n >= DETAILED_PER_GROUP && !o.all {
-            *hidden.entry(key).or_default() += 1;
-            continue;
+        if !o.all {
+            // Bounded: a scan reaches more servers than anyone reads explanations for.
+            if shown.len() >= o.max_problems() && !shown.contains_key(&key) {
+                other_groups += 1;
+                continue;
+            }
+            let n = shown.entry(key.clone()).or_default();
+            if *n >= DETAILED_PER_GROUP {
+                *hidden.entry(key).or_default() += 1;
+                continue;
+            }
+            *n += 1;
         }
-        *n += 1;
         if first {
             writeln!(w, "\nWhat happened:")?;
             first = false;
@@ -242,6 +258,14 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
             w,
             "\n  ... and {n} more {v} connection(s) to {} like the above (--all lists them)",
             endpoint(ip, *port)
+        )?;
+    }
+    if other_groups > 0 {
+        writeln!(
+            w,
+            "\n  ... and {other_groups} more connection(s) with other verdicts or servers than the \
+             {} explained above (--all lists them)",
+            o.max_problems()
         )?;
     }
     if !r.warnings.is_empty() {
