@@ -259,7 +259,7 @@ fn the_server_rollup_is_bounded_and_still_adds_up() {
 /// says how many problems and connections it left out.
 #[test]
 fn markdown_has_sections_for_the_biggest_problems_only() {
-    use tlsdiag::report::{render, Format, RenderOptions};
+    use tlsdiag::report::{markdown, render, Format, RenderOptions};
     let path = samples_dir().join("mixed.pcap").display().to_string();
     let r = tlsdiag::analyze(std::slice::from_ref(&path), &tlsdiag::Options::default())
         .expect("analyse");
@@ -312,6 +312,17 @@ fn markdown_has_sections_for_the_biggest_problems_only() {
             rest.len()
         );
         assert!(capped.contains(&note), "{note}");
+        // The per-server table: the busiest servers, the rest summed in one row.
+        let servers = &r.summary.servers;
+        let rows = capped.lines().filter(|l| {
+            servers
+                .iter()
+                .any(|sv| l.starts_with(&format!("| {} | ", markdown::cell(&sv.server))))
+        });
+        assert_eq!(rows.count(), max);
+        let rest: u64 = servers[max..].iter().map(|sv| sv.connections).sum();
+        let row = format!("| {} more servers | {rest} | |", servers.len() - max);
+        assert!(capped.contains(&row), "{row}");
     }
     // With every connection listed, failures still come first: 3 `tls_ok` to one server are
     // more than the 2 `client_alert`s the headline is about.

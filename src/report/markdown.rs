@@ -193,7 +193,8 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     writeln!(w, "\n### Servers\n")?;
     writeln!(w, "| server | connections | verdicts |")?;
     writeln!(w, "|---|---|---|")?;
-    for sv in &s.servers {
+    // The busiest servers; the rest summed in one row.
+    for sv in s.servers.iter().take(max_sections) {
         let d: Vec<String> = sv
             .verdicts
             .iter()
@@ -205,6 +206,14 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
             cell(&sv.server),
             sv.connections,
             d.join(", ")
+        )?;
+    }
+    if let Some(rest) = s.servers.get(max_sections..).filter(|r| !r.is_empty()) {
+        writeln!(
+            w,
+            "| {} more servers | {} | |",
+            rest.len(),
+            rest.iter().map(|sv| sv.connections).sum::<u64>()
         )?;
     }
     if s.unlisted_server_connections > 0 {

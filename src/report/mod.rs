@@ -31,8 +31,8 @@ pub struct RenderOptions {
     pub width: Option<u16>,
     /// ANSI colour.
     pub color: bool,
-    /// Problems (verdict, server) explained at most: Markdown sections, text explanations
-    /// without `all` (0 = [`MAX_PROBLEMS`]).
+    /// Problems (verdict, server) explained at most: Markdown sections (and rows of its
+    /// per-server table), text explanations without `all` (0 = [`MAX_PROBLEMS`]).
     pub max_problems: usize,
 }
 
