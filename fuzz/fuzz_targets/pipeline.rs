@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let result = tlsdiag::analyze(&paths, &tlsdiag::Options::default());
     // The other paths through the library: live mode (each connection handed over as it
     // settles), with redaction, a tiny live-connection cap (early eviction) and a tiny
-    // in-memory store (spilled to a temporary file).
+    // in-memory store (spilled to a temporary file), a per-server rollup of one server.
     let tight = tlsdiag::Options {
         flow: tlsdiag::flow::FlowConfig {
             max_live: 2,
@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         },
         memory_records: 1,
         index_run: 2,
+        max_servers: 1,
         redact: Some(tlsdiag::analysis::RedactOptions {
             key: Some("fuzz".into()),
             keep_names: false,
@@ -76,6 +77,8 @@ fuzz_target!(|data: &[u8]| {
                 timeline: true,
                 width: Some(80),
                 color: true,
+                // Every bound on what a report explains is reached.
+                max_problems: 1,
             };
             for format in [Format::Text, Format::Json, Format::Ndjson, Format::Markdown] {
                 let _ = render(&report, format, &plain);
