@@ -90,12 +90,12 @@ pub fn analyze_with_progress(
 /// [`analyze_with_progress`] for live use: each connection is handed to `on_settled` as soon
 /// as its outcome is settled (closed and quiet, idle, or at the end), in settling order and
 /// worded for its own capture-point evidence; the returned report then holds no
-/// connections, only the summary.
+/// connections, only the summary. `on_settled` runs on the summarising thread.
 pub fn analyze_live(
     paths: &[String],
     opts: &Options,
     progress: &mut dyn FnMut(usize, u64),
-    on_settled: Option<&mut dyn FnMut(Connection)>,
+    on_settled: Option<&mut (dyn FnMut(Connection) + Send)>,
 ) -> Result<Report, CaptureError> {
     if paths.len() > crate::capture::MAX_FILES {
         return Err(CaptureError::TooManyFiles {
@@ -116,7 +116,7 @@ pub fn analyze_live(
         opts
     };
     let mut run = Run::new(paths.len() > 1, opts);
-    run.on_settled = on_settled;
+    run.settler.on_settled = on_settled;
     let read_all =
         |run: &mut Run<'_, '_>, progress: &mut dyn FnMut(usize, u64)| -> Result<(), CaptureError> {
             for (i, path) in paths.iter().enumerate() {
@@ -133,13 +133,13 @@ pub fn analyze_live(
             }
             Ok(())
         };
-    if live || settle_in_line_for_tests() {
-        // Each connection goes to the caller the moment it settles: no queue in between.
+    if settle_in_line_for_tests() {
         read_all(&mut run, progress)?;
         return Ok(run.finish());
     }
-    // Settled connections are summarised and stored on another thread, in settling order, so
-    // the report is the same as when done in line.
+    // Settled connections are summarised and stored (or, live, handed to the caller) on another
+    // thread, in settling order, so the report is the same as when done in line. Live, a batch
+    // goes at every sweep, so a connection is handed over as promptly as its settling.
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(SETTLE_QUEUE);
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Box<Conn>>>();
@@ -201,9 +201,13 @@ const YIELD_EVERY: usize = 8;
 const SETTLE_BATCH: usize = if cfg!(test) { 1 } else { 32 };
 const SETTLE_QUEUE: usize = if cfg!(test) { 0 } else { 8 };
 
-/// Summarises settled connections into the store and keeps the per-verdict counts.
-struct Settler<'o> {
+/// Summarises settled connections into the store (or hands them to the caller, live) and keeps
+/// the per-verdict counts.
+struct Settler<'o, 'c> {
     opts: &'o Options,
+    /// Live mode: settled connections go here instead of the store.
+    on_settled: Option<&'c mut (dyn FnMut(Connection) + Send)>,
+    redactor: Option<crate::redact::Redactor>,
     store: Store,
     rollup: Rollup,
     evidence: vantage::Tally,
@@ -211,10 +215,15 @@ struct Settler<'o> {
     store_error: Option<std::io::Error>,
 }
 
-impl<'o> Settler<'o> {
+impl<'o, 'c> Settler<'o, 'c> {
     fn new(opts: &'o Options) -> Self {
         Settler {
             opts,
+            on_settled: None,
+            redactor: opts
+                .redact
+                .as_ref()
+                .map(|r| crate::redact::Redactor::new(r.key.as_deref(), r.keep_names)),
             store: Store::with_index_run(
                 match opts.memory_records {
                     0 => crate::store::DEFAULT_MEMORY_RECORDS,
@@ -233,12 +242,6 @@ impl<'o> Settler<'o> {
             duplicates: 0,
             store_error: None,
         }
-    }
-
-    /// Summarises a finished connection and counts it; the record goes to the store, or is
-    /// returned (live mode). None when a filter leaves it out.
-    fn record(&mut self, c: &mut Conn, ctx: &Ctx) -> Option<Record> {
-        self.account(prepare(self.opts, c, ctx))
     }
 
     /// Counts a summarised connection (the part of settling that must run in settling order).
@@ -276,11 +279,25 @@ impl<'o> Settler<'o> {
         }
     }
 
+    /// Counts a summarised connection and stores it, or (live) hands it to the caller worded
+    /// for its own capture-point evidence.
     fn store_prepared(&mut self, p: Prepared) {
-        if let Some(rec) = self.account(p) {
-            if let Err(e) = self.store.push(rec) {
-                self.store_error.get_or_insert(e);
-            }
+        let Some(rec) = self.account(p) else {
+            return;
+        };
+        let kept = match self.on_settled.as_mut() {
+            Some(emit) => crate::model::finalize(
+                rec,
+                self.opts.vantage,
+                Side::Unknown,
+                self.opts.timeline_limit,
+                self.redactor.as_ref(),
+            )
+            .map(emit),
+            None => self.store.push(rec),
+        };
+        if let Err(e) = kept {
+            self.store_error.get_or_insert(e);
         }
     }
 }
@@ -357,14 +374,11 @@ enum Batch {
 /// One analysis in progress.
 struct Run<'o, 'c> {
     opts: &'o Options,
-    /// Live mode: settled connections go here instead of the store.
-    on_settled: Option<&'c mut dyn FnMut(Connection)>,
-    redactor: Option<crate::redact::Redactor>,
     table: FlowTable,
     defrag: Defragmenter,
     counters: Counters,
     ctx: Ctx,
-    settler: Settler<'o>,
+    settler: Settler<'o, 'c>,
     /// Where settled connections go when summarised on another thread, a batch at a time.
     /// (Boxed: they come boxed from the flow table; unboxing would copy each one.)
     #[allow(clippy::vec_box)]
@@ -385,11 +399,6 @@ impl<'o, 'c> Run<'o, 'c> {
     fn new(multi_file: bool, opts: &'o Options) -> Self {
         Run {
             opts,
-            on_settled: None,
-            redactor: opts
-                .redact
-                .as_ref()
-                .map(|r| crate::redact::Redactor::new(r.key.as_deref(), r.keep_names)),
             table: FlowTable::new(opts.flow),
             defrag: Defragmenter::new(),
             counters: Counters::default(),
@@ -446,26 +455,8 @@ impl<'o, 'c> Run<'o, 'c> {
     }
 
     /// Hands a finished connection over to be summarised (its packet state is dropped after):
-    /// to the caller in live mode, to the summarising thread, or in line.
+    /// to the summarising thread (which stores it, or hands it to the caller live), or in line.
     fn settle(&mut self, mut c: Box<Conn>) {
-        if let Some(emit) = self.on_settled.as_mut() {
-            if let Some(rec) = self.settler.record(&mut c, &self.ctx) {
-                match crate::model::finalize(
-                    rec,
-                    self.opts.vantage,
-                    Side::Unknown,
-                    self.opts.timeline_limit,
-                    self.redactor.as_ref(),
-                ) {
-                    Ok(conn) => emit(conn),
-                    Err(e) => {
-                        self.settler.store_error.get_or_insert(e);
-                    }
-                }
-            }
-            self.table.recycle([c]);
-            return;
-        }
         if self.queue.is_some() {
             self.batch.push(c);
             if self.batch.len() >= SETTLE_BATCH {
@@ -616,7 +607,7 @@ impl<'o, 'c> Run<'o, 'c> {
         };
         let mut summary = summary;
         let mut captures = self.inputs;
-        let redactor = self.redactor.take();
+        let redactor = self.settler.redactor.take();
         if let Some(r) = &redactor {
             for sv in &mut summary.servers {
                 sv.server = r.text(&sv.server);

@@ -246,15 +246,17 @@ fn main() -> ExitCode {
     // NDJSON is the live format: each connection is written the moment it is settled.
     let live = matches!(cli.format, FormatArg::Ndjson);
     let mut live_error: Option<std::io::Error> = None;
+    let mut line = Vec::new();
+    // Runs on the summarising thread; each line is written whole, at once.
     let mut emit = |c: tlsdiag::model::Connection| {
         if live_error.is_some() {
             return;
         }
-        let mut out = std::io::stdout().lock();
-        let written = serde_json::to_writer(&mut out, &c)
-            .map_err(std::io::Error::other)
-            .and_then(|_| out.write_all(b"\n"))
-            .and_then(|_| out.flush());
+        line.clear();
+        let written = report::json::connection_line(&c, &mut line).and_then(|_| {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&line).and_then(|_| out.flush())
+        });
         if let Err(e) = written {
             live_error = Some(e);
         }

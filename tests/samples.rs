@@ -371,6 +371,59 @@ fn live_ndjson_from_stdin_matches_the_json_report() {
     }
 }
 
+/// A live monitor: connections settled early in the input are written while the input is still
+/// open (the pipe from `tcpdump -U -w -` stays open for as long as the capture runs).
+#[test]
+fn live_ndjson_writes_settled_connections_before_the_input_ends() {
+    use std::io::{BufRead, Write};
+    use std::process::Stdio;
+    let bytes = std::fs::read(samples_dir().join("mixed.pcap")).expect("read sample");
+    // Whole records up to two thirds of the file (24-byte file header, 16-byte record headers).
+    let mut cut = 24;
+    while cut + 16 <= bytes.len() * 2 / 3 {
+        let caplen = u32::from_le_bytes([
+            bytes[cut + 8],
+            bytes[cut + 9],
+            bytes[cut + 10],
+            bytes[cut + 11],
+        ]);
+        cut += 16 + caplen as usize;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+        .args(["--format", "ndjson", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&bytes[..cut]).expect("feed stdin");
+    stdin.flush().expect("flush stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.expect("read stdout")).is_err() {
+                break;
+            }
+        }
+    });
+    // The input is still open: the first connection must come anyway.
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("no connection written while the input was open");
+    let v: Value = serde_json::from_str(&first).expect("JSON line");
+    assert!(v["stream"].is_u64() && v["verdict"].is_string(), "{first}");
+    drop(stdin);
+    let rest: Vec<String> = rx.iter().collect();
+    reader.join().expect("reader");
+    assert!(child.wait().expect("wait").success());
+    let last = rest.last().expect("summary line");
+    assert!(
+        last.starts_with("{\"captures\"") && last.contains("\"summary\""),
+        "{last}"
+    );
+}
+
 /// Exit status: 0 analysed, 1 only with `--check` when a connection failed, 2 unreadable.
 #[test]
 fn exit_status_follows_the_contract() {

@@ -18,6 +18,14 @@ pub(crate) fn write_compact<T: serde::Serialize + ?Sized>(
     serde_json::to_writer(out, v).map_err(io::Error::other)
 }
 
+/// Appends `c` as one NDJSON line: its compact JSON and a newline (live use writes each
+/// connection the moment it is settled).
+pub fn connection_line(c: &Connection, out: &mut Vec<u8>) -> io::Result<()> {
+    write_compact(out, c)?;
+    out.push(b'\n');
+    Ok(())
+}
+
 /// Keeps a settled connection as its compact JSON text
 /// ([`Body::Json`](crate::store::Body::Json)), the capture-point fields, decided at the end,
 /// cut out.
