@@ -162,80 +162,139 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
         }
     }
 
+    // Without --all both parts are bounded (the first TABLE_ROWS rows, the first problems'
+    // explanations), so one pass over the connections fills both, and the explanations wait in
+    // memory while the table is written; with --all they are written in a second pass.
     let listed = |c: &Connection| o.all || c.verdict.is_failure();
-    let mut t = table(o);
-    let mut rows = 0usize;
-    let mut not_shown = 0usize;
+    let mut rows = Rows::new(o);
+    let mut why = Explanations::default();
+    let mut waiting = Vec::new();
     for c in r.connections() {
         let c = c?;
         if !listed(&c) {
             continue;
         }
-        if rows >= TABLE_ROWS && !o.all {
-            not_shown += 1;
-            continue;
+        rows.add(&c, w)?;
+        if !o.all {
+            why.add(&c, o, &mut waiting)?;
         }
-        t.add_row(vec![
+    }
+    rows.finish(w)?;
+    if o.all {
+        for c in r.connections() {
+            let c = c?;
+            if listed(&c) {
+                why.add(&c, o, w)?;
+            }
+        }
+    } else {
+        w.write_all(&waiting)?;
+    }
+    why.finish(o, w)?;
+    if !r.warnings.is_empty() {
+        writeln!(w, "\nWarnings:")?;
+        for x in &r.warnings {
+            writeln!(w, "  {}", crate::escape::text(x))?;
+        }
+    }
+    Ok(())
+}
+
+/// The connections' table, written in tables of [`TABLE_ROWS`] rows (all of them with --all,
+/// else only the first table and a count of the rest).
+struct Rows<'o> {
+    o: &'o RenderOptions,
+    table: Table,
+    rows: usize,
+    not_shown: usize,
+}
+
+impl<'o> Rows<'o> {
+    fn new(o: &'o RenderOptions) -> Self {
+        Rows {
+            o,
+            table: table(o),
+            rows: 0,
+            not_shown: 0,
+        }
+    }
+
+    fn add(&mut self, c: &Connection, w: &mut dyn Write) -> io::Result<()> {
+        if self.rows >= TABLE_ROWS && !self.o.all {
+            self.not_shown += 1;
+            return Ok(());
+        }
+        self.table.add_row(vec![
             c.stream.to_string(),
             endpoint(&c.client_ip, c.client_port),
             endpoint(&c.server_ip, c.server_port),
             c.sni.clone().unwrap_or_default(),
-            paint(c.verdict.as_str(), verdict_colour(&c), o.color),
-            key_evidence(&c),
+            paint(c.verdict.as_str(), verdict_colour(c), self.o.color),
+            key_evidence(c),
         ]);
-        rows += 1;
-        if rows.is_multiple_of(TABLE_ROWS) {
-            writeln!(w, "\n{t}")?;
-            t = table(o);
+        self.rows += 1;
+        if self.rows.is_multiple_of(TABLE_ROWS) {
+            writeln!(w, "\n{}", self.table)?;
+            self.table = table(self.o);
         }
-    }
-    if !rows.is_multiple_of(TABLE_ROWS) {
-        writeln!(w, "\n{t}")?;
-    }
-    if not_shown > 0 {
-        writeln!(
-            w,
-            "... and {not_shown} more connections not shown (--all, or --format json/ndjson)"
-        )?;
+        Ok(())
     }
 
-    // Explanations, grouped by (verdict, server).
-    let mut shown: std::collections::BTreeMap<(String, String, u16), usize> = Default::default();
-    let mut hidden: std::collections::BTreeMap<(String, String, u16), usize> = Default::default();
-    let mut other_groups = 0u64;
-    let mut first = true;
-    for c in r.connections() {
-        let c = c?;
-        if !listed(&c) {
-            continue;
+    fn finish(self, w: &mut dyn Write) -> io::Result<()> {
+        if !self.rows.is_multiple_of(TABLE_ROWS) {
+            writeln!(w, "\n{}", self.table)?;
         }
-        let key = (
-            c.verdict.as_str().to_string(),
-            c.server_ip.clone(),
-            c.server_port,
-        );
+        if self.not_shown > 0 {
+            writeln!(
+                w,
+                "... and {} more connections not shown (--all, or --format json/ndjson)",
+                self.not_shown
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// "What happened": each listed connection explained, grouped by (verdict, server). Without
+/// --all, only the first [`DETAILED_PER_GROUP`] of a group and the first problems; the rest are
+/// counted.
+#[derive(Default)]
+struct Explanations {
+    shown: std::collections::BTreeMap<(String, String, u16), usize>,
+    hidden: std::collections::BTreeMap<(String, String, u16), usize>,
+    other_groups: u64,
+    started: bool,
+}
+
+impl Explanations {
+    fn add(&mut self, c: &Connection, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
         if !o.all {
+            let key = (
+                c.verdict.as_str().to_string(),
+                c.server_ip.clone(),
+                c.server_port,
+            );
             // Bounded: a scan reaches more servers than anyone reads explanations for.
-            if shown.len() >= o.max_problems() && !shown.contains_key(&key) {
-                other_groups += 1;
-                continue;
+            if self.shown.len() >= o.max_problems() && !self.shown.contains_key(&key) {
+                self.other_groups += 1;
+                return Ok(());
             }
-            let n = shown.entry(key.clone()).or_default();
+            let n = self.shown.entry(key.clone()).or_default();
             if *n >= DETAILED_PER_GROUP {
-                *hidden.entry(key).or_default() += 1;
-                continue;
+                *self.hidden.entry(key).or_default() += 1;
+                return Ok(());
             }
             *n += 1;
         }
-        if first {
+        if !self.started {
             writeln!(w, "\nWhat happened:")?;
-            first = false;
+            self.started = true;
         }
         writeln!(
             w,
             "\n  stream {} [{}]  (Wireshark: tcp.stream eq {})",
             c.stream,
-            paint(c.verdict.as_str(), verdict_colour(&c), o.color),
+            paint(c.verdict.as_str(), verdict_colour(c), o.color),
             c.stream
         )?;
         writeln!(w, "    {}", c.explanation)?;
@@ -252,27 +311,26 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
                 )?;
             }
         }
+        Ok(())
     }
-    for ((v, ip, port), n) in &hidden {
-        writeln!(
-            w,
-            "\n  ... and {n} more {v} connection(s) to {} like the above (--all lists them)",
-            endpoint(ip, *port)
-        )?;
-    }
-    if other_groups > 0 {
-        writeln!(
-            w,
-            "\n  ... and {other_groups} more connection(s) with other verdicts or servers than the \
-             {} explained above (--all lists them)",
-            o.max_problems()
-        )?;
-    }
-    if !r.warnings.is_empty() {
-        writeln!(w, "\nWarnings:")?;
-        for x in &r.warnings {
-            writeln!(w, "  {}", crate::escape::text(x))?;
+
+    fn finish(self, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+        for ((v, ip, port), n) in &self.hidden {
+            writeln!(
+                w,
+                "\n  ... and {n} more {v} connection(s) to {} like the above (--all lists them)",
+                endpoint(ip, *port)
+            )?;
         }
+        if self.other_groups > 0 {
+            writeln!(
+                w,
+                "\n  ... and {} more connection(s) with other verdicts or servers than the {} \
+                 explained above (--all lists them)",
+                self.other_groups,
+                o.max_problems()
+            )?;
+        }
+        Ok(())
     }
-    Ok(())
 }
