@@ -30,6 +30,9 @@
 //! - `TLSDIAG_BENCH_RUNS`: runs per tool and file, best wall time kept (default 1).
 //! - `TLSDIAG_BIN`: tlsdiag binary to measure (default: the one cargo built for this bench,
 //!   else `target/release/tlsdiag`, built with `cargo build --release` if missing).
+//! - `TLSDIAG_BENCH_FORMATS`: other output formats to measure too, comma-separated (`ndjson`,
+//!   `text`, `markdown`; default none). NDJSON's closing summary line is checked against the
+//!   sidecar like the JSON report; text and Markdown are only timed.
 //! - `TLSDIAG_BENCH_TSHARK`: `auto` (default: skip a file when the speed measured on smaller
 //!   files predicts more than `TLSDIAG_BENCH_TSHARK_MAX_S`, default 300 s), `force`, or `off`.
 //!
@@ -192,6 +195,8 @@ struct Settings {
     runs: u32,
     tshark_mode: String,
     tshark_max_s: f64,
+    /// Output formats measured besides JSON.
+    formats: Vec<&'static str>,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -237,6 +242,17 @@ impl Settings {
             tshark_max_s: env_or("TLSDIAG_BENCH_TSHARK_MAX_S", "300")
                 .parse()
                 .expect("TLSDIAG_BENCH_TSHARK_MAX_S"),
+            formats: env_or("TLSDIAG_BENCH_FORMATS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(|f| {
+                    ["ndjson", "text", "markdown"]
+                        .into_iter()
+                        .find(|k| *k == f)
+                        .expect("TLSDIAG_BENCH_FORMATS: ndjson, text or markdown")
+                })
+                .collect(),
         }
     }
 }
@@ -701,6 +717,11 @@ fn run() {
                     }
                 }
                 rows.push(r);
+                for &format in &s.formats {
+                    rows.push(measure_format(
+                        &s, &tag, bin, &file, format, &cap.truth, &row,
+                    ));
+                }
             }
             Err(e) => rows.push(row("tlsdiag", None, format!("not run: {e}"))),
         }
@@ -808,6 +829,56 @@ fn run() {
     println!("\nresults written to {}", path.display());
 }
 
+/// tlsdiag with another output format (`TLSDIAG_BENCH_FORMATS`); an NDJSON run's closing
+/// summary line is checked against the generator's counts.
+fn measure_format(
+    s: &Settings,
+    tag: &str,
+    bin: &Path,
+    file: &OsString,
+    format: &'static str,
+    truth: &Value,
+    row: &dyn Fn(&'static str, Option<Meas>, String) -> Row,
+) -> Row {
+    let out = s.work.join(format!("{tag}.{format}.out"));
+    let cmd: Vec<OsString> = vec![
+        bin.into(),
+        "--format".into(),
+        format.into(),
+        "--quiet".into(),
+        file.clone(),
+    ];
+    let m = measure_best(
+        s,
+        &format!("{tag}.{format}"),
+        &cmd,
+        &[],
+        Some(&out),
+        &err_path(s, tag, format),
+    );
+    let mut r = row(format, Some(m.clone()), String::new());
+    if m.error.is_some() || format != "ndjson" {
+        return r;
+    }
+    let text = fs::read_to_string(&out).unwrap_or_default();
+    let last = text.lines().last().unwrap_or_default();
+    match serde_json::from_str::<TlsdiagOutput>(last) {
+        Err(e) => r.note = format!("unexpected summary line: {e}"),
+        Ok(v) => match compare(truth, &v.summary) {
+            Ok(()) => {
+                r.verdicts_match = Some(true);
+                r.note = "MATCH".to_string();
+            }
+            Err(d) => {
+                r.verdicts_match = Some(false);
+                r.note = format!("{} difference(s)", d.len());
+                r.diffs = d;
+            }
+        },
+    }
+    r
+}
+
 fn err_path(s: &Settings, tag: &str, tool: &str) -> PathBuf {
     s.work.join(format!("{tag}.{tool}.stderr"))
 }
@@ -826,7 +897,9 @@ fn print_table(rows: &[Row]) {
                 .map(|m| m.wall_s)
         };
         let ratio = match (r.tool, r.ok()) {
-            ("tlsdiag", Some(m)) => same_file("walk").map(|w| format!("{:.1}x walk", m.wall_s / w)),
+            ("tlsdiag" | "ndjson" | "text" | "markdown", Some(m)) => {
+                same_file("walk").map(|w| format!("{:.1}x walk", m.wall_s / w))
+            }
             ("tshark", Some(m)) => {
                 same_file("tlsdiag").map(|t| format!("{:.1}x tlsdiag", m.wall_s / t))
             }
