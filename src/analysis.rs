@@ -178,6 +178,19 @@ thread_local! {
     static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Tests: keep every connection's JSON with its wording cut out, as when its capture point is
+/// not known until the end (no sample is such a capture). Both ways give the same report, so
+/// other tests running meanwhile are unaffected.
+#[cfg(test)]
+static CUT_ALWAYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn keep_whole_allowed() -> bool {
+    #[cfg(test)]
+    return !CUT_ALWAYS.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(test))]
+    true
+}
+
 fn settle_in_line_for_tests() -> bool {
     #[cfg(test)]
     return INLINE.with(std::cell::Cell::get);
@@ -327,8 +340,17 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
             kept: None,
         };
     }
-    // The verdict code does not depend on the capture point, only its wording does.
-    let code = verdict::judge(&built.facts).code;
+    // The capture point the connection is worded for, when already known: forced, or its own
+    // evidence (else the capture's, decided at the end). The verdict code does not depend on
+    // it, only the wording does.
+    let side = opts
+        .vantage
+        .or(Some(built.evidence.side).filter(|s| *s != Side::Unknown))
+        .filter(|_| keep_whole_allowed());
+    let mut facts = built.facts;
+    facts.vantage = side.unwrap_or(Side::Unknown);
+    let judged = verdict::judge(&facts);
+    let code = judged.code;
     let server = built.server;
     let trace = opts.trace.then(|| trace(c, built.client_dir, &built.conn));
     let order = (
@@ -342,17 +364,28 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
         if let Some(limit) = opts.timeline_limit {
             conn.timeline.truncate(limit);
         }
-        crate::report::json::kept(&conn).unwrap_or_else(|_| Body::Model(Box::new(conn)))
+        if let Some(side) = side {
+            conn.vantage = side;
+            conn.verdict = judged.code;
+            conn.explanation = judged.explanation;
+            conn.next_step = judged.next_step;
+        }
+        crate::report::json::kept(&conn, side.is_some())
+            .unwrap_or_else(|_| Body::Model(Box::new(conn)))
     } else {
         Body::Model(Box::new(built.conn))
     };
+    // A whole text needs no facts to be worded at the end.
+    if matches!(body, Body::Final(_)) {
+        facts = crate::verdict::ConnFacts::default();
+    }
     Prepared {
         duplicates,
         kept: Some(Kept {
             record: Record {
                 order,
                 body,
-                facts: built.facts,
+                facts,
                 evidence: built.evidence.side,
                 trace,
             },
@@ -1445,15 +1478,18 @@ mod threading_tests {
         }
     }
 
-    /// Connections kept as JSON text: for every sample, with the capture point decided by each
-    /// capture, by each connection or forced, with the timeline capped or not, and spilled to
+    /// Connections kept as JSON text (whole, or with the capture-point wording cut out until
+    /// the end): for every sample, with the capture point decided by each capture, by each
+    /// connection or forced, with the timeline capped or not, and spilled to
     /// disk, the JSON report is byte for byte the one re-serialised from the model, and the
     /// connections read back (text and Markdown reports) are equal to the model's.
     #[test]
     fn connections_kept_as_json_match_the_model() {
         let paths = sample_paths();
-        let mut kept_as_json = 0;
-        for path in &paths {
+        // Kept whole (capture point known when settled) and with the wording cut out.
+        let (mut whole, mut cut) = (0, 0);
+        for (path, cut_always) in paths.iter().flat_map(|p| [(p, false), (p, true)]) {
+            CUT_ALWAYS.store(cut_always, std::sync::atomic::Ordering::Relaxed);
             for vantage in [None, Some(Side::Client), Some(Side::Server)] {
                 for timeline_limit in [None, Some(2)] {
                     let model = Options {
@@ -1498,16 +1534,20 @@ mod threading_tests {
                             .collect(),
                     );
                     assert_eq!(ma, mb, "{path}");
-                    kept_as_json += (0..b.len())
-                        .filter(|&i| {
-                            b.store
-                                .get(i)
-                                .is_ok_and(|r| matches!(r.body, Body::Json { .. }))
-                        })
-                        .count();
+                    for i in 0..b.len() {
+                        match b.store.get(i).map(|r| r.body) {
+                            Ok(Body::Final(_)) => whole += 1,
+                            Ok(Body::Json { .. }) => cut += 1,
+                            _ => {}
+                        }
+                    }
                 }
             }
         }
-        assert!(kept_as_json > 100, "only {kept_as_json} kept as JSON");
+        CUT_ALWAYS.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            whole > 100 && cut > 100,
+            "kept as JSON: {whole} whole, {cut} cut"
+        );
     }
 }

@@ -319,6 +319,9 @@ pub(crate) fn finalize(
             write_json(rec, vantage_override, capture_side, &mut text)?;
             serde_json::from_slice(&text).map_err(std::io::Error::other)?
         }
+        crate::store::Body::Final(text) => {
+            serde_json::from_str(&text).map_err(std::io::Error::other)?
+        }
     };
     if let Some(limit) = timeline_limit {
         c.timeline.truncate(limit);
@@ -392,8 +395,17 @@ impl Report {
     pub(crate) fn write_connection_json(&self, i: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
         let rec = self.store.get(i)?;
         // Text kept as JSON is never redacted (analysis keeps the model when redacting).
-        if matches!(rec.body, crate::store::Body::Json { .. }) && self.redactor.is_none() {
-            return write_json(rec, self.vantage_override, self.vantage.side, out);
+        if self.redactor.is_none() {
+            match rec.body {
+                crate::store::Body::Final(text) => {
+                    out.extend_from_slice(text.as_bytes());
+                    return Ok(());
+                }
+                crate::store::Body::Json { .. } => {
+                    return write_json(rec, self.vantage_override, self.vantage.side, out);
+                }
+                crate::store::Body::Model(_) => {}
+            }
         }
         crate::report::json::write_compact(out, &self.finalize(rec)?)
     }

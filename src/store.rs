@@ -45,6 +45,9 @@ pub enum Body {
         text: String,
         gap: (u32, u32),
     },
+    /// Its complete compact JSON text: its capture point was known when it settled (its own
+    /// evidence, or `--vantage`), so its wording was too and nothing waits for the end.
+    Final(String),
 }
 
 #[derive(Debug, Clone, Copy)]

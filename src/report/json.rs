@@ -26,10 +26,10 @@ pub fn connection_line(c: &Connection, out: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
-/// Keeps a settled connection as its compact JSON text
-/// ([`Body::Json`](crate::store::Body::Json)), the capture-point fields, decided at the end,
-/// cut out.
-pub(crate) fn kept(c: &Connection) -> io::Result<crate::store::Body> {
+/// Keeps a settled connection as its compact JSON text: whole
+/// ([`Body::Final`](crate::store::Body::Final)) when its capture-point fields are filled in,
+/// else ([`Body::Json`](crate::store::Body::Json)) with them, decided at the end, cut out.
+pub(crate) fn kept(c: &Connection, whole: bool) -> io::Result<crate::store::Body> {
     // Written in a per-thread scratch buffer and copied out at its exact size: hundreds of
     // these wait in the settling queue and the store, and a 4 KiB guess wasted a third.
     thread_local! {
@@ -38,17 +38,21 @@ pub(crate) fn kept(c: &Connection) -> io::Result<crate::store::Body> {
     SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut scratch) => {
             scratch.clear();
-            let body = cut(c, &mut scratch);
+            let body = keep(c, whole, &mut scratch);
             scratch.clear();
             scratch.shrink_to(64 << 10);
             body
         }
-        Err(_) => cut(c, &mut Vec::new()),
+        Err(_) => keep(c, whole, &mut Vec::new()),
     })
 }
 
-fn cut(c: &Connection, buf: &mut Vec<u8>) -> io::Result<crate::store::Body> {
+fn keep(c: &Connection, whole: bool, buf: &mut Vec<u8>) -> io::Result<crate::store::Body> {
     write_compact(buf, c)?;
+    let text = || String::from_utf8(buf.clone()).map_err(io::Error::other);
+    if whole {
+        return Ok(crate::store::Body::Final(text()?));
+    }
     // Inside a JSON string every quote is escaped, so the first `,"name":` is the key.
     let find = |from: usize, key: &[u8]| Some(from + memchr::memmem::find(buf.get(from..)?, key)?);
     let Some((start, end)) =
@@ -59,8 +63,7 @@ fn cut(c: &Connection, buf: &mut Vec<u8>) -> io::Result<crate::store::Body> {
         ));
     };
     let gap = (start as u32 + 1, end as u32);
-    let text = String::from_utf8(buf.clone()).map_err(io::Error::other)?;
-    Ok(crate::store::Body::Json { text, gap })
+    Ok(crate::store::Body::Json { text: text()?, gap })
 }
 
 fn json<T: serde::Serialize>(v: &T) -> io::Result<String> {
