@@ -703,17 +703,7 @@ fn run() {
                     });
                     match parsed {
                         Err(e) => r.note = format!("unexpected JSON: {e}"),
-                        Ok(v) => match compare(&cap.truth, &v.summary) {
-                            Ok(()) => {
-                                r.verdicts_match = Some(true);
-                                r.note = "MATCH".to_string();
-                            }
-                            Err(d) => {
-                                r.verdicts_match = Some(false);
-                                r.note = format!("{} difference(s)", d.len());
-                                r.diffs = d;
-                            }
-                        },
+                        Ok(v) => check(&mut r, &cap.truth, &v.summary),
                     }
                 }
                 rows.push(r);
@@ -864,19 +854,24 @@ fn measure_format(
     let last = text.lines().last().unwrap_or_default();
     match serde_json::from_str::<TlsdiagOutput>(last) {
         Err(e) => r.note = format!("unexpected summary line: {e}"),
-        Ok(v) => match compare(truth, &v.summary) {
-            Ok(()) => {
-                r.verdicts_match = Some(true);
-                r.note = "MATCH".to_string();
-            }
-            Err(d) => {
-                r.verdicts_match = Some(false);
-                r.note = format!("{} difference(s)", d.len());
-                r.diffs = d;
-            }
-        },
+        Ok(v) => check(&mut r, truth, &v.summary),
     }
     r
+}
+
+/// Records in `r` whether tlsdiag's counts equal the generator's (MATCH, or the differences).
+fn check(r: &mut Row, truth: &Value, got: &TlsdiagSummary) {
+    match compare(truth, got) {
+        Ok(()) => {
+            r.verdicts_match = Some(true);
+            r.note = "MATCH".to_string();
+        }
+        Err(d) => {
+            r.verdicts_match = Some(false);
+            r.note = format!("{} difference(s)", d.len());
+            r.diffs = d;
+        }
+    }
 }
 
 fn err_path(s: &Settings, tag: &str, tool: &str) -> PathBuf {

@@ -332,21 +332,26 @@ fn markdown_has_sections_for_the_biggest_problems_only() {
     assert!(kept[0].1.starts_with("client_alert`: 2 "), "{kept:?}");
 }
 
+/// `tlsdiag --format ndjson -`, fed through a pipe, as after `tcpdump -U -w -`.
+fn live_ndjson() -> std::process::Child {
+    use std::process::Stdio;
+    Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+        .args(["--format", "ndjson", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 /// `--format ndjson` writes each connection as soon as it is settled; read from standard
 /// input, as `tcpdump -U -w - | tlsdiag --format ndjson -` does, it must report exactly what
 /// the whole-file JSON report says.
 #[test]
 fn live_ndjson_from_stdin_matches_the_json_report() {
     use std::io::Write;
-    use std::process::Stdio;
     let path = samples_dir().join("mixed.pcap");
     let json = run(&["mixed.pcap".to_string()], &[]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
-        .args(["--format", "ndjson", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = live_ndjson();
     let bytes = std::fs::read(&path).expect("read sample");
     child
         .stdin
@@ -376,7 +381,6 @@ fn live_ndjson_from_stdin_matches_the_json_report() {
 #[test]
 fn live_ndjson_writes_settled_connections_before_the_input_ends() {
     use std::io::{BufRead, Write};
-    use std::process::Stdio;
     let bytes = std::fs::read(samples_dir().join("mixed.pcap")).expect("read sample");
     // Whole records up to two thirds of the file (24-byte file header, 16-byte record headers).
     let mut cut = 24;
@@ -389,12 +393,7 @@ fn live_ndjson_writes_settled_connections_before_the_input_ends() {
         ]);
         cut += 16 + caplen as usize;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
-        .args(["--format", "ndjson", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = live_ndjson();
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(&bytes[..cut]).expect("feed stdin");
     stdin.flush().expect("flush stdin");
