@@ -383,6 +383,7 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
         duplicates,
         kept: Some(Kept {
             record: Record {
+                failed: code.is_failure(),
                 order,
                 body,
                 facts,

@@ -425,6 +425,21 @@ impl Report {
     pub fn connections(&self) -> impl Iterator<Item = std::io::Result<Connection>> + '_ {
         (0..self.len()).map(|i| self.connection(i))
     }
+
+    /// The connections a report lists, in output order: all of them, or (`all` false) the
+    /// failed ones, the others skipped unread.
+    pub fn listed(&self, all: bool) -> impl Iterator<Item = std::io::Result<Connection>> + '_ {
+        (0..self.len()).filter_map(move |i| {
+            if all {
+                return Some(self.connection(i));
+            }
+            match self.store.get_failed(i) {
+                Ok(Some(rec)) => Some(self.finalize(rec)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

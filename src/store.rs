@@ -21,6 +21,9 @@ use std::path::PathBuf;
 /// about the capture point.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
+    /// Whether the connection failed (its verdict code's `is_failure`). First, so a reader
+    /// can skip the rest of a connection it does not report ([`Store::get_failed`]).
+    pub failed: bool,
     /// Where it goes in the output: file, first frame, stream.
     pub order: Key,
     pub body: Body,
@@ -341,6 +344,17 @@ impl Store {
 
     /// Reads record `i` (in output order once [`finish`](Self::finish) ran).
     pub fn get(&self, i: usize) -> io::Result<Record> {
+        self.read(i, false)
+            .and_then(|r| r.ok_or_else(|| io::Error::other("no such record")))
+    }
+
+    /// Reads record `i` if its connection failed; `None` if not, without reading the rest of
+    /// it (a report of failures skips most connections).
+    pub fn get_failed(&self, i: usize) -> io::Result<Option<Record>> {
+        self.read(i, true)
+    }
+
+    fn read(&self, i: usize, failed_only: bool) -> io::Result<Option<Record>> {
         let loc = match self.runs.first() {
             None => self.index.get(i).map(|(_, l)| *l),
             Some(run) => {
@@ -363,16 +377,28 @@ impl Store {
             Some(Loc::Mem(m)) => self
                 .mem
                 .get(m)
-                .and_then(Clone::clone)
+                .and_then(|r| r.as_ref())
+                .map(|r| (!failed_only || r.failed).then(|| r.clone()))
                 .ok_or_else(|| io::Error::other("record missing from memory")),
             Some(Loc::Disk { off, len }) => {
                 let spill = self
                     .spill
                     .as_ref()
                     .ok_or_else(|| io::Error::other("spill file missing"))?;
+                if failed_only {
+                    // `failed` is the first field: one byte (postcard writes a bool as 0 or 1).
+                    let mut first = [0u8; 1];
+                    spill.file.read_exact_at(&mut first, off)?;
+                    let failed: bool = postcard::from_bytes(&first).map_err(io::Error::other)?;
+                    if !failed {
+                        return Ok(None);
+                    }
+                }
                 let mut buf = vec![0u8; len as usize];
                 spill.file.read_exact_at(&mut buf, off)?;
-                postcard::from_bytes(&buf).map_err(io::Error::other)
+                postcard::from_bytes(&buf)
+                    .map_err(io::Error::other)
+                    .map(Some)
             }
             None => Err(io::Error::other("no such record")),
         }
@@ -412,6 +438,7 @@ mod tests {
         );
         let conn: Connection = serde_json::from_str(&json).expect("valid connection");
         Record {
+            failed: false,
             order: (0, first_frame, stream),
             body: Body::Model(Box::new(conn)),
             facts: ConnFacts::default(),
@@ -432,6 +459,31 @@ mod tests {
             .map(|i| s.get(i).expect("read").order.1)
             .collect();
         assert_eq!(frames, vec![10, 20, 30, 40, 50]);
+    }
+
+    /// Only failed connections come back from `get_failed`, spilled or in memory, whole.
+    #[test]
+    fn failed_records_are_read_and_the_others_skipped() {
+        for limit in [3, 100] {
+            let mut s = Store::new(limit);
+            for stream in 0..10u64 {
+                let mut r = record(stream, stream + 1);
+                r.failed = stream % 3 == 0;
+                s.push(r).expect("push");
+            }
+            s.finish().expect("finish");
+            assert_eq!(s.spilled(), limit == 3);
+            let failed: Vec<u64> = (0..s.len())
+                .filter_map(|i| s.get_failed(i).expect("read"))
+                .map(|r| {
+                    assert!(r.failed);
+                    assert!(matches!(&r.body, Body::Model(c) if c.stream == r.order.2));
+                    r.order.2
+                })
+                .collect();
+            assert_eq!(failed, vec![0, 3, 6, 9]);
+            assert!(s.get_failed(10).is_err());
+        }
     }
 
     #[test]

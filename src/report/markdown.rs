@@ -123,11 +123,8 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     let max_sections = o.max_problems();
     let (chosen, left_out, left_out_connections) = chosen(r, o.all, max_sections);
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
-    for c in r.connections() {
+    for c in r.listed(o.all) {
         let c = c?;
-        if !(o.all || c.verdict.is_failure()) {
-            continue;
-        }
         let key = (
             c.verdict.as_str().to_string(),
             super::text::endpoint(&c.server_ip, c.server_port),

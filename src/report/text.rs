@@ -165,15 +165,11 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     // Without --all both parts are bounded (the first TABLE_ROWS rows, the first problems'
     // explanations), so one pass over the connections fills both, and the explanations wait in
     // memory while the table is written; with --all they are written in a second pass.
-    let listed = |c: &Connection| o.all || c.verdict.is_failure();
     let mut rows = Rows::new(o);
     let mut why = Explanations::default();
     let mut waiting = Vec::new();
-    for c in r.connections() {
+    for c in r.listed(o.all) {
         let c = c?;
-        if !listed(&c) {
-            continue;
-        }
         rows.add(&c, w)?;
         if !o.all {
             why.add(&c, o, &mut waiting)?;
@@ -181,11 +177,8 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     }
     rows.finish(w)?;
     if o.all {
-        for c in r.connections() {
-            let c = c?;
-            if listed(&c) {
-                why.add(&c, o, w)?;
-            }
+        for c in r.listed(true) {
+            why.add(&c?, o, w)?;
         }
     } else {
         w.write_all(&waiting)?;
