@@ -358,27 +358,28 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
         built.conn.first_frame,
         built.conn.stream,
     );
-    // Redaction is applied when rendering, so a redacted report keeps the model.
-    let body = if opts.prerender_json && opts.redact.is_none() {
-        let mut conn = built.conn;
-        if let Some(limit) = opts.timeline_limit {
-            conn.timeline.truncate(limit);
-        }
-        if let Some(side) = side {
+    // Worded now when its capture point is known; else its facts wait for the capture's.
+    let mut conn = built.conn;
+    let facts = match side {
+        Some(side) => {
             conn.vantage = side;
             conn.verdict = judged.code;
             conn.explanation = judged.explanation;
             conn.next_step = judged.next_step;
+            None
         }
-        crate::report::json::kept(&conn, side.is_some())
+        None => Some(facts),
+    };
+    // Redaction is applied when rendering, so a redacted report keeps the model.
+    let body = if opts.prerender_json && opts.redact.is_none() {
+        if let Some(limit) = opts.timeline_limit {
+            conn.timeline.truncate(limit);
+        }
+        crate::report::json::kept(&conn, facts.is_none())
             .unwrap_or_else(|_| Body::Model(Box::new(conn)))
     } else {
-        Body::Model(Box::new(built.conn))
+        Body::Model(Box::new(conn))
     };
-    // A whole text needs no facts to be worded at the end.
-    if matches!(body, Body::Final(_)) {
-        facts = crate::verdict::ConnFacts::default();
-    }
     Prepared {
         duplicates,
         kept: Some(Kept {

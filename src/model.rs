@@ -307,11 +307,14 @@ pub(crate) fn finalize(
     let mut c = match rec.body {
         crate::store::Body::Model(c) => {
             let mut c = *c;
-            let j = judged(rec.facts, side);
-            c.vantage = side;
-            c.verdict = j.code;
-            c.explanation = j.explanation;
-            c.next_step = j.next_step;
+            // Else worded when it settled.
+            if let Some(facts) = rec.facts {
+                let j = judged(facts, side);
+                c.vantage = side;
+                c.verdict = j.code;
+                c.explanation = j.explanation;
+                c.next_step = j.next_step;
+            }
             c
         }
         crate::store::Body::Json { .. } => {
@@ -349,7 +352,10 @@ fn write_json(
         (Some(h), Some(t)) => (h, t),
         _ => return Err(std::io::Error::other("damaged JSON record")),
     };
-    let j = judged(rec.facts, side);
+    let facts = rec
+        .facts
+        .ok_or_else(|| std::io::Error::other("JSON record without its facts"))?;
+    let j = judged(facts, side);
     out.extend_from_slice(head.as_bytes());
     json_field(out, "\"verdict\":", &j.code)?;
     json_field(out, ",\"explanation\":", &j.explanation)?;

@@ -27,7 +27,9 @@ pub struct Record {
     /// Where it goes in the output: file, first frame, stream.
     pub order: Key,
     pub body: Body,
-    pub facts: ConnFacts,
+    /// The facts its verdict is worded from once the capture's capture point is decided; None
+    /// when it was worded already, its own capture point known when it settled.
+    pub facts: Option<ConnFacts>,
     pub evidence: Side,
     /// The packets, kept only when asked for (`Options::trace`).
     pub trace: Option<crate::model::Trace>,
@@ -441,7 +443,7 @@ mod tests {
             failed: false,
             order: (0, first_frame, stream),
             body: Body::Model(Box::new(conn)),
-            facts: ConnFacts::default(),
+            facts: Some(ConnFacts::default()),
             evidence: Side::Client,
             trace: None,
         }
