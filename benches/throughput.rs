@@ -679,35 +679,7 @@ fn run() {
         // tlsdiag
         match &tlsdiag {
             Ok(bin) => {
-                let out = s.work.join(format!("{tag}.tlsdiag.json"));
-                let cmd: Vec<OsString> = vec![
-                    bin.clone().into(),
-                    "--format".into(),
-                    "json".into(),
-                    "--quiet".into(),
-                    file.clone(),
-                ];
-                let m = measure_best(
-                    &s,
-                    &format!("{tag}.tlsdiag"),
-                    &cmd,
-                    &[],
-                    Some(&out),
-                    &err_path(&s, &tag, "tlsdiag"),
-                );
-                let mut r = row("tlsdiag", Some(m.clone()), String::new());
-                if m.error.is_none() {
-                    let parsed = File::open(&out).map_err(|e| e.to_string()).and_then(|f| {
-                        serde_json::from_reader::<_, TlsdiagOutput>(BufReader::new(f))
-                            .map_err(|e| e.to_string())
-                    });
-                    match parsed {
-                        Err(e) => r.note = format!("unexpected JSON: {e}"),
-                        Ok(v) => check(&mut r, &cap.truth, &v.summary),
-                    }
-                }
-                rows.push(r);
-                for &format in &s.formats {
+                for format in std::iter::once("json").chain(s.formats.iter().copied()) {
                     rows.push(measure_format(
                         &s, &tag, bin, &file, format, &cap.truth, &row,
                     ));
@@ -819,8 +791,9 @@ fn run() {
     println!("\nresults written to {}", path.display());
 }
 
-/// tlsdiag with another output format (`TLSDIAG_BENCH_FORMATS`); an NDJSON run's closing
-/// summary line is checked against the generator's counts.
+/// tlsdiag with output format `format` (the row "tlsdiag" for JSON, else named after the
+/// format, see `TLSDIAG_BENCH_FORMATS`); the counts of a JSON report or of an NDJSON run's
+/// closing summary line are checked against the generator's.
 fn measure_format(
     s: &Settings,
     tag: &str,
@@ -830,7 +803,8 @@ fn measure_format(
     truth: &Value,
     row: &dyn Fn(&'static str, Option<Meas>, String) -> Row,
 ) -> Row {
-    let out = s.work.join(format!("{tag}.{format}.out"));
+    let tool = if format == "json" { "tlsdiag" } else { format };
+    let out = s.work.join(format!("{tag}.{tool}.{format}"));
     let cmd: Vec<OsString> = vec![
         bin.into(),
         "--format".into(),
@@ -840,20 +814,31 @@ fn measure_format(
     ];
     let m = measure_best(
         s,
-        &format!("{tag}.{format}"),
+        &format!("{tag}.{tool}"),
         &cmd,
         &[],
         Some(&out),
-        &err_path(s, tag, format),
+        &err_path(s, tag, tool),
     );
-    let mut r = row(format, Some(m.clone()), String::new());
-    if m.error.is_some() || format != "ndjson" {
+    let mut r = row(tool, Some(m.clone()), String::new());
+    if m.error.is_some() {
         return r;
     }
-    let text = fs::read_to_string(&out).unwrap_or_default();
-    let last = text.lines().last().unwrap_or_default();
-    match serde_json::from_str::<TlsdiagOutput>(last) {
-        Err(e) => r.note = format!("unexpected summary line: {e}"),
+    let parsed = match format {
+        "json" => File::open(&out).map_err(|e| e.to_string()).and_then(|f| {
+            serde_json::from_reader::<_, TlsdiagOutput>(BufReader::new(f))
+                .map_err(|e| e.to_string())
+        }),
+        "ndjson" => fs::read_to_string(&out)
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                let last = t.lines().last().unwrap_or_default();
+                serde_json::from_str::<TlsdiagOutput>(last).map_err(|e| e.to_string())
+            }),
+        _ => return r,
+    };
+    match parsed {
+        Err(e) => r.note = format!("unexpected {format} output: {e}"),
         Ok(v) => check(&mut r, truth, &v.summary),
     }
     r
