@@ -260,9 +260,12 @@ impl TlsConn {
 
     /// Feeds contiguous stream bytes of direction `d`, which arrived in frame `at`.
     pub fn feed(&mut self, d: usize, data: &[u8], at: FrameRef) {
-        let mut st = std::mem::take(&mut self.dirs[d]);
-        self.feed_dir(d, &mut st, data, at);
-        self.dirs[d] = st;
+        let (st, peer) = split(&mut self.dirs, d);
+        Feed {
+            facts: &mut self.facts,
+            peer,
+        }
+        .feed_dir(d, st, data, at);
         if self.facts.handshake_done.is_some() {
             // Both sides are encrypted: records are only framed from here on (so a later
             // alert is still seen); handshake buffers are given back.
@@ -290,7 +293,11 @@ impl TlsConn {
     /// lost bytes is noted by type but not parsed. A loss that reaches a record header makes
     /// the direction search for the next plausible header.
     pub fn missing(&mut self, d: usize, n: u64, at: FrameRef) {
-        let mut st = std::mem::take(&mut self.dirs[d]);
+        let (st, peer) = split(&mut self.dirs, d);
+        let mut feed = Feed {
+            facts: &mut self.facts,
+            peer,
+        };
         st.offset += n;
         let mut n = n;
         if st.phase == Phase::Records && st.in_body {
@@ -299,10 +306,10 @@ impl TlsConn {
             st.rec_remaining -= k;
             st.rec_missing = true;
             if st.rec_type == CT_HANDSHAKE && !st.encrypted {
-                self.handshake_missing(d, &mut st, k, at);
+                feed.handshake_missing(d, st, k, at);
             }
             if st.rec_remaining == 0 {
-                self.on_record_end(d, &mut st, at);
+                feed.on_record_end(d, st, at);
             }
         }
         if n > 0 && st.phase == Phase::Records {
@@ -311,11 +318,48 @@ impl TlsConn {
             st.in_body = false;
             st.hs.clear();
             st.hs_skip = 0;
-            self.facts.desync[d] = true;
+            feed.facts.desync[d] = true;
         }
-        self.dirs[d] = st;
     }
 
+    /// End of capture: classify a direction that sent fewer bytes than a record header.
+    pub fn finish(&mut self, first_at: [Option<FrameRef>; 2]) {
+        for (d, (st, first)) in self.dirs.iter_mut().zip(first_at).enumerate() {
+            if st.phase == Phase::Records && st.records == 0 && st.hdr_len > 0 && !st.midstream {
+                let h = &st.hdr[..st.hdr_len];
+                let tls_like = (CT_CCS..=24).contains(&h[0]) && h.get(1).is_none_or(|b| *b == 3);
+                if !tls_like {
+                    if let Some(at) = first {
+                        self.facts.non_tls[d] = Some(Box::new(NonTls {
+                            at,
+                            preview: h.to_vec(),
+                            tls_after: None,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The pair of directions as (`d`, the other one).
+fn split(dirs: &mut [DirState; 2], d: usize) -> (&mut DirState, &mut DirState) {
+    let [a, b] = dirs;
+    if d == 0 {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// Bytes of one direction being framed and parsed: what they teach goes into the facts, and
+/// a TLS 1.3 ServerHello also marks the other direction encrypted.
+struct Feed<'a> {
+    facts: &'a mut TlsFacts,
+    peer: &'a mut DirState,
+}
+
+impl Feed<'_> {
     /// `k` bytes of a plaintext handshake record were not captured.
     fn handshake_missing(&mut self, d: usize, st: &mut DirState, mut k: usize, at: FrameRef) {
         while k > 0 {
@@ -348,7 +392,7 @@ impl TlsConn {
 
     /// A handshake message whose bytes were not all captured: its type still tells something.
     fn on_partial_message(&mut self, d: usize, _st: &mut DirState, msg_type: u8, at: FrameRef) {
-        let f = &mut self.facts;
+        let f = &mut *self.facts;
         match msg_type {
             1 => {
                 f.client_hellos += 1;
@@ -363,25 +407,6 @@ impl TlsConn {
                 f.sh_unparsed = true;
             }
             _ => {}
-        }
-    }
-
-    /// End of capture: classify a direction that sent fewer bytes than a record header.
-    pub fn finish(&mut self, first_at: [Option<FrameRef>; 2]) {
-        for (d, (st, first)) in self.dirs.iter_mut().zip(first_at).enumerate() {
-            if st.phase == Phase::Records && st.records == 0 && st.hdr_len > 0 && !st.midstream {
-                let h = &st.hdr[..st.hdr_len];
-                let tls_like = (CT_CCS..=24).contains(&h[0]) && h.get(1).is_none_or(|b| *b == 3);
-                if !tls_like {
-                    if let Some(at) = first {
-                        self.facts.non_tls[d] = Some(Box::new(NonTls {
-                            at,
-                            preview: h.to_vec(),
-                            tls_after: None,
-                        }));
-                    }
-                }
-            }
         }
     }
 
@@ -611,7 +636,7 @@ impl TlsConn {
     }
 
     fn on_message(&mut self, d: usize, st: &mut DirState, msg: &[u8], at: FrameRef) {
-        let f = &mut self.facts;
+        let f = &mut *self.facts;
         match msg[0] {
             1 => {
                 f.client_hellos += 1;
@@ -649,7 +674,7 @@ impl TlsConn {
                 f.sh_at = Some(at);
                 if tls13 {
                     st.encrypted = true;
-                    self.dirs[1 - d].encrypted = true;
+                    self.peer.encrypted = true;
                 }
             }
             11 if !f.is_tls13() && f.certificate.is_none() => {
@@ -661,7 +686,7 @@ impl TlsConn {
 
     fn on_record_end(&mut self, d: usize, st: &mut DirState, at: FrameRef) {
         st.in_body = false;
-        let f = &mut self.facts;
+        let f = &mut *self.facts;
         match st.rec_type {
             CT_CCS => {
                 f.ccs[d].get_or_insert(at);
