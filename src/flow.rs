@@ -66,21 +66,44 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-/// Order-independent key of a 4-tuple.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FlowKey(Endpoint, Endpoint);
+/// Order-independent key of a 4-tuple, packed into five words so that hashing and comparing
+/// it (once or twice a packet) are a few integer operations: each endpoint's address as a
+/// 128-bit integer, then their families and ports. The lower endpoint comes first, lower as
+/// `Endpoint` orders them (family, address, port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlowKey([u64; 5]);
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for w in self.0 {
+            state.write_u64(w);
+        }
+    }
+}
+
+/// An endpoint as `(family, address, port)`: ordered as `Endpoint` is (IPv4 before IPv6, then
+/// the address bytes, then the port).
+fn packed(e: Endpoint) -> (u8, u128, u16) {
+    match e.ip {
+        IpAddr::V4(a) => (0, u128::from(u32::from(a)), e.port),
+        IpAddr::V6(a) => (1, u128::from(a), e.port),
+    }
+}
 
 impl FlowKey {
-    fn new(a: Endpoint, b: Endpoint) -> Self {
-        Self::oriented(a, b).0
-    }
     /// The key of a packet from `src` to `dst`, and whether `src` is the key's first endpoint.
     fn oriented(src: Endpoint, dst: Endpoint) -> (Self, bool) {
-        if src <= dst {
-            (FlowKey(src, dst), true)
-        } else {
-            (FlowKey(dst, src), false)
-        }
+        let (s, d) = (packed(src), packed(dst));
+        let src_first = s <= d;
+        let ((fa, a, pa), (fb, b, pb)) = if src_first { (s, d) } else { (d, s) };
+        let key = FlowKey([
+            (a >> 64) as u64,
+            a as u64,
+            (b >> 64) as u64,
+            b as u64,
+            (u64::from(fa) << 40) | (u64::from(fb) << 32) | (u64::from(pa) << 16) | u64::from(pb),
+        ]);
+        (key, src_first)
     }
 }
 
@@ -1020,7 +1043,7 @@ impl FlowTable {
                     Eviction::Idle => self.evicted_idle += 1,
                     Eviction::Closed => {}
                 }
-                let key = FlowKey::new(c.ends[0], c.ends[1]);
+                let (key, first_is_key0) = FlowKey::oriented(c.ends[0], c.ends[1]);
                 // A connection superseded by port reuse no longer owns its 4-tuple.
                 if self
                     .index
@@ -1029,7 +1052,7 @@ impl FlowTable {
                 {
                     self.index.remove(&key);
                     let seqs = [c.dirs[0].first_seq, c.dirs[1].first_seq];
-                    let first_seq = if c.ends[0] == key.0 {
+                    let first_seq = if first_is_key0 {
                         seqs
                     } else {
                         [seqs[1], seqs[0]]
