@@ -68,17 +68,16 @@ impl std::fmt::Display for Endpoint {
 
 /// Order-independent key of a 4-tuple, packed into five words so that hashing and comparing
 /// it (once or twice a packet) are a few integer operations: each endpoint's address as a
-/// 128-bit integer, then their families and ports. The lower endpoint comes first, lower as
-/// `Endpoint` orders them (family, address, port).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FlowKey([u64; 5]);
-
-impl std::hash::Hash for FlowKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        for w in self.0 {
-            state.write_u64(w);
-        }
-    }
+/// 128-bit integer (high and low halves), then their families and ports. The lower endpoint
+/// comes first, lower as `Endpoint` orders them (family, address, port). (Separate fields,
+/// not an array: an array's equality is a call to `memcmp`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    a_hi: u64,
+    a_lo: u64,
+    b_hi: u64,
+    b_lo: u64,
+    families_ports: u64,
 }
 
 /// An endpoint as `(family, address, port)`: ordered as `Endpoint` is (IPv4 before IPv6, then
@@ -96,13 +95,16 @@ impl FlowKey {
         let (s, d) = (packed(src), packed(dst));
         let src_first = s <= d;
         let ((fa, a, pa), (fb, b, pb)) = if src_first { (s, d) } else { (d, s) };
-        let key = FlowKey([
-            (a >> 64) as u64,
-            a as u64,
-            (b >> 64) as u64,
-            b as u64,
-            (u64::from(fa) << 40) | (u64::from(fb) << 32) | (u64::from(pa) << 16) | u64::from(pb),
-        ]);
+        let key = FlowKey {
+            a_hi: (a >> 64) as u64,
+            a_lo: a as u64,
+            b_hi: (b >> 64) as u64,
+            b_lo: b as u64,
+            families_ports: (u64::from(fa) << 40)
+                | (u64::from(fb) << 32)
+                | (u64::from(pa) << 16)
+                | u64::from(pb),
+        };
         (key, src_first)
     }
 }
