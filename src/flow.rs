@@ -702,6 +702,8 @@ impl Conn {
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     stream: u64,
+    /// Where its connection lives in [`FlowTable::live`].
+    at: u32,
     /// The 4-tuple's first packet (`ends[0]` of the connection) came from `key.0`, else from
     /// `key.1`: how packets are oriented.
     first_from_key0: bool,
@@ -750,9 +752,71 @@ fn tomb_id(key: &FlowKey) -> u64 {
 /// table without touching thousands of connections in memory.
 #[derive(Debug)]
 struct Live {
+    stream: u64,
     last_ts: Nanos,
     closed: bool,
     conn: Box<Conn>,
+}
+
+/// The live connections, each in a numbered place that its 4-tuple's index entry names: a
+/// packet reaches its connection with one hash lookup, not two. Places are reused; each one
+/// is checked against the stream number, so a stale position finds nothing.
+#[derive(Debug, Default)]
+struct Slab {
+    places: Vec<Option<Live>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Slab {
+    fn insert(&mut self, l: Live) -> u32 {
+        self.len += 1;
+        match self.free.pop() {
+            Some(i) => {
+                if let Some(p) = self.places.get_mut(i as usize) {
+                    *p = Some(l);
+                }
+                i
+            }
+            None => {
+                self.places.push(Some(l));
+                (self.places.len() - 1) as u32
+            }
+        }
+    }
+    fn get(&self, at: u32, stream: u64) -> Option<&Live> {
+        self.places
+            .get(at as usize)?
+            .as_ref()
+            .filter(|l| l.stream == stream)
+    }
+    fn get_mut(&mut self, at: u32, stream: u64) -> Option<&mut Live> {
+        self.places
+            .get_mut(at as usize)?
+            .as_mut()
+            .filter(|l| l.stream == stream)
+    }
+    fn remove(&mut self, at: u32, stream: u64) -> Option<Live> {
+        let p = self.places.get_mut(at as usize)?;
+        if p.as_ref().is_none_or(|l| l.stream != stream) {
+            return None;
+        }
+        self.len -= 1;
+        self.free.push(at);
+        p.take()
+    }
+    /// Every live connection with its position, in position order.
+    fn iter(&self) -> impl Iterator<Item = (u32, &Live)> {
+        self.places
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i as u32, p.as_ref()?)))
+    }
+    fn drain(&mut self) -> impl Iterator<Item = Live> + '_ {
+        self.len = 0;
+        self.free.clear();
+        self.places.drain(..).flatten()
+    }
 }
 
 impl Live {
@@ -784,10 +848,11 @@ pub enum Eviction {
 pub struct FlowTable {
     cfg: FlowConfig,
     index: FxHashMap<FlowKey, Slot>,
-    live: FxHashMap<u64, Live>,
+    live: Slab,
     tombs: FxHashMap<u64, Tomb>,
-    /// Streams that closed (RST, or FIN both ways) and may soon be settled.
-    closing: Vec<u64>,
+    /// Connections (position, stream) that closed (RST, or FIN both ways) and may soon be
+    /// settled.
+    closing: Vec<(u32, u64)>,
     /// Capture time of the last scan for idle connections and old tombstones.
     last_scan: Nanos,
     next_stream: u64,
@@ -815,7 +880,7 @@ impl FlowTable {
 
     /// Connections currently open in the table.
     pub fn live(&self) -> usize {
-        self.live.len()
+        self.live.len
     }
 
     /// Opens a stream for a packet from `src` to `dst` (`key`, `from_key0`: its oriented key).
@@ -825,32 +890,31 @@ impl FlowTable {
         key: FlowKey,
         from_key0: bool,
         at: FrameRef,
-    ) -> u64 {
+    ) -> (u64, u32) {
         let stream = self.next_stream;
         self.next_stream += 1;
-        self.live.insert(
+        let place = self.live.insert(Live {
             stream,
-            Live {
-                last_ts: at.ts,
-                closed: false,
-                conn: match self.spare.pop() {
-                    Some(mut b) => {
-                        *b = Conn::new(stream, src, dst, at, &self.cfg);
-                        b
-                    }
-                    None => Box::new(Conn::new(stream, src, dst, at, &self.cfg)),
-                },
+            last_ts: at.ts,
+            closed: false,
+            conn: match self.spare.pop() {
+                Some(mut b) => {
+                    *b = Conn::new(stream, src, dst, at, &self.cfg);
+                    b
+                }
+                None => Box::new(Conn::new(stream, src, dst, at, &self.cfg)),
             },
-        );
+        });
         self.index.insert(
             key,
             Slot {
                 stream,
+                at: place,
                 first_from_key0: from_key0,
                 first_seq: [None, None],
             },
         );
-        stream
+        (stream, place)
     }
 
     /// Takes back settled connections, done with: their allocation is reused for a new
@@ -888,14 +952,14 @@ impl FlowTable {
         // a direction's first sequence number becomes known. `d`: the packet's direction in
         // its connection (0 for the packet that opens one).
         let pure_syn = seg.syn() && !seg.has_ack();
-        let (stream, seq_known, d) = match self.index.get(&key) {
+        let ((stream, place), seq_known, d) = match self.index.get(&key) {
             Some(slot) => {
                 let d = usize::from(from_key0 != slot.first_from_key0);
                 // Port reuse: a SYN with a new ISN on a known 4-tuple is a new stream.
                 if pure_syn && slot.first_seq[d].is_some_and(|s| s != seg.seq) {
                     (self.open((src, dst), key, from_key0, at), false, 0)
                 } else {
-                    (slot.stream, slot.first_seq[d].is_some(), d)
+                    ((slot.stream, slot.at), slot.first_seq[d].is_some(), d)
                 }
             }
             None => {
@@ -914,7 +978,7 @@ impl FlowTable {
                 (self.open((src, dst), key, from_key0, at), false, 0)
             }
         };
-        let Some(live) = self.live.get_mut(&stream) else {
+        let Some(live) = self.live.get_mut(place, stream) else {
             return;
         };
         let c = &mut live.conn;
@@ -922,7 +986,7 @@ impl FlowTable {
         let was_closed = live.closed;
         live.update();
         if live.closed && !was_closed {
-            self.closing.push(stream);
+            self.closing.push((place, stream));
         }
         let c = &live.conn;
         if !seq_known {
@@ -946,21 +1010,24 @@ impl FlowTable {
             port: q.dport,
         };
         let (key, from_key0) = FlowKey::oriented(src, dst);
-        let (stream, d) = match self.index.get(&key) {
-            Some(slot) => (slot.stream, usize::from(from_key0 != slot.first_from_key0)),
+        let ((stream, place), d) = match self.index.get(&key) {
+            Some(slot) => (
+                (slot.stream, slot.at),
+                usize::from(from_key0 != slot.first_from_key0),
+            ),
             None if !self.tombs.is_empty() && self.tombs.contains_key(&tomb_id(&key)) => {
                 self.late_packets += 1;
                 return;
             }
             None => {
-                let s = self.open((src, dst), key, from_key0, at);
-                if let Some(l) = self.live.get_mut(&s) {
+                let (s, p) = self.open((src, dst), key, from_key0, at);
+                if let Some(l) = self.live.get_mut(p, s) {
                     l.conn.icmp_only = true;
                 }
-                (s, 0)
+                ((s, p), 0)
             }
         };
-        let Some(live) = self.live.get_mut(&stream) else {
+        let Some(live) = self.live.get_mut(place, stream) else {
             return;
         };
         let c = &mut live.conn;
@@ -995,51 +1062,52 @@ impl FlowTable {
     /// least recently active beyond [`FlowConfig::max_live`]. Forgets old tombstones.
     pub fn sweep(&mut self, now: Nanos, out: &mut Vec<(Box<Conn>, Eviction)>) {
         let cfg = self.cfg;
-        let mut gone: Vec<(u64, Eviction)> = Vec::new();
+        let mut gone: Vec<(u32, u64, Eviction)> = Vec::new();
         // Closed connections come from the list of those that closed: a sweep does not visit
         // every open connection.
         let live = &self.live;
-        self.closing.retain(|stream| match live.get(stream) {
-            Some(l) if l.closed => {
-                let quiet = now.saturating_sub(l.last_ts) >= cfg.close_linger;
-                if quiet {
-                    gone.push((*stream, Eviction::Closed));
+        self.closing
+            .retain(|&(place, stream)| match live.get(place, stream) {
+                Some(l) if l.closed => {
+                    let quiet = now.saturating_sub(l.last_ts) >= cfg.close_linger;
+                    if quiet {
+                        gone.push((place, stream, Eviction::Closed));
+                    }
+                    !quiet
                 }
-                !quiet
-            }
-            _ => false,
-        });
+                _ => false,
+            });
         // Idle connections and old tombstones: a full scan every [`IDLE_SCAN`] of capture time.
         let scan = now.saturating_sub(self.last_scan) >= IDLE_SCAN;
         if scan {
             self.last_scan = now;
-            for (stream, l) in &self.live {
+            for (place, l) in self.live.iter() {
                 if !l.closed && now.saturating_sub(l.last_ts) >= cfg.idle_timeout {
-                    gone.push((*stream, Eviction::Idle));
+                    gone.push((place, l.stream, Eviction::Idle));
                 }
             }
         }
-        let over = (self.live.len() - gone.len()).saturating_sub(cfg.max_live);
+        let over = (self.live.len - gone.len()).saturating_sub(cfg.max_live);
         if over > 0 {
             // Evict down to 90 % of the cap, least recently active first.
             let target = over + cfg.max_live / 10;
-            let leaving: rustc_hash::FxHashSet<u64> = gone.iter().map(|(s, _)| *s).collect();
-            let mut candidates: Vec<(Nanos, u64)> = self
+            let leaving: rustc_hash::FxHashSet<u64> = gone.iter().map(|(_, s, _)| *s).collect();
+            let mut candidates: Vec<(Nanos, u64, u32)> = self
                 .live
                 .iter()
-                .filter(|(s, _)| !leaving.contains(*s))
-                .map(|(s, l)| (l.last_ts, *s))
+                .filter(|(_, l)| !leaving.contains(&l.stream))
+                .map(|(place, l)| (l.last_ts, l.stream, place))
                 .collect();
             candidates.sort_unstable();
             gone.extend(
                 candidates
                     .into_iter()
                     .take(target)
-                    .map(|(_, s)| (s, Eviction::Cap)),
+                    .map(|(_, s, place)| (place, s, Eviction::Cap)),
             );
         }
-        for (stream, why) in gone {
-            if let Some(Live { conn: c, .. }) = self.live.remove(&stream) {
+        for (place, stream, why) in gone {
+            if let Some(Live { conn: c, .. }) = self.live.remove(place, stream) {
                 match why {
                     Eviction::Cap => self.evicted_by_cap += 1,
                     Eviction::Idle => self.evicted_idle += 1,
@@ -1081,7 +1149,7 @@ impl FlowTable {
 
     /// Ends the capture: every connection still open, finished.
     pub fn drain(&mut self) -> Vec<Box<Conn>> {
-        let mut v: Vec<Box<Conn>> = self.live.drain().map(|(_, l)| l.conn).collect();
+        let mut v: Vec<Box<Conn>> = self.live.drain().map(|l| l.conn).collect();
         v.sort_by_key(|c| c.stream);
         self.index.clear();
         self.tombs.clear();
