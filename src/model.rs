@@ -323,7 +323,7 @@ pub(crate) fn finalize(
             serde_json::from_slice(&text).map_err(std::io::Error::other)?
         }
         crate::store::Body::Final(text) => {
-            serde_json::from_str(&text).map_err(std::io::Error::other)?
+            serde_json::from_slice(&text).map_err(std::io::Error::other)?
         }
     };
     if let Some(limit) = timeline_limit {
@@ -356,12 +356,12 @@ fn write_json(
         .facts
         .ok_or_else(|| std::io::Error::other("JSON record without its facts"))?;
     let j = judged(facts, side);
-    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(head);
     json_field(out, "\"verdict\":", &j.code)?;
     json_field(out, ",\"explanation\":", &j.explanation)?;
     json_field(out, ",\"next_step\":", &j.next_step)?;
     json_field(out, ",\"vantage\":", &side)?;
-    out.extend_from_slice(tail.as_bytes());
+    out.extend_from_slice(tail);
     Ok(())
 }
 
@@ -404,7 +404,7 @@ impl Report {
         if self.redactor.is_none() {
             match rec.body {
                 crate::store::Body::Final(text) => {
-                    out.extend_from_slice(text.as_bytes());
+                    out.extend_from_slice(&text);
                     return Ok(());
                 }
                 crate::store::Body::Json { .. } => {

@@ -47,12 +47,42 @@ pub enum Body {
     /// (from `"verdict"` to `"vantage"`) are cut out and go between `text[..gap.0]` and
     /// `text[gap.1..]`.
     Json {
-        text: String,
+        #[serde(with = "raw")]
+        text: Box<[u8]>,
         gap: (u32, u32),
     },
     /// Its complete compact JSON text: its capture point was known when it settled (its own
     /// evidence, or `--vantage`), so its wording was too and nothing waits for the end.
-    Final(String),
+    Final(#[serde(with = "raw")] Box<[u8]>),
+}
+
+/// JSON text kept as bytes, written as one byte string: the writer made it from `str`s, so it
+/// is not checked for UTF-8 again on its way in and out of the spill file (that was 2 % of a
+/// report's instructions); it is only ever copied into the report, or parsed by `serde_json`,
+/// which checks it.
+mod raw {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
+        struct Bytes;
+        impl de::Visitor<'_> for Bytes {
+            type Value = Box<[u8]>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON text as bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(v.into())
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+                Ok(v.into_boxed_slice())
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

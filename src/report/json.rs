@@ -49,9 +49,9 @@ pub(crate) fn kept(c: &Connection, whole: bool) -> io::Result<crate::store::Body
 
 fn keep(c: &Connection, whole: bool, buf: &mut Vec<u8>) -> io::Result<crate::store::Body> {
     write_compact(buf, c)?;
-    let text = || String::from_utf8(buf.clone()).map_err(io::Error::other);
+    let text = || -> Box<[u8]> { buf.as_slice().into() };
     if whole {
-        return Ok(crate::store::Body::Final(text()?));
+        return Ok(crate::store::Body::Final(text()));
     }
     // Inside a JSON string every quote is escaped, so the first `,"name":` is the key.
     let find = |from: usize, key: &[u8]| Some(from + memchr::memmem::find(buf.get(from..)?, key)?);
@@ -63,7 +63,7 @@ fn keep(c: &Connection, whole: bool, buf: &mut Vec<u8>) -> io::Result<crate::sto
         ));
     };
     let gap = (start as u32 + 1, end as u32);
-    Ok(crate::store::Body::Json { text: text()?, gap })
+    Ok(crate::store::Body::Json { text: text(), gap })
 }
 
 fn json<T: serde::Serialize>(v: &T) -> io::Result<String> {
