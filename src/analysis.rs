@@ -1102,7 +1102,7 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         .map(|x| x.at);
     let facts = ConnFacts {
         vantage: Side::Unknown,
-        server: server_server.to_string(),
+        server: server_server.text(),
         began_midstream,
         icmp_only: c.icmp_only,
         syn_count: cdir.syn_count,
@@ -1167,9 +1167,9 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
     let timeline = timeline(c, cd, ctx, &ch_frames);
     let conn = Connection {
         stream: c.stream,
-        client_ip: c.ends[cd].ip.to_string(),
+        client_ip: crate::flow::ip_text(c.ends[cd].ip),
         client_port: c.ends[cd].port,
-        server_ip: c.ends[sd].ip.to_string(),
+        server_ip: crate::flow::ip_text(c.ends[sd].ip),
         server_port: c.ends[sd].port,
         client_inferred: rule != "syn",
         client_rule: rule.into(),
