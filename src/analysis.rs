@@ -1359,22 +1359,23 @@ fn data_label(
     } else {
         None
     };
-    // Writing to a String cannot fail.
-    let _ = match ch_n {
+    match ch_n {
         Some(n) if n > 0 && retrans => {
             let delay = ch_frames
                 .first()
                 .map(|f| secs(e.at.ts.saturating_sub(f.ts)))
                 .unwrap_or(0.0);
-            write!(
+            // Writing to a String cannot fail.
+            let _ = write!(
                 label,
                 "ClientHello retransmission #{n} (+{delay:.3} s, {len} bytes)"
-            )
+            );
         }
-        Some(_) => write!(label, "ClientHello ({len} bytes)"),
-        None if retrans => write!(label, "retransmission ({len} bytes)"),
-        None => write!(label, "data ({len} bytes)"),
-    };
+        // The common labels without the formatting machinery (a few per connection).
+        Some(_) => sized(&mut label, "ClientHello (", len),
+        None if retrans => sized(&mut label, "retransmission (", len),
+        None => sized(&mut label, "data (", len),
+    }
     let mut sep = ": ";
     let mut note = |label: &mut String, args: std::fmt::Arguments<'_>| {
         label.push_str(sep);
@@ -1414,6 +1415,13 @@ fn data_label(
         );
     }
     label
+}
+
+/// Appends `{what}{len} bytes)`.
+fn sized(label: &mut String, what: &str, len: u64) {
+    label.push_str(what);
+    label.push_str(itoa::Buffer::new().format(len));
+    label.push_str(" bytes)");
 }
 
 fn matches_filters(c: &Connection, o: &Options) -> bool {
