@@ -56,16 +56,36 @@ fn word_needs_escape(w: u64) -> bool {
         != 0
 }
 
+/// Whether `s` holds no byte to escape, read in words: whole ones, then one that ends with the
+/// string (overlapping the last whole one), so a short string costs a word check or two, not a
+/// loop over its last bytes.
 fn clean(s: &[u8]) -> bool {
-    let mut chunks = s.chunks_exact(8);
-    for c in &mut chunks {
+    let n = s.len();
+    let word = |i: usize| -> u64 {
         let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        if word_needs_escape(u64::from_le_bytes(w)) {
-            return false;
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    // Four bytes in the low half of a word whose high half is a letter.
+    let half = |i: usize| -> u64 {
+        let mut w = [b'a'; 8];
+        w[..4].copy_from_slice(&s[i..i + 4]);
+        u64::from_le_bytes(w)
+    };
+    match n {
+        0..=3 => s.iter().all(|&b| !needs_escape(b)),
+        4..=7 => !word_needs_escape(half(0)) && !word_needs_escape(half(n - 4)),
+        _ => {
+            let mut i = 0;
+            while i + 8 <= n {
+                if word_needs_escape(word(i)) {
+                    return false;
+                }
+                i += 8;
+            }
+            i == n || !word_needs_escape(word(n - 8))
         }
     }
-    !chunks.remainder().iter().any(|&b| needs_escape(b))
 }
 
 /// `s` as a JSON string, escaped as `serde_json` escapes it.
@@ -436,7 +456,7 @@ mod tests {
         }
         text.push_str("é€😀\u{2028}\u{fffd}");
         for start in 0..9 {
-            for len in [0, 1, 7, 8, 9, 16, 17] {
+            for len in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17] {
                 let s: String = text.chars().skip(start * 13).take(len).collect();
                 same(&s);
                 same(&format!("{}\"{}", "x".repeat(start), s));
