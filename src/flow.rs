@@ -742,8 +742,8 @@ struct Slot {
     stream: u64,
     /// Where its connection lives in [`FlowTable::live`].
     at: u32,
-    /// The 4-tuple's first packet (`ends[0]` of the connection) came from `key.0`, else from
-    /// `key.1`: how packets are oriented.
+    /// The 4-tuple's first packet (`ends[0]` of the connection) came from the key's first
+    /// (lower) endpoint, else from its second: how packets are oriented.
     first_from_key0: bool,
     first_seq: [Option<u32>; 2],
 }
