@@ -214,6 +214,15 @@ const YIELD_EVERY: usize = 8;
 const SETTLE_BATCH: usize = if cfg!(test) { 1 } else { 32 };
 const SETTLE_QUEUE: usize = if cfg!(test) { 0 } else { 8 };
 
+/// A size from the options, where 0 means the default.
+fn or_default(n: usize, default: usize) -> usize {
+    if n == 0 {
+        default
+    } else {
+        n
+    }
+}
+
 /// Summarises settled connections into the store (or hands them to the caller, live) and keeps
 /// the per-verdict counts.
 struct Settler<'o, 'c> {
@@ -238,19 +247,13 @@ impl<'o, 'c> Settler<'o, 'c> {
                 .as_ref()
                 .map(|r| crate::redact::Redactor::new(r.key.as_deref(), r.keep_names)),
             store: Store::with_index_run(
-                match opts.memory_records {
-                    0 => crate::store::DEFAULT_MEMORY_RECORDS,
-                    n => n,
-                },
-                match opts.index_run {
-                    0 => crate::store::INDEX_RUN,
-                    n => n,
-                },
+                or_default(opts.memory_records, crate::store::DEFAULT_MEMORY_RECORDS),
+                or_default(opts.index_run, crate::store::INDEX_RUN),
             ),
-            rollup: Rollup::with_max_servers(match opts.max_servers {
-                0 => crate::rollup::MAX_SERVERS,
-                n => n,
-            }),
+            rollup: Rollup::with_max_servers(or_default(
+                opts.max_servers,
+                crate::rollup::MAX_SERVERS,
+            )),
             evidence: vantage::Tally::default(),
             duplicates: 0,
             store_error: None,
