@@ -8,7 +8,8 @@
 use crate::flow::Endpoint;
 use crate::model::ServerRollup;
 use crate::verdict::VerdictCode;
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 /// Distinct servers listed in the per-server rollup (~200 bytes each while counting).
 pub const MAX_SERVERS: usize = 10_000;
@@ -42,7 +43,7 @@ impl Counts {
 pub struct Rollup {
     verdicts: Counts,
     failed: u64,
-    servers: HashMap<Endpoint, Counts>,
+    servers: FxHashMap<Endpoint, Counts>,
     max_servers: usize,
     unlisted: u64,
 }
@@ -70,7 +71,7 @@ impl Rollup {
         Rollup {
             verdicts: Counts::default(),
             failed: 0,
-            servers: HashMap::new(),
+            servers: FxHashMap::default(),
             max_servers,
             unlisted: 0,
         }
