@@ -336,8 +336,9 @@ struct Kept {
 
 fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
     let duplicates = u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
-    let built = summarise(c, ctx);
+    let mut built = summarise(c, ctx);
     if !matches_filters(&built.conn, opts) {
+        c.restore_client_hello(built.conn.clienthello.take());
         return Prepared {
             duplicates,
             kept: None,
@@ -378,8 +379,13 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
         if let Some(limit) = opts.timeline_limit {
             conn.timeline.truncate(limit);
         }
-        crate::report::json::kept(&conn, facts.is_none())
-            .unwrap_or_else(|_| Body::Model(Box::new(conn)))
+        match crate::report::json::kept(&conn, facts.is_none()) {
+            Ok(body) => {
+                c.restore_client_hello(conn.clienthello.take());
+                body
+            }
+            Err(_) => Body::Model(Box::new(conn)),
+        }
     } else {
         Body::Model(Box::new(conn))
     };
@@ -906,11 +912,12 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
     }
 }
 
-fn summarise(c: &Conn, ctx: &Ctx) -> Built {
-    // Copied, not moved out: the packet thread allocated the original and frees it when it
-    // reuses the connection, while the copy is allocated and freed here. Freeing another
-    // thread's allocations contends for its malloc arena (moving it cost 4 % more CPU).
-    let client_hello = c.tls_facts().client_hello.clone();
+fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
+    // Lent, not copied: `prepare` gives it back once the connection is rendered, so the
+    // packet thread that allocated it frees it when it reuses the connection. (Freeing
+    // another thread's allocations contends for its malloc arena.)
+    let client_hello = c.take_client_hello();
+    let c: &Conn = c;
     let (cd, rule) = client_dir(c);
     let sd = 1 - cd;
     let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);
@@ -1195,20 +1202,10 @@ fn summarise(c: &Conn, ctx: &Ctx) -> Built {
             .as_ref()
             .filter(|s| sh_from_server && s.cipher != 0)
             .map(|s| names::cipher_name(s.cipher)),
-        sni: ch_info
-            .as_ref()
-            .and_then(|c| c.sni.as_deref())
-            .map(escape::text),
-        alpn: ch_info
-            .as_ref()
-            .and_then(|c| c.alpn.first())
-            .map(|s| escape::text(s)),
+        sni: ch_info.as_ref().and_then(|c| c.sni.clone()),
+        alpn: ch_info.as_ref().and_then(|c| c.alpn.first().cloned()),
         ja4: ch_info.as_ref().and_then(|c| c.ja4.clone()),
-        clienthello: ch_info.map(|mut c| {
-            c.sni = c.sni.as_deref().map(escape::text);
-            c.alpn = c.alpn.iter().map(|s| escape::text(s)).collect();
-            c
-        }),
+        clienthello: ch_info,
         certificate: tf
             .certificate
             .as_ref()

@@ -56,6 +56,7 @@ pub struct ClientHelloInfo {
     /// supported_versions, GREASE included, as sent.
     #[serde(deserialize_with = "deserialize_names")]
     pub supported_versions: Vec<Name>,
+    /// Server name and ALPN protocols, escaped for display ([`crate::escape::text`]).
     pub sni: Option<String>,
     pub alpn: Vec<String>,
     pub cipher_suites: usize,
@@ -85,8 +86,11 @@ pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHello
     let block = ch.ext.unwrap_or(&[]);
     let mut fill = |raw: &mut RawExtensions| {
         walk_extensions(block, raw);
+        // Escaped once here, as reports show them.
         let text = |r: &Range<usize>| {
-            String::from_utf8_lossy(block.get(r.clone()).unwrap_or(&[])).into_owned()
+            crate::escape::text(&String::from_utf8_lossy(
+                block.get(r.clone()).unwrap_or(&[]),
+            ))
         };
         info.sni = raw.sni.as_ref().map(text);
         info.alpn = raw.alpn.iter().map(text).collect();
