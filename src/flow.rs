@@ -452,6 +452,19 @@ impl Conn {
         }
     }
 
+    /// Makes this a new connection, keeping the event log's room (a few hundred bytes that
+    /// nearly every connection fills); what else the previous one held is dropped here, by
+    /// the thread that allocated it.
+    fn reset(&mut self, stream: u64, src: Endpoint, dst: Endpoint, at: FrameRef, cfg: &FlowConfig) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        if events.capacity() > EVENTS_WITH_DATA {
+            events = Vec::new();
+        }
+        *self = Conn::new(stream, src, dst, at, cfg);
+        self.events = events;
+    }
+
     /// Lends the parsed ClientHello to the connection's summary, which gives it back with
     /// [`Conn::restore_client_hello`] once rendered: its allocations are then freed by the
     /// thread that made them, like the rest of the connection.
@@ -514,11 +527,13 @@ impl Conn {
         // tail-loss probe); an identical packet with the same non-zero ID is a copy.
         let same_id = seg.ip.id.is_some_and(|id| id != 0);
         let copy = self.dirs[d].recent.iter().any(|(last, ts, last_iface)| {
-            let dt = at.ts.saturating_sub(*ts);
-            *last == sig
-                && (dt <= 2_000_000
+            // The fingerprint first: it almost never matches, and then no time is compared.
+            *last == sig && {
+                let dt = at.ts.saturating_sub(*ts);
+                dt <= 2_000_000
                     || (same_id && dt <= 200_000_000)
-                    || (*last_iface != iface && dt <= 50_000_000))
+                    || (*last_iface != iface && dt <= 50_000_000)
+            }
         });
         if copy {
             let dir = &mut self.dirs[d];
@@ -951,7 +966,7 @@ impl FlowTable {
             closed: false,
             conn: match self.spare.pop() {
                 Some(mut b) => {
-                    *b = Conn::new(stream, src, dst, at, &self.cfg);
+                    b.reset(stream, src, dst, at, &self.cfg);
                     b
                 }
                 None => Box::new(Conn::new(stream, src, dst, at, &self.cfg)),
@@ -977,7 +992,7 @@ impl FlowTable {
         for mut c in conns {
             if self.spare.len() < SPARE_MAX {
                 let (ends, first) = (c.ends, c.first);
-                *c = Conn::new(0, ends[0], ends[1], first, &self.cfg);
+                c.reset(0, ends[0], ends[1], first, &self.cfg);
                 self.spare.push(c);
             }
         }
@@ -1376,6 +1391,9 @@ mod tests {
         assert!(old[0].tls.is_some() && !old[0].events.is_empty());
         used.recycle(old);
         assert_eq!(used.spare.len(), 1);
+        // Its event log keeps its room, empty.
+        let log = &used.spare[0].events;
+        assert!(log.is_empty() && log.capacity() >= EVENTS_WITH_DATA);
         steps(&mut used);
         assert!(used.spare.is_empty());
         assert_eq!(shown(used.drain()), want);
