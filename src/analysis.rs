@@ -1206,16 +1206,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         alpn: ch_info.as_ref().and_then(|c| c.alpn.first().cloned()),
         ja4: ch_info.as_ref().and_then(|c| c.ja4.clone()),
         clienthello: ch_info,
-        certificate: tf
-            .certificate
-            .as_ref()
-            .and_then(|c| c.info())
-            .map(|mut cert| {
-                cert.subject = escape::text(&cert.subject);
-                cert.issuer = escape::text(&cert.issuer);
-                cert.dns_names = cert.dns_names.iter().map(|s| escape::text(s)).collect();
-                cert
-            }),
+        certificate: tf.certificate.as_ref().and_then(|c| c.info()),
         alert: alert_out,
         server_first_bytes,
         client_first_bytes,

@@ -529,7 +529,8 @@ fn parse_server_hello_tls_parser(msg: &[u8]) -> Option<ServerHelloInfo> {
     }
 }
 
-/// The leaf certificate of a TLS <= 1.2 Certificate message.
+/// The leaf certificate of a TLS <= 1.2 Certificate message. Names are escaped for display
+/// ([`crate::escape::text`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertInfo {
     pub subject: String,
@@ -627,15 +628,15 @@ fn parse_leaf(der: &[u8]) -> Option<CertInfo> {
         for n in &san.value.general_names {
             if let x509_parser::extensions::GeneralName::DNSName(d) = n {
                 if dns_names.len() < 8 {
-                    dns_names.push((*d).to_string());
+                    dns_names.push(crate::escape::text(d));
                 }
             }
         }
     }
     let rfc3339 = |t: &x509_parser::time::ASN1Time| crate::timefmt::rfc3339_secs(t.timestamp());
     Some(CertInfo {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: crate::escape::text(&cert.subject().to_string()),
+        issuer: crate::escape::text(&cert.issuer().to_string()),
         not_before: rfc3339(&cert.validity().not_before),
         not_after: rfc3339(&cert.validity().not_after),
         dns_names,
