@@ -94,7 +94,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     if clean(bytes) {
-        out.extend_from_slice(bytes);
+        push_short(out, bytes);
     } else {
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
@@ -139,21 +139,27 @@ fn write_key(out: &mut Vec<u8>, first: bool, key: &'static str) {
     } else {
         out.extend_from_slice(b",\"");
     }
-    // A copy of a length known here is a few moves, not a call to `memcpy`.
-    macro_rules! fixed {
-        ($($n:literal)*) => {
-            match k.len() {
-                $($n => out.extend_from_slice(&k[..$n]),)*
-                _ => out.extend_from_slice(k),
-            }
-        };
-    }
-    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+    push_short(out, k);
     out.extend_from_slice(b"\":");
 }
 
+/// Appends `b`; a short one (most of what a report writes: names, numbers, addresses, times)
+/// with a copy of a length known at compile time, a few moves instead of a call to `memcpy`.
+#[inline(always)]
+fn push_short(out: &mut Vec<u8>, b: &[u8]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match b.len() {
+                $($n => out.extend_from_slice(&b[..$n]),)*
+                _ => out.extend_from_slice(b),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
+}
+
 fn int(out: &mut Vec<u8>, v: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    push_short(out, itoa::Buffer::new().format(v).as_bytes());
 }
 
 fn float<T: Serialize>(out: &mut Vec<u8>, v: T) -> Result {
