@@ -59,6 +59,7 @@ fn word_needs_escape(w: u64) -> bool {
 /// Whether `s` holds no byte to escape, read in words: whole ones, then one that ends with the
 /// string (overlapping the last whole one), so a short string costs a word check or two, not a
 /// loop over its last bytes.
+#[inline(always)]
 fn clean(s: &[u8]) -> bool {
     let n = s.len();
     let word = |i: usize| -> u64 {
@@ -130,6 +131,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// written as they are, without the escaping check: a report writes millions of them, and
 /// this path is a good part of its serialising time. Debug builds (the tests, which write
 /// every model) assert that no name needs escaping.
+#[inline(always)]
 fn write_key(out: &mut Vec<u8>, first: bool, key: &'static str) {
     let k = key.as_bytes();
     debug_assert!(clean(k), "field name {key:?} would need escaping");
@@ -193,6 +195,9 @@ impl<'w, 'a> Compound<'w, 'a> {
         v.serialize(&mut *self.w)
     }
 
+    // Inlined into each model's derived `serialize`, where the name is a constant: its copy
+    // then compiles to a few moves of known size.
+    #[inline(always)]
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
         write_key(self.w.out, self.first, key);
         self.first = false;
@@ -376,6 +381,7 @@ macro_rules! fields {
         impl ser::$shape for Compound<'_, '_> {
             type Ok = ();
             type Error = Error;
+            #[inline(always)]
             fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
                 self.field(key, v)
             }
