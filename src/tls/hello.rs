@@ -133,6 +133,8 @@ struct RawExtensions {
     /// JA4: a list without GREASE, sorted; a hash input.
     sorted: Vec<u16>,
     input: Vec<u8>,
+    /// JA4: the lists its hashed parts are made of, as a key to [`JA4_HASHED`].
+    key: Vec<u16>,
 }
 
 thread_local! {
@@ -336,9 +338,21 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> String {
         .filter(|v| !is_grease(*v))
         .max()
         .unwrap_or(legacy_version);
-    let not_grease = |v: &&u16| !is_grease(**v);
-    let n_ciphers = ext.ciphers.iter().filter(not_grease).count();
-    let n_codes = ext.codes.iter().filter(not_grease).count();
+    // JA4 b and c depend on the lists alone: the cipher suites and extensions without
+    // GREASE, as sent, and the signature algorithms. (Extensions are hashed sorted; a client
+    // that permutes them gets a key per order, each with the same value.)
+    let mut key = std::mem::take(&mut ext.key);
+    key.clear();
+    let mut counts = [0; 2];
+    for (list, n) in [&ext.ciphers, &ext.codes].into_iter().zip(&mut counts) {
+        let at = key.len();
+        key.push(0);
+        key.extend(list.iter().copied().filter(|v| !is_grease(*v)));
+        *n = key.len() - at - 1;
+        key[at] = u16::try_from(*n).unwrap_or(u16::MAX);
+    }
+    key.extend_from_slice(&ext.signature_algorithms);
+    let [n_ciphers, n_codes] = counts;
     let mut out = String::with_capacity(36);
     out.push('t');
     out.push_str(ja4_version(version));
@@ -362,6 +376,30 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> String {
         }
         _ => out.push_str("00"),
     }
+    let hashed = memo(
+        &JA4_HASHED,
+        &key[..],
+        JA4_HASHED_MAX,
+        || key.as_slice().into(),
+        || ja4_hashed(ext),
+    );
+    ext.key = key;
+    out.extend(hashed.iter().map(|b| char::from(*b)));
+    out
+}
+
+/// Distinct JA4 list sets remembered per thread: a capture's clients mostly run the same few
+/// TLS stacks, so sorting, hex and hashing run once per stack rather than per connection.
+const JA4_HASHED_MAX: usize = 1024;
+
+thread_local! {
+    static JA4_HASHED: RefCell<FxHashMap<Box<[u16]>, [u8; 26]>> =
+        RefCell::new(FxHashMap::default());
+}
+
+/// JA4's hashed parts, b and c, each `_` and 12 hex digits.
+fn ja4_hashed(ext: &mut RawExtensions) -> [u8; 26] {
+    let mut out = String::with_capacity(26);
     let (sorted, input) = (&mut ext.sorted, &mut ext.input);
     // JA4 b, then c: a sorted list (c: signature algorithms appended as sent), hashed.
     let mut part = |out: &mut String, list: &mut dyn Iterator<Item = u16>, tail: &[u16]| {
@@ -395,7 +433,11 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> String {
             .filter(|c| !is_grease(*c) && *c != 0x0000 && *c != 0x0010),
         &ext.signature_algorithms,
     );
-    out
+    let mut hashed = [0u8; 26];
+    for (h, b) in hashed.iter_mut().zip(out.bytes()) {
+        *h = b;
+    }
+    hashed
 }
 
 /// Parses an SSLv2-format CLIENT-HELLO record body (after the 2-byte length).
@@ -741,6 +783,30 @@ mod tests {
         let b = ja4.split('_').nth(1).expect("b part");
         // python3 -c "import hashlib;print(hashlib.sha256(b'1301,1302').hexdigest()[:12])"
         assert_eq!(b, "62ed6f6ca7ad");
+    }
+
+    /// JA4's hashed parts are remembered by the lists they come from: another GREASE value
+    /// or cipher order gives the same JA4, another cipher suite a new one.
+    #[test]
+    fn ja4_is_remembered_by_its_lists() {
+        let ja4_with = |ciphers: [u8; 6]| {
+            let mut msg = sample_client_hello();
+            let at = msg
+                .windows(8)
+                .position(|w| w == [0x00, 0x06, 0x13, 0x01, 0x13, 0x02, 0x2a, 0x2a])
+                .expect("cipher list");
+            msg[at + 2..at + 8].copy_from_slice(&ciphers);
+            parse_client_hello(&msg, 0x0301)
+                .and_then(|c| c.ja4)
+                .expect("ja4")
+        };
+        let first = ja4_with([0x13, 0x01, 0x13, 0x02, 0x2a, 0x2a]);
+        assert_eq!(ja4_with([0x13, 0x02, 0x13, 0x01, 0x3a, 0x3a]), first);
+        let other = ja4_with([0x13, 0x01, 0x13, 0x03, 0x2a, 0x2a]);
+        // sha256("1301,1303")[:12]; the rest as before.
+        assert_eq!(other.split('_').nth(1), Some("88d8eb61a8ee"));
+        assert_eq!(other.replace("88d8eb61a8ee", "62ed6f6ca7ad"), first);
+        assert_eq!(ja4_with([0x13, 0x01, 0x13, 0x02, 0x2a, 0x2a]), first);
     }
 
     #[test]
