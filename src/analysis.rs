@@ -952,7 +952,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         0
     };
     let ch_acked = match (tf.ch_range, ch_from_client) {
-        (Some((_, end)), true) => Some(cdir.acked.is_some_and(|a| a >= end)),
+        (Some((_, end)), true) => Some(cdir.acked.get().is_some_and(|a| a >= end)),
         _ => None,
     };
     if ch_from_client && client_hello.is_none() {
@@ -1097,7 +1097,10 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         && (c.handshake_ack.is_some() || cdir.payload_segments > 0)
         || (began_midstream && cdir.packets > 0 && sdir.packets > 0);
     let client_seq_jump = if cdir.payload_segments == 0 {
-        cdir.fin_offset.or(cdir.rst_offset).filter(|o| *o > 0)
+        cdir.fin_offset
+            .get()
+            .or(cdir.rst_offset.get())
+            .filter(|o| *o > 0)
     } else {
         None
     };
@@ -1145,7 +1148,7 @@ fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
         server_retransmissions: sdir.retransmissions,
         server_full_size_retransmissions: sdir.full_size_retransmissions,
         server_max_segment: sdir.max_segment,
-        server_data_acked: sdir.acked.is_some_and(|a| a >= sdir.max_end),
+        server_data_acked: sdir.acked.get().is_some_and(|a| a >= sdir.max_end),
         client_sacked: sdir.sacked,
         server_gap: sdir.reasm.limits.gaps > 0,
         gave_up_after_s: gave_up,

@@ -279,6 +279,26 @@ pub struct IcmpFact {
     pub mtu: Option<u32>,
 }
 
+/// Recent packets per direction remembered to recognise copies of them.
+const RECENT: usize = 4;
+
+/// A stream offset or none, in 8 bytes (an `Option<u64>` takes 16): kept plus one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offset(Option<std::num::NonZeroU64>);
+
+impl Offset {
+    pub const NONE: Offset = Offset(None);
+
+    fn new(off: Option<u64>) -> Self {
+        // Offsets stay far below 2^64; the largest one would read back one less.
+        Offset(off.and_then(|o| std::num::NonZeroU64::new(o.saturating_add(1))))
+    }
+
+    pub fn get(self) -> Option<u64> {
+        self.0.map(|v| v.get() - 1)
+    }
+}
+
 /// One direction of a connection.
 #[derive(Debug)]
 pub struct Dir {
@@ -304,15 +324,15 @@ pub struct Dir {
     /// Retransmitted segments at the largest size seen (a path-MTU black hole's mark).
     pub full_size_retransmissions: u32,
     /// Highest stream offset of this direction the peer acknowledged.
-    pub acked: Option<u64>,
+    pub acked: Offset,
     /// The peer sent SACK blocks about this direction (it saw a hole).
     pub sacked: bool,
     pub fin: Option<FrameRef>,
     /// Stream offset the FIN occupies (= bytes sent before it).
-    pub fin_offset: Option<u64>,
+    pub fin_offset: Offset,
     pub fin_count: u32,
     pub rst: Option<FrameRef>,
-    pub rst_offset: Option<u64>,
+    pub rst_offset: Offset,
     pub rst_count: u32,
     /// TTL of the first RST, and whether it lacked the TCP timestamp option.
     pub rst_ttl: Option<u8>,
@@ -333,7 +353,9 @@ pub struct Dir {
     pub syn_copies: u32,
     /// The last few packets sent (fingerprint, time, interface), to recognise copies of them;
     /// an unused entry's time is `Nanos::MIN`, too long ago to match anything.
-    recent: [(u64, Nanos, u32); 4],
+    recent_sig: [u64; RECENT],
+    recent_ts: [Nanos; RECENT],
+    recent_iface: [u32; RECENT],
     recent_next: u8,
 }
 
@@ -381,13 +403,13 @@ impl Dir {
             retransmissions: 0,
             max_segment: 0,
             full_size_retransmissions: 0,
-            acked: None,
+            acked: Offset::NONE,
             sacked: false,
             fin: None,
-            fin_offset: None,
+            fin_offset: Offset::NONE,
             fin_count: 0,
             rst: None,
-            rst_offset: None,
+            rst_offset: Offset::NONE,
             rst_count: 0,
             ttl: None,
             pkttype: None,
@@ -400,7 +422,9 @@ impl Dir {
             rst_ttl: None,
             rst_without_ts: false,
             ts_seen: false,
-            recent: [(0, Nanos::MIN, 0); 4],
+            recent_sig: [0; RECENT],
+            recent_ts: [Nanos::MIN; RECENT],
+            recent_iface: [0; RECENT],
             recent_next: 0,
         }
     }
@@ -526,13 +550,14 @@ impl Conn {
         // A retransmission takes a new IPv4 ID (and at least a 200 ms RTO or a ~10 ms
         // tail-loss probe); an identical packet with the same non-zero ID is a copy.
         let same_id = seg.ip.id.is_some_and(|id| id != 0);
-        let copy = self.dirs[d].recent.iter().any(|(last, ts, last_iface)| {
+        let dir = &self.dirs[d];
+        let copy = (0..RECENT).any(|i| {
             // The fingerprint first: it almost never matches, and then no time is compared.
-            *last == sig && {
-                let dt = at.ts.saturating_sub(*ts);
+            dir.recent_sig[i] == sig && {
+                let dt = at.ts.saturating_sub(dir.recent_ts[i]);
                 dt <= 2_000_000
                     || (same_id && dt <= 200_000_000)
-                    || (*last_iface != iface && dt <= 50_000_000)
+                    || (dir.recent_iface[i] != iface && dt <= 50_000_000)
             }
         });
         if copy {
@@ -552,9 +577,13 @@ impl Conn {
             return;
         }
         let dir = &mut self.dirs[d];
-        let slot = usize::from(dir.recent_next) % dir.recent.len();
-        dir.recent[slot] = (sig, at.ts, iface);
-        dir.recent_next = ((slot + 1) % dir.recent.len()) as u8;
+        let slot = usize::from(dir.recent_next) % RECENT;
+        (
+            dir.recent_sig[slot],
+            dir.recent_ts[slot],
+            dir.recent_iface[slot],
+        ) = (sig, at.ts, iface);
+        dir.recent_next = ((slot + 1) % RECENT) as u8;
         self.last = at;
         self.icmp_only = false;
 
@@ -623,14 +652,15 @@ impl Conn {
             if let Some(space) = &peer.space {
                 if let Some(off) = space.peek(seg.ack) {
                     if off <= peer.max_end + 1 {
-                        peer.acked = Some(peer.acked.map_or(off, |a| a.max(off)));
+                        peer.acked =
+                            Offset::new(Some(peer.acked.get().map_or(off, |a| a.max(off))));
                     }
                 }
             }
             if seg.sack_blocks().next().is_some() {
                 peer.sacked = true;
             }
-            let acked = peer.acked;
+            let acked = peer.acked.get();
             let f = self.tls_facts();
             if !self.hello_ack_logged && f.ch_dir == Some(o) {
                 if let (Some((_, end)), Some(a)) = (f.ch_range, acked) {
@@ -723,7 +753,7 @@ impl Conn {
             dir.fin_count += 1;
             if dir.fin.is_none() {
                 dir.fin = Some(at);
-                dir.fin_offset = off.map(|o| o + u64::from(seg.wire_len));
+                dir.fin_offset = Offset::new(off.map(|o| o + u64::from(seg.wire_len)));
                 self.log(at, d, EventKind::Fin);
             }
         }
@@ -736,7 +766,7 @@ impl Conn {
             dir.rst_count += 1;
             if dir.rst.is_none() {
                 dir.rst = Some(at);
-                dir.rst_offset = off;
+                dir.rst_offset = Offset::new(off);
                 dir.rst_ttl = Some(seg.ip.ttl);
                 dir.rst_without_ts = seg.timestamps().is_none();
                 self.log(at, d, EventKind::Rst);
@@ -1298,8 +1328,8 @@ mod tests {
         assert_eq!(c.handshake_ack, Some(at(3)));
         assert_eq!(c.dirs[0].payload_segments, 2);
         assert_eq!(c.dirs[0].retransmissions, 1);
-        assert_eq!(c.dirs[0].acked, Some(0)); // the SYN only
-        assert_eq!(c.dirs[0].fin_offset, Some(5));
+        assert_eq!(c.dirs[0].acked.get(), Some(0)); // the SYN only
+        assert_eq!(c.dirs[0].fin_offset.get(), Some(5));
     }
 
     #[test]
@@ -1498,6 +1528,6 @@ mod tests {
         );
         t.tcp(&seg(false, 501, 106, F::ACK, b""), at(4), 0, None);
         let conns = t.into_connections();
-        assert_eq!(conns[0].dirs[0].acked, Some(5));
+        assert_eq!(conns[0].dirs[0].acked.get(), Some(5));
     }
 }
