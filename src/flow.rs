@@ -476,19 +476,6 @@ impl Conn {
         }
     }
 
-    /// Makes this a new connection, keeping the event log's room (a few hundred bytes that
-    /// nearly every connection fills); what else the previous one held is dropped here, by
-    /// the thread that allocated it.
-    fn reset(&mut self, stream: u64, src: Endpoint, dst: Endpoint, at: FrameRef, cfg: &FlowConfig) {
-        let mut events = std::mem::take(&mut self.events);
-        events.clear();
-        if events.capacity() > EVENTS_WITH_DATA {
-            events = Vec::new();
-        }
-        *self = Conn::new(stream, src, dst, at, cfg);
-        self.events = events;
-    }
-
     /// Lends the parsed ClientHello to the connection's summary, which gives it back with
     /// [`Conn::restore_client_hello`] once rendered: its allocations are then freed by the
     /// thread that made them, like the rest of the connection.
@@ -996,7 +983,7 @@ impl FlowTable {
             closed: false,
             conn: match self.spare.pop() {
                 Some(mut b) => {
-                    b.reset(stream, src, dst, at, &self.cfg);
+                    *b = Conn::new(stream, src, dst, at, &self.cfg);
                     b
                 }
                 None => Box::new(Conn::new(stream, src, dst, at, &self.cfg)),
@@ -1022,7 +1009,7 @@ impl FlowTable {
         for mut c in conns {
             if self.spare.len() < SPARE_MAX {
                 let (ends, first) = (c.ends, c.first);
-                c.reset(0, ends[0], ends[1], first, &self.cfg);
+                *c = Conn::new(0, ends[0], ends[1], first, &self.cfg);
                 self.spare.push(c);
             }
         }
@@ -1421,9 +1408,6 @@ mod tests {
         assert!(old[0].tls.is_some() && !old[0].events.is_empty());
         used.recycle(old);
         assert_eq!(used.spare.len(), 1);
-        // Its event log keeps its room, empty.
-        let log = &used.spare[0].events;
-        assert!(log.is_empty() && log.capacity() >= EVENTS_WITH_DATA);
         steps(&mut used);
         assert!(used.spare.is_empty());
         assert_eq!(shown(used.drain()), want);
