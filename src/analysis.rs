@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::rollup::Rollup;
 use crate::store::{Body, Record, Store};
-use crate::tls::{names, SHORT_ENCRYPTED};
+use crate::tls::{hello::ClientHelloFacts, names, SHORT_ENCRYPTED};
 use crate::vantage::{self, Clues, Evidence};
 use crate::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side};
 use std::net::IpAddr;
@@ -336,9 +336,8 @@ struct Kept {
 
 fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
     let duplicates = u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
-    let mut built = summarise(c, ctx);
+    let built = summarise(c, ctx);
     if !matches_filters(&built.conn, opts) {
-        c.restore_client_hello(built.conn.clienthello.take());
         return Prepared {
             duplicates,
             kept: None,
@@ -379,13 +378,8 @@ fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
         if let Some(limit) = opts.timeline_limit {
             conn.timeline.truncate(limit);
         }
-        match crate::report::json::kept(&conn, facts.is_none()) {
-            Ok(body) => {
-                c.restore_client_hello(conn.clienthello.take());
-                body
-            }
-            Err(_) => Body::Model(Box::new(conn)),
-        }
+        crate::report::json::kept(&conn, facts.is_none())
+            .unwrap_or_else(|_| Body::Model(Box::new(conn)))
     } else {
         Body::Model(Box::new(conn))
     };
@@ -912,12 +906,15 @@ fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
     }
 }
 
-fn summarise(c: &mut Conn, ctx: &Ctx) -> Built {
-    // Lent, not copied: `prepare` gives it back once the connection is rendered, so the
-    // packet thread that allocated it frees it when it reuses the connection. (Freeing
-    // another thread's allocations contends for its malloc arena.)
-    let client_hello = c.take_client_hello();
-    let c: &Conn = c;
+fn summarise(c: &Conn, ctx: &Ctx) -> Built {
+    // The report's form, made here from the packet thread's compact one (which that thread
+    // frees when it reuses the connection: freeing another thread's allocations contends
+    // for its malloc arena).
+    let client_hello = c
+        .tls_facts()
+        .client_hello
+        .as_ref()
+        .map(ClientHelloFacts::info);
     let (cd, rule) = client_dir(c);
     let sd = 1 - cd;
     let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);

@@ -476,20 +476,6 @@ impl Conn {
         }
     }
 
-    /// Lends the parsed ClientHello to the connection's summary, which gives it back with
-    /// [`Conn::restore_client_hello`] once rendered: its allocations are then freed by the
-    /// thread that made them, like the rest of the connection.
-    pub fn take_client_hello(&mut self) -> Option<crate::tls::hello::ClientHelloInfo> {
-        self.tls.as_mut()?.facts.client_hello.take()
-    }
-
-    /// See [`Conn::take_client_hello`].
-    pub fn restore_client_hello(&mut self, ch: Option<crate::tls::hello::ClientHelloInfo>) {
-        if let Some(t) = self.tls.as_mut() {
-            t.facts.client_hello = ch;
-        }
-    }
-
     /// What the TLS layer learnt (nothing, before the first payload byte).
     pub fn tls_facts(&self) -> &TlsFacts {
         static NOTHING: std::sync::OnceLock<TlsFacts> = std::sync::OnceLock::new();

@@ -70,49 +70,107 @@ pub struct ClientHelloInfo {
     pub length: usize,
 }
 
+/// Length of a JA4 fingerprint: `t13d1516h2_` and two 12-digit hashes joined by `_`.
+const JA4_LEN: usize = 36;
+
+/// A ClientHello as the packet thread keeps it until its connection is summarised: numbers
+/// where reports show names, its texts in one string and JA4 inline, so two allocations where
+/// [`ClientHelloInfo`] takes a dozen (a connection waiting on a silent server keeps it for as
+/// long as it waits). [`ClientHelloFacts::info`] makes the report's form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientHelloFacts {
+    record_version: u16,
+    /// None when the hello could not be parsed.
+    legacy_version: Option<u16>,
+    /// supported_versions (GREASE included, as sent), then the groups of the key shares.
+    lists: Box<[u16]>,
+    versions: u16,
+    /// The server name (when `sni`), then each ALPN protocol, escaped
+    /// ([`crate::escape::text`]), each followed by a NUL (which escaped text never holds).
+    texts: Box<str>,
+    sni: bool,
+    cipher_suites: u32,
+    ja4: Option<[u8; JA4_LEN]>,
+    sslv2_format: bool,
+    length: u32,
+}
+
+impl ClientHelloFacts {
+    /// A ClientHello message that could not be parsed: only where it came and its size.
+    pub fn unparsed(record_version: u16, length: usize) -> Self {
+        ClientHelloFacts {
+            record_version,
+            length: u32::try_from(length).unwrap_or(u32::MAX),
+            ..Default::default()
+        }
+    }
+
+    /// The report's form.
+    pub fn info(&self) -> ClientHelloInfo {
+        let (versions, groups) = self
+            .lists
+            .split_at(usize::from(self.versions).min(self.lists.len()));
+        let mut texts = self.texts.split_terminator('\0').map(String::from);
+        ClientHelloInfo {
+            record_version: version_name(self.record_version),
+            legacy_version: self.legacy_version.map(version_name).unwrap_or_default(),
+            supported_versions: versions.iter().map(|v| version_name(*v)).collect(),
+            sni: if self.sni { texts.next() } else { None },
+            alpn: texts.collect(),
+            cipher_suites: self.cipher_suites as usize,
+            key_share_groups: groups.iter().map(|g| group_name(*g)).collect(),
+            // ASCII, as written by `ja4`.
+            ja4: self
+                .ja4
+                .and_then(|j| std::str::from_utf8(&j).ok().map(String::from)),
+            sslv2_format: self.sslv2_format,
+            length: self.length as usize,
+        }
+    }
+}
+
 /// Parses a complete ClientHello handshake message (type, length and body).
-pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHelloInfo> {
+pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHelloFacts> {
     let (_, parsed) = tls_parser::parse_tls_message_handshake(msg).ok()?;
     let TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) = parsed else {
         return None;
     };
-    let mut info = ClientHelloInfo {
-        record_version: version_name(record_version),
-        legacy_version: version_name(ch.version.0),
-        cipher_suites: ch.ciphers.iter().filter(|c| !is_grease(c.0)).count(),
-        length: msg.len(),
+    let mut facts = ClientHelloFacts {
+        record_version,
+        legacy_version: Some(ch.version.0),
+        cipher_suites: ch.ciphers.iter().filter(|c| !is_grease(c.0)).count() as u32,
+        length: u32::try_from(msg.len()).unwrap_or(u32::MAX),
         ..Default::default()
     };
     let block = ch.ext.unwrap_or(&[]);
     let mut fill = |raw: &mut RawExtensions| {
         walk_extensions(block, raw);
-        // Escaped once here, as reports show them.
-        let text = |r: &Range<usize>| {
-            crate::escape::text(&String::from_utf8_lossy(
-                block.get(r.clone()).unwrap_or(&[]),
-            ))
-        };
-        info.sni = raw.sni.as_ref().map(text);
-        info.alpn = raw.alpn.iter().map(text).collect();
-        info.supported_versions = raw
+        // Escaped once here, as reports show them, each followed by a NUL.
+        let mut texts = String::new();
+        for r in raw.sni.iter().chain(&raw.alpn) {
+            let text = String::from_utf8_lossy(block.get(r.clone()).unwrap_or(&[]));
+            texts.push_str(&crate::escape::text(&text));
+            texts.push('\0');
+        }
+        facts.texts = texts.into_boxed_str();
+        facts.sni = raw.sni.is_some();
+        facts.versions = u16::try_from(raw.supported_versions.len()).unwrap_or(u16::MAX);
+        facts.lists = raw
             .supported_versions
             .iter()
-            .map(|v| version_name(*v))
-            .collect();
-        info.key_share_groups = raw
-            .key_share_groups
-            .iter()
-            .map(|g| group_name(*g))
+            .take(usize::from(facts.versions))
+            .chain(&raw.key_share_groups)
+            .copied()
             .collect();
         raw.ciphers.clear();
         raw.ciphers.extend(ch.ciphers.iter().map(|c| c.0));
-        info.ja4 = Some(ja4(ch.version.0, block, raw));
+        facts.ja4 = Some(ja4(ch.version.0, block, raw));
     };
     RAW_EXTENSIONS.with(|r| match r.try_borrow_mut() {
         Ok(mut raw) => fill(&mut raw),
         Err(_) => fill(&mut RawExtensions::default()),
     });
-    Some(info)
+    Some(facts)
 }
 
 /// Extension facts read straight from the wire in one pass (names as byte ranges of the
@@ -330,7 +388,7 @@ fn push_hex_list(buf: &mut Vec<u8>, values: &[u16]) {
 ///
 /// Runs once per ClientHello on the packet thread, so it builds the hash inputs in one reused
 /// buffer: the spec sorts 4-digit lower-case hex strings, which orders exactly as the numbers do.
-fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> String {
+fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> [u8; JA4_LEN] {
     let version = ext
         .supported_versions
         .iter()
@@ -353,29 +411,29 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> String {
     }
     key.extend_from_slice(&ext.signature_algorithms);
     let [n_ciphers, n_codes] = counts;
-    let mut out = String::with_capacity(36);
-    out.push('t');
-    out.push_str(ja4_version(version));
-    out.push(if ext.has_sni { 'd' } else { 'i' });
-    for n in [n_ciphers, n_codes] {
-        let n = n.min(99);
-        out.push(char::from(b'0' + (n / 10) as u8));
-        out.push(char::from(b'0' + (n % 10) as u8));
+    let mut out = [0u8; JA4_LEN];
+    out[0] = b't';
+    for (o, b) in out[1..3].iter_mut().zip(ja4_version(version).bytes()) {
+        *o = b;
     }
-    match ext.alpn.first().and_then(|r| block.get(r.clone())) {
-        Some(a) if !a.is_empty() => {
-            let (f, l) = (a[0], a[a.len() - 1]);
+    out[3] = if ext.has_sni { b'd' } else { b'i' };
+    for (i, n) in [n_ciphers, n_codes].into_iter().enumerate() {
+        let n = n.min(99) as u8;
+        out[4 + 2 * i] = b'0' + n / 10;
+        out[5 + 2 * i] = b'0' + n % 10;
+    }
+    let alpn = ext.alpn.first().and_then(|r| block.get(r.clone()));
+    (out[8], out[9]) = match alpn.and_then(|a| Some((*a.first()?, *a.last()?))) {
+        Some((f, l)) => {
             if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
-                out.push(char::from(f));
-                out.push(char::from(l));
+                (f, l)
             } else {
                 // First hex digit of the first byte, last hex digit of the last byte.
-                out.push(char::from(HEX[usize::from(f >> 4)]));
-                out.push(char::from(HEX[usize::from(l & 0xf)]));
+                (HEX[usize::from(f >> 4)], HEX[usize::from(l & 0xf)])
             }
         }
-        _ => out.push_str("00"),
-    }
+        _ => (b'0', b'0'),
+    };
     let hashed = memo(
         &JA4_HASHED,
         &key[..],
@@ -384,7 +442,7 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> String {
         || ja4_hashed(ext),
     );
     ext.key = key;
-    out.extend(hashed.iter().map(|b| char::from(*b)));
+    out[10..].copy_from_slice(&hashed);
     out
 }
 
@@ -441,7 +499,7 @@ fn ja4_hashed(ext: &mut RawExtensions) -> [u8; 26] {
 }
 
 /// Parses an SSLv2-format CLIENT-HELLO record body (after the 2-byte length).
-pub fn parse_sslv2_client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
+pub fn parse_sslv2_client_hello(body: &[u8]) -> Option<ClientHelloFacts> {
     let mut c = Cursor::new(body);
     let msg_type = c.u8()?;
     if msg_type != 1 {
@@ -449,12 +507,12 @@ pub fn parse_sslv2_client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
     }
     let version = c.u16()?;
     let cipher_len = c.u16()?;
-    Some(ClientHelloInfo {
-        record_version: version_name(0x0002),
-        legacy_version: version_name(version),
-        cipher_suites: usize::from(cipher_len) / 3,
+    Some(ClientHelloFacts {
+        record_version: 0x0002,
+        legacy_version: Some(version),
+        cipher_suites: u32::from(cipher_len) / 3,
         sslv2_format: true,
-        length: body.len(),
+        length: u32::try_from(body.len()).unwrap_or(u32::MAX),
         ..Default::default()
     })
 }
@@ -740,7 +798,9 @@ mod tests {
 
     #[test]
     fn client_hello_fields() {
-        let ch = parse_client_hello(&sample_client_hello(), 0x0301).expect("parses");
+        let ch = parse_client_hello(&sample_client_hello(), 0x0301)
+            .map(|f| f.info())
+            .expect("parses");
         assert_eq!(ch.sni.as_deref(), Some("backend.test"));
         assert_eq!(ch.alpn, vec!["h2", "http/1.1"]);
         assert_eq!(ch.cipher_suites, 2); // GREASE not counted
@@ -759,8 +819,12 @@ mod tests {
         let mut bare = vec![1, 0, 0, 41, 0x03, 0x03];
         bare.extend_from_slice(&[7; 32]);
         bare.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-        let full = parse_client_hello(&sample_client_hello(), 0x0301).expect("full");
-        let after = parse_client_hello(&bare, 0x0301).expect("bare");
+        let full = parse_client_hello(&sample_client_hello(), 0x0301)
+            .map(|f| f.info())
+            .expect("full");
+        let after = parse_client_hello(&bare, 0x0301)
+            .map(|f| f.info())
+            .expect("bare");
         assert_eq!(after.sni, None);
         assert!(after.alpn.is_empty() && after.supported_versions.is_empty());
         assert!(after.key_share_groups.is_empty());
@@ -770,7 +834,7 @@ mod tests {
             Some("t12i010000_0f2cb44170f4_000000000000")
         );
         assert_eq!(
-            parse_client_hello(&sample_client_hello(), 0x0301),
+            parse_client_hello(&sample_client_hello(), 0x0301).map(|f| f.info()),
             Some(full)
         );
     }
@@ -778,7 +842,9 @@ mod tests {
     #[test]
     fn ja4_cipher_hash_matches_spec_input() {
         // JA4 b: sha256("1301,1302") truncated to 12 hex chars
-        let ch = parse_client_hello(&sample_client_hello(), 0x0301).expect("parses");
+        let ch = parse_client_hello(&sample_client_hello(), 0x0301)
+            .map(|f| f.info())
+            .expect("parses");
         let ja4 = ch.ja4.expect("ja4");
         let b = ja4.split('_').nth(1).expect("b part");
         // python3 -c "import hashlib;print(hashlib.sha256(b'1301,1302').hexdigest()[:12])"
@@ -797,6 +863,7 @@ mod tests {
                 .expect("cipher list");
             msg[at + 2..at + 8].copy_from_slice(&ciphers);
             parse_client_hello(&msg, 0x0301)
+                .map(|f| f.info())
                 .and_then(|c| c.ja4)
                 .expect("ja4")
         };
@@ -809,11 +876,32 @@ mod tests {
         assert_eq!(ja4_with([0x13, 0x01, 0x13, 0x02, 0x2a, 0x2a]), first);
     }
 
+    /// The packet thread keeps a hello's texts in one NUL-separated string: a name with a NUL
+    /// in it, an empty ALPN entry and one that is a NUL come back in order, escaped.
+    #[test]
+    fn hello_texts_keep_their_order_and_escapes() {
+        let mut msg = sample_client_hello();
+        let at = msg
+            .windows(12)
+            .position(|w| w == b"backend.test")
+            .expect("sni");
+        msg[at + 4] = 0;
+        let at = msg.windows(3).position(|w| w == b"\x02h2").expect("alpn");
+        msg[at..at + 3].copy_from_slice(b"\x00\x01\x00");
+        let ch = parse_client_hello(&msg, 0x0301)
+            .map(|f| f.info())
+            .expect("parses");
+        assert_eq!(ch.sni.as_deref(), Some("back\\u{0}nd.test"));
+        assert_eq!(ch.alpn, vec!["", "\\u{0}", "http/1.1"]);
+        assert_eq!(ch.key_share_groups, vec!["X25519MLKEM768", "x25519"]);
+        assert_eq!(ch.supported_versions.len(), 3);
+    }
+
     #[test]
     fn truncated_client_hello_is_none_not_panic() {
         let msg = sample_client_hello();
         for cut in 0..msg.len() {
-            let _ = parse_client_hello(&msg[..cut], 0x0301);
+            let _ = parse_client_hello(&msg[..cut], 0x0301).map(|f| f.info());
         }
     }
 

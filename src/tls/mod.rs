@@ -12,7 +12,7 @@ pub mod hello;
 pub mod names;
 
 use crate::capture::FrameRef;
-use hello::{ClientHelloInfo, LeafCertificate, ServerHelloInfo};
+use hello::{ClientHelloFacts, LeafCertificate, ServerHelloInfo};
 
 /// The largest handshake message buffered for parsing (certificate chains are the big ones).
 pub const MAX_HANDSHAKE_MSG: usize = 64 * 1024;
@@ -89,7 +89,7 @@ pub struct NonTls {
 /// flow layer numbers them).
 #[derive(Debug, Clone, Default)]
 pub struct TlsFacts {
-    pub client_hello: Option<ClientHelloInfo>,
+    pub client_hello: Option<ClientHelloFacts>,
     /// Direction that sent the (first) ClientHello.
     pub ch_dir: Option<usize>,
     /// Frame that completed the first ClientHello (Wireshark shows it there).
@@ -645,11 +645,7 @@ impl Feed<'_> {
                     f.ch_at = Some(at);
                     f.client_hello = Some(
                         hello::parse_client_hello(msg, st.rec_version).unwrap_or_else(|| {
-                            ClientHelloInfo {
-                                record_version: names::version_name(st.rec_version),
-                                length: msg.len(),
-                                ..Default::default()
-                            }
+                            ClientHelloFacts::unparsed(st.rec_version, msg.len())
                         }),
                     );
                     if let Some(r) = &mut f.ch_range {
@@ -812,7 +808,7 @@ mod tests {
         t.feed(0, s2, at(5));
         assert!(t.facts.client_hello.is_none());
         t.feed(0, s3, at(6));
-        let ch = t.facts.client_hello.as_ref().expect("parsed");
+        let ch = t.facts.client_hello.as_ref().expect("parsed").info();
         assert_eq!(ch.sni.as_deref(), Some("backend.test"));
         assert_eq!(t.facts.ch_at, Some(at(6)));
         assert_eq!(t.facts.ch_range, Some((0, stream.len() as u64)));
