@@ -24,15 +24,23 @@ pub fn bytes(b: &[u8]) -> String {
 
 /// Escapes control characters (C0, DEL, C1, bidi overrides) in a string; other Unicode is kept.
 pub fn text(s: &str) -> String {
-    // Printable ASCII other than the backslash (names, almost always) is kept as it is.
-    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
-        return s.to_owned();
-    }
-    escape_chars(s)
+    let mut out = String::with_capacity(s.len());
+    push_text(&mut out, s);
+    out
 }
 
-fn escape_chars(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+/// [`text`], appended to `out`.
+pub fn push_text(out: &mut String, s: &str) {
+    // Printable ASCII other than the backslash (names, almost always) is kept as it is.
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
+        out.push_str(s);
+        return;
+    }
+    push_escaped_chars(out, s);
+}
+
+/// The general path of [`push_text`], character by character.
+fn push_escaped_chars(out: &mut String, s: &str) {
     for ch in s.chars() {
         match ch {
             '\\' => out.push_str("\\\\"),
@@ -45,7 +53,6 @@ fn escape_chars(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// The first line of `b` (up to CR/LF), escaped, at most `max` bytes.
@@ -95,7 +102,12 @@ mod tests {
     fn printable_ascii_shortcut_escapes_like_the_general_path() {
         for b in 0u8..128 {
             let s = format!("ab{}cd", char::from(b));
-            assert_eq!(text(&s), escape_chars(&s), "byte {b:#x}");
+            let mut general = String::from("x");
+            push_escaped_chars(&mut general, &s);
+            let mut appended = String::from("x");
+            push_text(&mut appended, &s);
+            assert_eq!(appended, general, "byte {b:#x}");
+            assert_eq!(format!("x{}", text(&s)), general, "byte {b:#x}");
         }
         assert_eq!(text("a\\b"), "a\\\\b");
         assert_eq!(text("a\u{7f}"), "a\\u{7f}");

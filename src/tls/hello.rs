@@ -145,11 +145,13 @@ pub fn parse_client_hello(msg: &[u8], record_version: u16) -> Option<ClientHello
     let block = ch.ext.unwrap_or(&[]);
     let mut fill = |raw: &mut RawExtensions| {
         walk_extensions(block, raw);
-        // Escaped once here, as reports show them, each followed by a NUL.
-        let mut texts = String::new();
-        for r in raw.sni.iter().chain(&raw.alpn) {
+        // Escaped once here, as reports show them, each followed by a NUL: one allocation
+        // of the exact size unless something needs escaping.
+        let named = || raw.sni.iter().chain(&raw.alpn);
+        let mut texts = String::with_capacity(named().map(|r| r.len() + 1).sum());
+        for r in named() {
             let text = String::from_utf8_lossy(block.get(r.clone()).unwrap_or(&[]));
-            texts.push_str(&crate::escape::text(&text));
+            crate::escape::push_text(&mut texts, &text);
             texts.push('\0');
         }
         facts.texts = texts.into_boxed_str();
