@@ -89,6 +89,7 @@ pub struct NonTls {
 /// flow layer numbers them).
 #[derive(Debug, Clone, Default)]
 pub struct TlsFacts {
+    /// The first ClientHello, kept compact; [`ClientHelloFacts::info`] gives the report's form.
     pub client_hello: Option<ClientHelloFacts>,
     /// Direction that sent the (first) ClientHello.
     pub ch_dir: Option<usize>,
