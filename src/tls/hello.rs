@@ -303,35 +303,9 @@ fn ja4_version(v: u16) -> &'static str {
 
 /// The first 12 hex digits of SHA-256 over `input`, appended to `out`.
 fn push_hash12(out: &mut String, input: &[u8]) {
-    for b in hash6(input) {
-        out.extend(hex_digits(u16::from(b), 2).map(char::from));
+    for b in &Sha256::digest(input)[..6] {
+        out.extend(hex_digits(u16::from(*b), 2).map(char::from));
     }
-}
-
-/// Distinct hash inputs remembered per thread. A capture's clients mostly run the same few
-/// TLS stacks, so the same cipher and extension lists come back connection after
-/// connection; SHA-256 in software was the largest cost of a ClientHello.
-const HASH_CACHE_MAX: usize = 1024;
-
-thread_local! {
-    static HASH_CACHE: RefCell<FxHashMap<Box<[u8]>, [u8; 6]>> =
-        RefCell::new(FxHashMap::default());
-}
-
-/// The first 6 bytes of SHA-256 over `input`.
-fn hash6(input: &[u8]) -> [u8; 6] {
-    memo(
-        &HASH_CACHE,
-        input,
-        HASH_CACHE_MAX,
-        || input.into(),
-        || {
-            let d = Sha256::digest(input);
-            let mut h = [0u8; 6];
-            h.copy_from_slice(&d[..6]);
-            h
-        },
-    )
 }
 
 /// `compute()`, remembered in a per-thread `cache` of at most `max` entries under the key
@@ -398,9 +372,9 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> [u8; JA4_L
         .filter(|v| !is_grease(*v))
         .max()
         .unwrap_or(legacy_version);
-    // JA4 b and c depend on the lists alone: the cipher suites and extensions without
-    // GREASE, as sent, and the signature algorithms. (Extensions are hashed sorted; a client
-    // that permutes them gets a key per order, each with the same value.)
+    // JA4 b and c depend on the lists alone: the cipher suites without GREASE as sent, the
+    // extensions without GREASE sorted (as the hash sorts them, so a client that permutes
+    // them still finds its entry) and the signature algorithms as sent.
     let mut key = std::mem::take(&mut ext.key);
     key.clear();
     let mut counts = [0; 2];
@@ -411,6 +385,8 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> [u8; JA4_L
         *n = key.len() - at - 1;
         key[at] = u16::try_from(*n).unwrap_or(u16::MAX);
     }
+    let codes = key.len() - counts[1]..;
+    key[codes].sort_unstable();
     key.extend_from_slice(&ext.signature_algorithms);
     let [n_ciphers, n_codes] = counts;
     let mut out = [0u8; JA4_LEN];
@@ -449,7 +425,8 @@ fn ja4(legacy_version: u16, block: &[u8], ext: &mut RawExtensions) -> [u8; JA4_L
 }
 
 /// Distinct JA4 list sets remembered per thread: a capture's clients mostly run the same few
-/// TLS stacks, so sorting, hex and hashing run once per stack rather than per connection.
+/// TLS stacks, so sorting, hex and SHA-256 (in software, once the largest cost of a
+/// ClientHello) run once per stack rather than per connection.
 const JA4_HASHED_MAX: usize = 1024;
 
 thread_local! {
