@@ -62,20 +62,17 @@ pub struct Endpoint {
 pub fn ip_text(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(a) => {
+            // Room for a port after it (`Endpoint::text`).
             let mut s = String::with_capacity(21);
-            push_ipv4(&mut s, a);
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                s.push_str(itoa::Buffer::new().format(o));
+            }
             s
         }
         IpAddr::V6(a) => a.to_string(),
-    }
-}
-
-fn push_ipv4(out: &mut String, a: std::net::Ipv4Addr) {
-    for (i, o) in a.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        out.push_str(itoa::Buffer::new().format(o));
     }
 }
 
@@ -83,9 +80,9 @@ impl Endpoint {
     /// `Display`'s text (`ip:port`, `[ip6]:port`), an IPv4 one written directly.
     pub fn text(&self) -> String {
         match self.ip {
-            IpAddr::V4(a) => {
-                let mut s = String::with_capacity(21);
-                push_ipv4(&mut s, a);
+            IpAddr::V4(_) => {
+                // `ip_text` leaves room for the port.
+                let mut s = ip_text(self.ip);
                 s.push(':');
                 s.push_str(itoa::Buffer::new().format(self.port));
                 s
