@@ -17,23 +17,18 @@
 //! deterministic (by first frame); the verdict rules are a pure function of plain facts; nothing
 //! is parsed as plaintext after a direction turns encrypted.
 
-pub mod analysis;
 pub mod capture;
 pub mod compare;
-pub mod decode;
-pub mod defrag;
+pub mod diagnose;
 pub mod escape;
 pub mod flow;
 pub mod model;
-pub mod reassembly;
-pub mod redact;
+pub mod pipeline;
 pub mod report;
-pub mod rollup;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
-pub mod vantage;
-pub mod verdict;
+pub mod wire;
 
-pub use analysis::{analyze, analyze_live, analyze_with_progress, Options, RedactOptions};
 pub use model::Report;
+pub use pipeline::{analyze, analyze_live, analyze_with_progress, Options, RedactOptions};

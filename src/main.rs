@@ -6,8 +6,8 @@ use clap::{Parser, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
+use tlsdiag::diagnose::verdict::Side;
 use tlsdiag::report::{self, Format, RenderOptions};
-use tlsdiag::verdict::Side;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {

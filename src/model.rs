@@ -5,8 +5,8 @@
 //! summarised and its packet state freed as soon as its outcome is settled.
 
 use crate::capture::InputSummary;
+use crate::diagnose::verdict::{Side, VerdictCode};
 use crate::store::Store;
-use crate::verdict::{Side, VerdictCode};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -196,7 +196,7 @@ pub struct Summary {
     pub connections: u64,
     pub failed: u64,
     pub verdicts: std::collections::BTreeMap<String, u64>,
-    /// The first [`crate::rollup::MAX_SERVERS`] servers seen, most connections first.
+    /// The first [`crate::diagnose::rollup::MAX_SERVERS`] servers seen, most connections first.
     pub servers: Vec<ServerRollup>,
     /// Connections to servers seen after the listed ones (counted in the totals).
     pub unlisted_server_connections: u64,
@@ -275,7 +275,7 @@ pub struct Report {
     pub(crate) store: Store,
     pub(crate) vantage_override: Option<Side>,
     pub(crate) timeline_limit: Option<usize>,
-    pub(crate) redactor: Option<crate::redact::Redactor>,
+    pub(crate) redactor: Option<crate::report::redact::Redactor>,
 }
 
 /// The capture point a stored record is worded for: the override, its own evidence, else the
@@ -289,9 +289,12 @@ fn side_of(rec: &crate::store::Record, vantage_override: Option<Side>, capture_s
 }
 
 /// The verdict of a record's facts, worded for capture point `side`.
-fn judged(mut facts: crate::verdict::ConnFacts, side: Side) -> crate::verdict::Judgement {
+fn judged(
+    mut facts: crate::diagnose::verdict::ConnFacts,
+    side: Side,
+) -> crate::diagnose::verdict::Judgement {
     facts.vantage = side;
-    crate::verdict::judge(&facts)
+    crate::diagnose::verdict::judge(&facts)
 }
 
 /// Turns a stored record into the reported connection: capture point chosen (override, its
@@ -301,7 +304,7 @@ pub(crate) fn finalize(
     vantage_override: Option<Side>,
     capture_side: Side,
     timeline_limit: Option<usize>,
-    redactor: Option<&crate::redact::Redactor>,
+    redactor: Option<&crate::report::redact::Redactor>,
 ) -> std::io::Result<Connection> {
     let side = side_of(&rec, vantage_override, capture_side);
     let mut c = match rec.body {

@@ -9,8 +9,8 @@
 //! external merge sort), so a capture of millions of connections needs a few MiB, not 40 bytes
 //! per connection. The file is removed when the store is dropped.
 
+use crate::diagnose::verdict::{ConnFacts, Side};
 use crate::model::Connection;
-use crate::verdict::{ConnFacts, Side};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{self, Write};

@@ -1470,10 +1470,10 @@ fn fragment_frame(ident: u16, src: [u8; 4], frag: u16) -> Vec<u8> {
     ipv4(src, [192, 0, 2, 1], 6, ident, frag, &[0u8; 8])
 }
 
-fn push_frame(d: &mut tlsdiag::defrag::Defragmenter, ts: i64, frame: &[u8]) {
-    let mut meta = tlsdiag::decode::LinkMeta::default();
-    match tlsdiag::decode::decode(LINKTYPE_RAW, frame, &mut meta) {
-        tlsdiag::decode::Decoded::Fragment(f) => {
+fn push_frame(d: &mut tlsdiag::wire::defrag::Defragmenter, ts: i64, frame: &[u8]) {
+    let mut meta = tlsdiag::wire::LinkMeta::default();
+    match tlsdiag::wire::decode(LINKTYPE_RAW, frame, &mut meta) {
+        tlsdiag::wire::Decoded::Fragment(f) => {
             let _ = d.push(ts, &f);
         }
         other => panic!("not a fragment: {other:?}"),
@@ -1488,7 +1488,7 @@ fn push_frame(d: &mut tlsdiag::defrag::Defragmenter, ts: i64, frame: &[u8]) {
 /// in a debug build, 20,000 about 5 s.
 #[test]
 fn finding_duplicate_fragments_cost_linear_time() {
-    let mut d = tlsdiag::defrag::Defragmenter::new();
+    let mut d = tlsdiag::wire::defrag::Defragmenter::new();
     let src = [10, 0, 0, 1];
     push_frame(&mut d, 0, &fragment_frame(7, src, 8000)); // last fragment, offset 64000
     let dup = fragment_frame(7, src, 0x2000); // offset 0, more fragments
@@ -1508,7 +1508,7 @@ fn finding_duplicate_fragments_cost_linear_time() {
 /// 16,000 about 5 s.
 #[test]
 fn finding_fragments_beyond_max_pending_cost_constant_time() {
-    let mut d = tlsdiag::defrag::Defragmenter::new();
+    let mut d = tlsdiag::wire::defrag::Defragmenter::new();
     let t0 = Instant::now();
     for i in 0..16_000u32 {
         let src = [10, 1, (i >> 16) as u8, (i >> 8) as u8];
@@ -1516,7 +1516,7 @@ fn finding_fragments_beyond_max_pending_cost_constant_time() {
     }
     let took = t0.elapsed();
     println!("16,000 distinct incomplete fragments: {took:?}");
-    assert!(d.incomplete() <= tlsdiag::defrag::MAX_PENDING);
+    assert!(d.incomplete() <= tlsdiag::wire::defrag::MAX_PENDING);
     assert!(took < Duration::from_secs(2), "took {took:?}");
 }
 

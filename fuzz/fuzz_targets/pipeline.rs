@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
         memory_records: 1,
         index_run: 2,
         max_servers: 1,
-        redact: Some(tlsdiag::analysis::RedactOptions {
+        redact: Some(tlsdiag::pipeline::RedactOptions {
             key: Some("fuzz".into()),
             keep_names: false,
         }),
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let mut settled = 0usize;
     let mut on_settled = |c: tlsdiag::model::Connection| settled += format!("{c:?}").len();
     let live =
-        tlsdiag::analysis::analyze_live(&paths, &tight, &mut |_, _| {}, Some(&mut on_settled));
+        tlsdiag::pipeline::analyze_live(&paths, &tight, &mut |_, _| {}, Some(&mut on_settled));
     let spilled = tlsdiag::analyze(&paths, &tight);
     // Removed at once, so a run leaves at most one file behind (on a crash).
     let _ = std::fs::remove_file(path);

@@ -16,8 +16,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tlsdiag::capture::FrameRef;
-use tlsdiag::decode::{decode, Decoded, LinkMeta};
-use tlsdiag::defrag::Defragmenter;
+use tlsdiag::wire::{decode, Decoded, LinkMeta};
+use tlsdiag::wire::defrag::Defragmenter;
 use tlsdiag::tls::TlsConn;
 
 fuzz_target!(|data: &[u8]| {

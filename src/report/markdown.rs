@@ -3,8 +3,8 @@
 //! example connection's timeline and the Wireshark filter to see it.
 
 use super::RenderOptions;
-use crate::decode::linktype_name;
 use crate::model::{Connection, Report};
+use crate::wire::linktype_name;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -49,7 +49,7 @@ fn severity(v: &str) -> usize {
 /// their connections.
 fn chosen(r: &Report, all: bool, max: usize) -> (Vec<(String, String)>, usize, u64) {
     let failure = |v: &str| {
-        crate::verdict::VerdictCode::ALL
+        crate::diagnose::verdict::VerdictCode::ALL
             .iter()
             .any(|c| c.as_str() == v && c.is_failure())
     };

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod json;
 pub(crate) mod jsonw;
 pub mod markdown;
+pub mod redact;
 pub mod text;
 
 use std::io::{self, Write};

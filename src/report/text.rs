@@ -2,8 +2,8 @@
 //! a table of the connections that did not succeed, then their explanations.
 
 use super::RenderOptions;
-use crate::decode::linktype_name;
 use crate::model::{Connection, Report};
+use crate::wire::linktype_name;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use std::io::{self, Write};
 

@@ -282,10 +282,10 @@ impl TlsConn {
     }
 
     /// Feeds what the reassembler delivered: bytes, or bytes known to exist but not captured.
-    pub fn feed_piece(&mut self, d: usize, p: crate::reassembly::Piece<'_>, at: FrameRef) {
+    pub fn feed_piece(&mut self, d: usize, p: crate::flow::reassembly::Piece<'_>, at: FrameRef) {
         match p {
-            crate::reassembly::Piece::Bytes(b) => self.feed(d, b, at),
-            crate::reassembly::Piece::Missing(n) => self.missing(d, n, at),
+            crate::flow::reassembly::Piece::Bytes(b) => self.feed(d, b, at),
+            crate::flow::reassembly::Piece::Missing(n) => self.missing(d, n, at),
         }
     }
 

@@ -4,10 +4,12 @@
 //! here: etherparse has no SLL2 and we need SLL's packet type), raw IP (101, 228, 229, and the
 //! BSD 12/14 aliases), BSD NULL/loopback (0, 108). IPv4/IPv6 extension headers come from
 //! etherparse's lax slicer, which keeps what it decoded when a snaplen cut the packet. Fragments
-//! are handed to [`crate::defrag`]; the reassembled datagram is decoded by the caller. IP-in-IP
+//! are handed to [`crate::wire::defrag`]; the reassembled datagram is decoded by the caller. IP-in-IP
 //! (6in4, 4in4), PPPoE sessions, GTP-U and CAPWAP data (802.3 or 802.11 + LLC/SNAP) are
 //! unwrapped (at most two levels). TCP headers are read here so that a header cut by the
 //! snaplen still yields its ports, sequence numbers and flags, marked truncated.
+
+pub mod defrag;
 
 use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket};
 use std::net::IpAddr;

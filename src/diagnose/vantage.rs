@@ -6,8 +6,8 @@
 //! the client SYN -> SYN-ACK is the round trip and SYN-ACK -> ACK is near zero; on the server
 //! the reverse). The capture-wide answer is the majority, with the evidence that decided it.
 
-use crate::decode::PacketType;
-use crate::verdict::Side;
+use crate::diagnose::verdict::Side;
+use crate::wire::PacketType;
 
 /// What one connection says about the capture point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

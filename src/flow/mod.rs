@@ -9,10 +9,12 @@
 //! the SYN, the SYN-ACK, the ClientHello or the ports. The same packet recorded twice by
 //! `tcpdump -i any` is recognised and counted once.
 
+pub mod reassembly;
+
 use crate::capture::{FrameRef, Nanos};
-use crate::decode::{IcmpError, PacketType, QuotedTcp, TcpSegment};
-use crate::reassembly::{Piece, Reassembler, SeqSpace};
+use crate::flow::reassembly::{Piece, Reassembler, SeqSpace};
 use crate::tls::{TlsConn, TlsFacts};
+use crate::wire::{IcmpError, PacketType, QuotedTcp, TcpSegment};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
@@ -1236,7 +1238,7 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{tcp_flags as F, IpInfo};
+    use crate::wire::{tcp_flags as F, IpInfo};
     use std::net::Ipv4Addr;
 
     fn seg(from_client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> TcpSegment<'_> {

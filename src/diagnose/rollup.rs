@@ -5,9 +5,9 @@
 //! rollup lists the first [`MAX_SERVERS`] servers seen and counts the connections to any other
 //! in [`Counted::unlisted`] (they stay in the overall counts).
 
+use crate::diagnose::verdict::VerdictCode;
 use crate::flow::Endpoint;
 use crate::model::ServerRollup;
-use crate::verdict::VerdictCode;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 

@@ -13,8 +13,8 @@
 //! sender's first sequence number, so rewritten sequence numbers do not matter there either.
 
 use crate::capture::{CaptureError, Nanos};
+use crate::diagnose::verdict::{Side, VerdictCode};
 use crate::model::{Connection, Report, Tool, Trace, TraceKind, TracePacket};
-use crate::verdict::{Side, VerdictCode};
 use crate::Options;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -1034,7 +1034,7 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
             V::DroppedClientToServer,
             format!(
                 "the SYN left the client side {} (client frames {}) and never reached the server side, which was recording at the time",
-                crate::verdict::times(c_syn.len() as u32),
+                crate::diagnose::verdict::times(c_syn.len() as u32),
                 frames(&c_syn)
             ),
             step_path_fwd.into(),
@@ -1046,7 +1046,7 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
             V::DroppedServerToClient,
             format!(
                 "the server's SYN-ACK left the server side {} (server frames {}) and never reached the client side",
-                crate::verdict::times(s_synack.len() as u32),
+                crate::diagnose::verdict::times(s_synack.len() as u32),
                 frames(&s_synack)
             ),
             step_path_back.into(),
@@ -1064,7 +1064,7 @@ fn judge(f: &PairFacts<'_>) -> (PairVerdict, String, String) {
                 V::DroppedClientToServer,
                 format!(
                     "{what} left the client side {} (client frames {}) and none of it reached the server side, where the TCP handshake had completed",
-                    crate::verdict::times(lost.len() as u32),
+                    crate::diagnose::verdict::times(lost.len() as u32),
                     frames(&lost)
                 ),
                 step_path_fwd.into(),

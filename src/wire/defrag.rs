@@ -7,7 +7,7 @@
 //! returned as one owned buffer for the decoder to walk.
 
 use crate::capture::Nanos;
-use crate::decode::{Fragment, IpInfo};
+use crate::wire::{Fragment, IpInfo};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 

@@ -1,0 +1,11 @@
+//! Diagnose: a settled connection's facts, where the capture was taken, and the verdict.
+//!
+//! `vantage` tells the capture point from per-connection clues; `verdict` is a pure function
+//! from facts to a verdict code, an explanation and a next step; `rollup` counts verdicts per
+//! server.
+
+pub(crate) mod facts;
+pub mod rollup;
+pub(crate) mod timeline;
+pub mod vantage;
+pub mod verdict;
