@@ -6,10 +6,11 @@ use crate::capture::{FrameRef, Nanos};
 use crate::diagnose::vantage::{self, Clues, Evidence};
 use crate::diagnose::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side};
 use crate::escape;
-use crate::flow::{Conn, EventKind};
+use crate::flow::{Conn, Endpoint, EventKind};
 use crate::model::{AlertOut, At, Connection, HttpOut, IcmpOut};
 use crate::tls::{hello::ClientHelloFacts, names, SHORT_ENCRYPTED};
 use crate::wire;
+use std::net::IpAddr;
 pub(crate) fn secs(ns: Nanos) -> f64 {
     ns as f64 / 1e9
 }
@@ -398,7 +399,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         .map(|x| x.at);
     let facts = ConnFacts {
         vantage: Side::Unknown,
-        server: server_server.text(),
+        server: endpoint_text(&server_server),
         began_midstream,
         icmp_only: c.icmp_only,
         syn_count: cdir.syn_count,
@@ -463,9 +464,9 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
     let timeline = timeline(c, cd, ctx, &ch_frames);
     let conn = Connection {
         stream: c.stream,
-        client_ip: crate::flow::ip_text(c.ends[cd].ip),
+        client_ip: ip_text(c.ends[cd].ip),
         client_port: c.ends[cd].port,
-        server_ip: crate::flow::ip_text(c.ends[sd].ip),
+        server_ip: ip_text(c.ends[sd].ip),
         server_port: c.ends[sd].port,
         client_inferred: rule != "syn",
         client_rule: rule.into(),
@@ -538,7 +539,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
 /// Why a direction's RST was not sent by that endpoint: its TTL differs from the one every
 /// earlier packet of the direction arrived with (the same host and path give the same TTL;
 /// a firewall or IPS forging the reset starts from its own initial TTL and distance).
-pub(crate) fn rst_forged(d: &crate::flow::Dir) -> Option<String> {
+pub(crate) fn rst_forged(d: &crate::flow::Sender) -> Option<String> {
     let (rst, ttl) = (d.rst_ttl?, d.ttl?);
     if rst == ttl || d.packets < 2 {
         return None;
@@ -548,4 +549,39 @@ pub(crate) fn rst_forged(d: &crate::flow::Dir) -> Option<String> {
         why.push_str(", and it carries no TCP timestamp although they do");
     }
     Some(why)
+}
+
+/// An address as its `Display` writes it; an IPv4 one without the formatting machinery
+/// (about 1,300 instructions each, and a report writes two or three per connection).
+pub(crate) fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            // Room for a port after it (`Endpoint::text`).
+            let mut s = String::with_capacity(21);
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                s.push_str(itoa::Buffer::new().format(o));
+            }
+            s
+        }
+        IpAddr::V6(a) => a.to_string(),
+    }
+}
+
+/// An endpoint as `Display` writes it (`ip:port`, `[ip6]:port`), an IPv4 one written directly.
+pub(crate) fn endpoint_text(e: &Endpoint) -> String {
+    {
+        match e.ip {
+            IpAddr::V4(_) => {
+                // `ip_text` leaves room for the port.
+                let mut s = ip_text(e.ip);
+                s.push(':');
+                s.push_str(itoa::Buffer::new().format(e.port));
+                s
+            }
+            IpAddr::V6(_) => e.to_string(),
+        }
+    }
 }

@@ -53,45 +53,58 @@ impl Default for FlowConfig {
     }
 }
 
+/// A direction of a connection: [`Dir::Orig`] from the endpoint that sent the first packet
+/// seen (`ends[0]`), [`Dir::Reply`] back (conntrack's words). Arrays of two, one per direction,
+/// are indexed by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dir {
+    Orig,
+    Reply,
+}
+
+impl Dir {
+    pub const BOTH: [Dir; 2] = [Dir::Orig, Dir::Reply];
+
+    /// The opposite direction.
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::Orig => Dir::Reply,
+            Dir::Reply => Dir::Orig,
+        }
+    }
+
+    /// 0 for `Orig`, 1 for `Reply`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `Orig` for 0, `Reply` for anything else.
+    pub fn from_index(i: usize) -> Dir {
+        if i == 0 {
+            Dir::Orig
+        } else {
+            Dir::Reply
+        }
+    }
+}
+
+impl<T> std::ops::Index<Dir> for [T; 2] {
+    type Output = T;
+    fn index(&self, d: Dir) -> &T {
+        &self[d as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<Dir> for [T; 2] {
+    fn index_mut(&mut self, d: Dir) -> &mut T {
+        &mut self[d as usize]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     pub ip: IpAddr,
     pub port: u16,
-}
-
-/// An address as its `Display` writes it; an IPv4 one without the formatting machinery
-/// (about 1,300 instructions each, and a report writes two or three per connection).
-pub fn ip_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(a) => {
-            // Room for a port after it (`Endpoint::text`).
-            let mut s = String::with_capacity(21);
-            for (i, o) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    s.push('.');
-                }
-                s.push_str(itoa::Buffer::new().format(o));
-            }
-            s
-        }
-        IpAddr::V6(a) => a.to_string(),
-    }
-}
-
-impl Endpoint {
-    /// `Display`'s text (`ip:port`, `[ip6]:port`), an IPv4 one written directly.
-    pub fn text(&self) -> String {
-        match self.ip {
-            IpAddr::V4(_) => {
-                // `ip_text` leaves room for the port.
-                let mut s = ip_text(self.ip);
-                s.push(':');
-                s.push_str(itoa::Buffer::new().format(self.port));
-                s
-            }
-            IpAddr::V6(_) => self.to_string(),
-        }
-    }
 }
 
 impl std::fmt::Display for Endpoint {
@@ -298,9 +311,9 @@ impl Offset {
     }
 }
 
-/// One direction of a connection.
+/// What one endpoint of a connection sent (one direction).
 #[derive(Debug)]
-pub struct Dir {
+pub struct Sender {
     /// Sequence number of the first packet (Wireshark's base_seq), for port-reuse detection.
     pub first_seq: Option<u32>,
     pub space: Option<SeqSpace>,
@@ -377,14 +390,14 @@ fn fingerprint(seg: &TcpSegment<'_>) -> u64 {
     mix(w1 ^ mix(w2 ^ mix(w3)))
 }
 
-impl Dir {
+impl Sender {
     /// Distinct initial numbers of the SYN-ACKs sent (the first four).
     fn synack_seqs(&self) -> &[u32] {
         &self.synack_seqs[..usize::from(self.synack_seqs_n).min(self.synack_seqs.len())]
     }
 
     fn new(cap: u64) -> Self {
-        Dir {
+        Sender {
             first_seq: None,
             space: None,
             reasm: Reassembler::new(cap),
@@ -435,7 +448,7 @@ pub struct Conn {
     pub stream: u64,
     /// `ends[0]` sent the first packet seen; direction `d` goes from `ends[d]` to `ends[1-d]`.
     pub ends: [Endpoint; 2],
-    pub dirs: [Dir; 2],
+    pub dirs: [Sender; 2],
     /// Created with the first payload byte: most connections of a SYN flood never get one.
     tls: Option<Box<TlsConn>>,
     /// Directions that began mid-stream (for the TLS layer, once it exists).
@@ -459,7 +472,10 @@ impl Conn {
         Conn {
             stream,
             ends: [src, dst],
-            dirs: [Dir::new(cfg.reassembly_cap), Dir::new(cfg.reassembly_cap)],
+            dirs: [
+                Sender::new(cfg.reassembly_cap),
+                Sender::new(cfg.reassembly_cap),
+            ],
             tls: None,
             midstream: [false; 2],
             first: at,
