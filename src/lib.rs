@@ -17,6 +17,7 @@
 //! deterministic (by first frame); the verdict rules are a pure function of plain facts; nothing
 //! is parsed as plaintext after a direction turns encrypted.
 
+pub mod analysis;
 pub mod capture;
 pub mod compare;
 pub mod diagnose;
@@ -24,11 +25,12 @@ pub mod escape;
 pub mod flow;
 pub mod model;
 pub mod pipeline;
+pub mod redact;
 pub mod report;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
 pub mod wire;
 
-pub use model::Report;
+pub use analysis::Report;
 pub use pipeline::{analyze, analyze_live, analyze_with_progress, Options, RedactOptions};

@@ -224,15 +224,12 @@ fn main() -> ExitCode {
         },
         timeline_limit: None,
         memory_records: 0,
-        index_run: 0,
         max_servers: 0,
         redact: cli.redact.then(|| tlsdiag::RedactOptions {
             key: cli.redact_key.clone(),
             keep_names: cli.keep_names,
         }),
         trace: false,
-        // A JSON report is then written by copying each connection's text.
-        prerender_json: matches!(cli.format, FormatArg::Json),
     };
     let bar = progress_bar(&cli.inputs, cli.quiet);
     let mut done_before: Vec<u64> = Vec::new();

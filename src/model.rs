@@ -1,16 +1,120 @@
-//! Model: the per-connection record every report is rendered from, and the capture summary.
+//! Model: the JSON contract (`schema_version` [`SCHEMA_VERSION`]): the per-connection record
+//! every report is rendered from, the capture summary, and the packets `compare` matches.
 //!
-//! These types are the JSON contract (`schema_version` [`SCHEMA_VERSION`]): keys may be added,
-//! never renamed. Everything here is in client/server terms and owned, so a connection can be
-//! summarised and its packet state freed as soon as its outcome is settled.
+//! Data only: keys may be added, never renamed. Everything here is in client/server terms and
+//! owned. The record is derived from a connection's facts in `diagnose`; renderers read it.
 
-use crate::capture::InputSummary;
-use crate::diagnose::verdict::{Side, VerdictCode};
-use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::fmt;
+
+pub use crate::tls::hello::{CertInfo, ClientHelloInfo};
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Stable verdict codes: the same in every output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictCode {
+    TlsOk,
+    TlsNoServerResponse,
+    TcpNoSynack,
+    TcpRefused,
+    IcmpUnreachable,
+    NotTls,
+    ServerAlert,
+    ClientAlert,
+    ServerReset,
+    /// A reset in the server's name that the server did not send (TTL mismatch).
+    MiddleboxReset,
+    ServerClosed,
+    ServerResponseLost,
+    ClienthelloLost,
+    ClientClosed,
+    TcpNoData,
+    Cleartext,
+    Incomplete,
+}
+
+impl VerdictCode {
+    pub const ALL: [VerdictCode; 17] = [
+        VerdictCode::TlsOk,
+        VerdictCode::TlsNoServerResponse,
+        VerdictCode::TcpNoSynack,
+        VerdictCode::TcpRefused,
+        VerdictCode::IcmpUnreachable,
+        VerdictCode::NotTls,
+        VerdictCode::ServerAlert,
+        VerdictCode::ClientAlert,
+        VerdictCode::ServerReset,
+        VerdictCode::MiddleboxReset,
+        VerdictCode::ServerClosed,
+        VerdictCode::ServerResponseLost,
+        VerdictCode::ClienthelloLost,
+        VerdictCode::ClientClosed,
+        VerdictCode::TcpNoData,
+        VerdictCode::Cleartext,
+        VerdictCode::Incomplete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictCode::TlsOk => "tls_ok",
+            VerdictCode::TlsNoServerResponse => "tls_no_server_response",
+            VerdictCode::TcpNoSynack => "tcp_no_synack",
+            VerdictCode::TcpRefused => "tcp_refused",
+            VerdictCode::IcmpUnreachable => "icmp_unreachable",
+            VerdictCode::NotTls => "not_tls",
+            VerdictCode::ServerAlert => "server_alert",
+            VerdictCode::ClientAlert => "client_alert",
+            VerdictCode::ServerReset => "server_reset",
+            VerdictCode::MiddleboxReset => "middlebox_reset",
+            VerdictCode::ServerClosed => "server_closed",
+            VerdictCode::ServerResponseLost => "server_response_lost",
+            VerdictCode::ClienthelloLost => "clienthello_lost",
+            VerdictCode::ClientClosed => "client_closed",
+            VerdictCode::TcpNoData => "tcp_no_data",
+            VerdictCode::Cleartext => "cleartext",
+            VerdictCode::Incomplete => "incomplete",
+        }
+    }
+
+    /// Whether this outcome is a failure worth listing (`--check` exit status, default table).
+    pub fn is_failure(self) -> bool {
+        !matches!(
+            self,
+            VerdictCode::TlsOk | VerdictCode::TcpNoData | VerdictCode::Cleartext
+        )
+    }
+}
+
+impl fmt::Display for VerdictCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Capture point: where the capture was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// On the client (gateway, proxy) host.
+    Client,
+    /// On the server (backend) host.
+    Server,
+    #[default]
+    Unknown,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Server => "server",
+            Side::Unknown => "unknown",
+        })
+    }
+}
 
 /// Where something was seen: a frame of an input, and seconds since the capture's first packet.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -137,8 +241,8 @@ pub struct Connection {
     pub sni: Option<String>,
     pub alpn: Option<String>,
     pub ja4: Option<String>,
-    pub clienthello: Option<crate::tls::hello::ClientHelloInfo>,
-    pub certificate: Option<crate::tls::hello::CertInfo>,
+    pub clienthello: Option<ClientHelloInfo>,
+    pub certificate: Option<CertInfo>,
     pub alert: Option<AlertOut>,
     /// Escaped first bytes the server sent when they were not TLS.
     pub server_first_bytes: Option<String>,
@@ -259,196 +363,6 @@ pub struct Trace {
     pub packets: Vec<TracePacket>,
     /// Packets of the connection not kept in `packets` (long transfers).
     pub packets_dropped: u32,
-}
-
-/// The whole analysis. Connections live in a [`Store`] (memory, or a spill file for big
-/// captures) and come back in first-frame order, worded for the capture point decided once
-/// the whole capture was read.
-#[derive(Debug)]
-pub struct Report {
-    pub schema_version: u32,
-    pub tool: Tool,
-    pub captures: Vec<InputSummary>,
-    pub vantage: VantageOut,
-    pub summary: Summary,
-    pub warnings: Vec<String>,
-    pub(crate) store: Store,
-    pub(crate) vantage_override: Option<Side>,
-    pub(crate) timeline_limit: Option<usize>,
-    pub(crate) redactor: Option<crate::report::redact::Redactor>,
-}
-
-/// The capture point a stored record is worded for: the override, its own evidence, else the
-/// capture's.
-fn side_of(rec: &crate::store::Record, vantage_override: Option<Side>, capture_side: Side) -> Side {
-    match (vantage_override, rec.evidence) {
-        (Some(s), _) => s,
-        (None, Side::Unknown) => capture_side,
-        (None, s) => s,
-    }
-}
-
-/// The verdict of a record's facts, worded for capture point `side`.
-fn judged(
-    mut facts: crate::diagnose::verdict::ConnFacts,
-    side: Side,
-) -> crate::diagnose::verdict::Judgement {
-    facts.vantage = side;
-    crate::diagnose::verdict::judge(&facts)
-}
-
-/// Turns a stored record into the reported connection: capture point chosen (override, its
-/// own evidence, else the capture's), verdict worded for it, timeline capped, redacted.
-pub(crate) fn finalize(
-    rec: crate::store::Record,
-    vantage_override: Option<Side>,
-    capture_side: Side,
-    timeline_limit: Option<usize>,
-    redactor: Option<&crate::report::redact::Redactor>,
-) -> std::io::Result<Connection> {
-    let side = side_of(&rec, vantage_override, capture_side);
-    let mut c = match rec.body {
-        crate::store::Body::Model(c) => {
-            let mut c = *c;
-            // Else worded when it settled.
-            if let Some(facts) = rec.facts {
-                let j = judged(facts, side);
-                c.vantage = side;
-                c.verdict = j.code;
-                c.explanation = j.explanation;
-                c.next_step = j.next_step;
-            }
-            c
-        }
-        crate::store::Body::Json { .. } => {
-            let mut text = Vec::new();
-            write_json(rec, vantage_override, capture_side, &mut text)?;
-            serde_json::from_slice(&text).map_err(std::io::Error::other)?
-        }
-        crate::store::Body::Final(text) => {
-            serde_json::from_slice(&text).map_err(std::io::Error::other)?
-        }
-    };
-    if let Some(limit) = timeline_limit {
-        c.timeline.truncate(limit);
-    }
-    if let Some(r) = redactor {
-        r.connection(&mut c);
-    }
-    Ok(c)
-}
-
-/// Appends a record kept as JSON text ([`Body::Json`](crate::store::Body::Json)) to `out`,
-/// with its capture-point fields filled in: what [`finalize`] then `serde_json` would write,
-/// without parsing or re-serialising the rest.
-fn write_json(
-    rec: crate::store::Record,
-    vantage_override: Option<Side>,
-    capture_side: Side,
-    out: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    let side = side_of(&rec, vantage_override, capture_side);
-    let crate::store::Body::Json { text, gap } = rec.body else {
-        return Err(std::io::Error::other("record not kept as JSON"));
-    };
-    let (head, tail) = match (text.get(..gap.0 as usize), text.get(gap.1 as usize..)) {
-        (Some(h), Some(t)) => (h, t),
-        _ => return Err(std::io::Error::other("damaged JSON record")),
-    };
-    let facts = rec
-        .facts
-        .ok_or_else(|| std::io::Error::other("JSON record without its facts"))?;
-    let j = judged(facts, side);
-    out.extend_from_slice(head);
-    json_field(out, "\"verdict\":", &j.code)?;
-    json_field(out, ",\"explanation\":", &j.explanation)?;
-    json_field(out, ",\"next_step\":", &j.next_step)?;
-    json_field(out, ",\"vantage\":", &side)?;
-    out.extend_from_slice(tail);
-    Ok(())
-}
-
-fn json_field<T: Serialize>(out: &mut Vec<u8>, key: &str, v: &T) -> std::io::Result<()> {
-    out.extend_from_slice(key.as_bytes());
-    crate::report::json::write_compact(out, v)
-}
-
-impl Report {
-    /// Number of connections reported.
-    pub fn len(&self) -> usize {
-        self.store.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
-    }
-
-    /// Connection `i` in output order, with its verdict worded for its capture point.
-    pub fn connection(&self, i: usize) -> std::io::Result<Connection> {
-        self.finalize(self.store.get(i)?)
-    }
-
-    /// A stored record as this report's connection ([`finalize`] with its settings).
-    fn finalize(&self, rec: crate::store::Record) -> std::io::Result<Connection> {
-        finalize(
-            rec,
-            self.vantage_override,
-            self.vantage.side,
-            self.timeline_limit,
-            self.redactor.as_ref(),
-        )
-    }
-
-    /// Appends connection `i` as compact JSON (what `serde_json` writes for
-    /// [`connection`](Self::connection)`(i)`), copying it when it was kept as JSON.
-    pub(crate) fn write_connection_json(&self, i: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
-        let rec = self.store.get(i)?;
-        // Text kept as JSON is never redacted (analysis keeps the model when redacting).
-        if self.redactor.is_none() {
-            match rec.body {
-                crate::store::Body::Final(text) => {
-                    out.extend_from_slice(&text);
-                    return Ok(());
-                }
-                crate::store::Body::Json { .. } => {
-                    return write_json(rec, self.vantage_override, self.vantage.side, out);
-                }
-                crate::store::Body::Model(_) => {}
-            }
-        }
-        crate::report::json::write_compact(out, &self.finalize(rec)?)
-    }
-
-    /// Connection `i` with the packets kept for it (`Options::trace`).
-    pub(crate) fn traced(
-        &self,
-        i: usize,
-    ) -> std::io::Result<(Connection, Option<crate::model::Trace>)> {
-        let mut rec = self.store.get(i)?;
-        let trace = rec.trace.take();
-        let conn = self.finalize(rec)?;
-        Ok((conn, trace))
-    }
-
-    /// All connections in output order.
-    pub fn connections(&self) -> impl Iterator<Item = std::io::Result<Connection>> + '_ {
-        (0..self.len()).map(|i| self.connection(i))
-    }
-
-    /// The connections a report lists, in output order: all of them, or (`all` false) the
-    /// failed ones, the others skipped unread.
-    pub fn listed(&self, all: bool) -> impl Iterator<Item = std::io::Result<Connection>> + '_ {
-        (0..self.len()).filter_map(move |i| {
-            if all {
-                return Some(self.connection(i));
-            }
-            match self.store.get_failed(i) {
-                Ok(Some(rec)) => Some(self.finalize(rec)),
-                Ok(None) => None,
-                Err(e) => Some(Err(e)),
-            }
-        })
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]

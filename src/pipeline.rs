@@ -1,18 +1,20 @@
-//! Analysis: drives the pipeline (capture -> decode -> flow -> TLS) and turns each finished
-//! connection into a [`Connection`] record with its verdict (summarise -> vantage -> verdict).
+//! Pipeline: drives capture -> wire -> flow (and TLS) for every frame, and settles each
+//! finished connection (diagnose: facts, capture-point evidence, verdict code) into the store,
+//! on a second thread.
 //!
 //! The library's entry point is [`analyze`]. It never prints: it returns a [`Report`] that the
 //! report module renders. Per-packet problems never abort a run; an input that cannot be read
 //! at all is an error naming the file.
 
+use crate::analysis::{Report, Settled, Wording};
 use crate::capture::{self, CaptureError, Frame, InputSummary, Nanos};
 use crate::diagnose::facts::{round6, secs, summarise, trace, Ctx};
 use crate::diagnose::rollup::Rollup;
 use crate::diagnose::vantage::{self, Evidence};
 use crate::diagnose::verdict::{self, Side};
 use crate::flow::{Conn, FlowConfig, FlowTable};
-use crate::model::{Connection, Report, Summary, Tool, VantageOut, SCHEMA_VERSION};
-use crate::store::{Body, Record, Store};
+use crate::model::{Connection, Summary, Tool, VantageOut, SCHEMA_VERSION};
+use crate::store::Store;
 use crate::wire::defrag::Defragmenter;
 use crate::wire::{self, Decoded, LinkMeta};
 use std::net::IpAddr;
@@ -34,19 +36,12 @@ pub struct Options {
     /// Settled connections kept in memory before they are spilled to a temporary file
     /// (0 = the default).
     pub memory_records: usize,
-    /// Index entries kept in memory before they are written out as a sorted run (0 = the
-    /// default).
-    pub index_run: usize,
     /// Servers listed in the per-server rollup (0 = [`crate::diagnose::rollup::MAX_SERVERS`]).
     pub max_servers: usize,
     /// Redact addresses and names in everything reported.
     pub redact: Option<RedactOptions>,
     /// Keep each connection's packets for matching against another capture.
     pub trace: bool,
-    /// Keep each settled connection as its JSON text (capture-point wording filled in when
-    /// rendered), so that a JSON report is written by copying rather than re-serialising;
-    /// other renderings parse it back. Ignored with redaction and in live use.
-    pub prerender_json: bool,
 }
 
 /// How to redact.
@@ -99,18 +94,6 @@ pub fn analyze_live(
             count: paths.len(),
         });
     }
-    let live = on_settled.is_some();
-    // Live use hands over each connection as a model: nothing to gain from keeping JSON.
-    let model_only;
-    let opts = if live && opts.prerender_json {
-        model_only = Options {
-            prerender_json: false,
-            ..opts.clone()
-        };
-        &model_only
-    } else {
-        opts
-    };
     let mut run = Run::new(paths.len() > 1, opts);
     run.settler.on_settled = on_settled;
     let read_all =
@@ -174,19 +157,6 @@ thread_local! {
     static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Tests: keep every connection's JSON with its wording cut out, as when its capture point is
-/// not known until the end (no sample is such a capture). Both ways give the same report, so
-/// other tests running meanwhile are unaffected.
-#[cfg(test)]
-static CUT_ALWAYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn keep_whole_allowed() -> bool {
-    #[cfg(test)]
-    return !CUT_ALWAYS.load(std::sync::atomic::Ordering::Relaxed);
-    #[cfg(not(test))]
-    true
-}
-
 fn settle_in_line_for_tests() -> bool {
     #[cfg(test)]
     return INLINE.with(std::cell::Cell::get);
@@ -225,8 +195,8 @@ struct Settler<'o, 'c> {
     opts: &'o Options,
     /// Live mode: settled connections go here instead of the store.
     on_settled: Option<&'c mut (dyn FnMut(Connection) + Send)>,
-    redactor: Option<crate::report::redact::Redactor>,
-    store: Store,
+    wording: Wording,
+    store: Store<Settled>,
     rollup: Rollup,
     evidence: vantage::Tally,
     duplicates: u64,
@@ -238,14 +208,18 @@ impl<'o, 'c> Settler<'o, 'c> {
         Settler {
             opts,
             on_settled: None,
-            redactor: opts
-                .redact
-                .as_ref()
-                .map(|r| crate::report::redact::Redactor::new(r.key.as_deref(), r.keep_names)),
-            store: Store::with_index_run(
-                or_default(opts.memory_records, crate::store::DEFAULT_MEMORY_RECORDS),
-                or_default(opts.index_run, crate::store::INDEX_RUN),
-            ),
+            wording: Wording {
+                vantage_override: opts.vantage,
+                timeline_limit: opts.timeline_limit,
+                redactor: opts
+                    .redact
+                    .as_ref()
+                    .map(|r| crate::redact::Redactor::new(r.key.as_deref(), r.keep_names)),
+            },
+            store: Store::new(or_default(
+                opts.memory_records,
+                crate::store::DEFAULT_MEMORY_RECORDS,
+            )),
             rollup: Rollup::with_max_servers(or_default(
                 opts.max_servers,
                 crate::diagnose::rollup::MAX_SERVERS,
@@ -254,15 +228,6 @@ impl<'o, 'c> Settler<'o, 'c> {
             duplicates: 0,
             store_error: None,
         }
-    }
-
-    /// Counts a summarised connection (the part of settling that must run in settling order).
-    fn account(&mut self, p: Prepared) -> Option<Record> {
-        self.duplicates += p.duplicates;
-        let kept = p.kept?;
-        self.rollup.add(kept.server, kept.code);
-        self.evidence.add(kept.evidence);
-        Some(kept.record)
     }
 
     fn settle(&mut self, c: &mut Conn, ctx: &Ctx) {
@@ -291,24 +256,26 @@ impl<'o, 'c> Settler<'o, 'c> {
         }
     }
 
-    /// Counts a summarised connection and stores it, or (live) hands it to the caller worded
-    /// for its own capture-point evidence.
+    /// Counts a summarised connection (in settling order) and stores it, or (live) hands it
+    /// to the caller worded for its own capture-point evidence.
     fn store_prepared(&mut self, p: Prepared) {
-        let Some(rec) = self.account(p) else {
+        self.duplicates += p.duplicates;
+        let Some(kept) = p.kept else {
             return;
         };
-        let kept = match self.on_settled.as_mut() {
-            Some(emit) => crate::model::finalize(
-                rec,
-                self.opts.vantage,
-                Side::Unknown,
-                self.opts.timeline_limit,
-                self.redactor.as_ref(),
-            )
-            .map(emit),
-            None => self.store.push(rec),
+        self.rollup.add(kept.settled.facts.server, kept.code);
+        self.evidence.add(kept.evidence);
+        let stored = match self.on_settled.as_mut() {
+            Some(emit) => {
+                emit(self.wording.connection(kept.settled, Side::Unknown));
+                Ok(())
+            }
+            None => {
+                let key = kept.settled.facts.stream;
+                self.store.push(key, kept.code.is_failure(), kept.settled)
+            }
         };
-        if let Err(e) = kept {
+        if let Err(e) = stored {
             self.store_error.get_or_insert(e);
         }
     }
@@ -323,75 +290,35 @@ struct Prepared {
 }
 
 struct Kept {
-    record: Record,
+    settled: Settled,
     code: verdict::VerdictCode,
-    /// For the per-server rollup.
-    server: crate::flow::Endpoint,
     evidence: Evidence,
 }
 
 fn prepare(opts: &Options, c: &mut Conn, ctx: &Ctx) -> Prepared {
     let duplicates = u64::from(c.dirs[0].duplicates + c.dirs[1].duplicates);
     let built = summarise(c, ctx);
-    if !matches_filters(&built.conn, opts) {
+    if !matches_filters(&built.facts, opts) {
         return Prepared {
             duplicates,
             kept: None,
         };
     }
-    // The capture point the connection is worded for, when already known: forced, or its own
-    // evidence (else the capture's, decided at the end). The verdict code does not depend on
-    // it, only the wording does.
-    let side = opts
-        .vantage
-        .or(Some(built.evidence.side).filter(|s| *s != Side::Unknown))
-        .filter(|_| keep_whole_allowed());
-    let mut facts = built.facts;
-    facts.vantage = side.unwrap_or(Side::Unknown);
-    let judged = verdict::judge(&facts);
-    let code = judged.code;
-    let server = built.server;
-    let trace = opts.trace.then(|| trace(c, built.client_dir, &built.conn));
-    let order = (
-        built.conn.file.unwrap_or(0),
-        built.conn.first_frame,
-        built.conn.stream,
-    );
-    // Worded now when its capture point is known; else its facts wait for the capture's.
-    let mut conn = built.conn;
-    let facts = match side {
-        Some(side) => {
-            conn.vantage = side;
-            conn.verdict = judged.code;
-            conn.explanation = judged.explanation;
-            conn.next_step = judged.next_step;
-            None
-        }
-        None => Some(facts),
-    };
-    // Redaction is applied when rendering, so a redacted report keeps the model.
-    let body = if opts.prerender_json && opts.redact.is_none() {
-        if let Some(limit) = opts.timeline_limit {
-            conn.timeline.truncate(limit);
-        }
-        crate::report::json::kept(&conn, facts.is_none())
-            .unwrap_or_else(|_| Body::Model(Box::new(conn)))
-    } else {
-        Body::Model(Box::new(conn))
-    };
+    // The verdict code does not depend on the capture point, only the wording does, which is
+    // made when the connection is read back.
+    let code = verdict::judge(&built.facts, Side::Unknown).code;
+    let trace = opts
+        .trace
+        .then(|| trace(c, built.client_dir, &built.facts.timeline));
     Prepared {
         duplicates,
         kept: Some(Kept {
-            record: Record {
-                failed: code.is_failure(),
-                order,
-                body,
-                facts,
+            settled: Settled {
+                facts: built.facts,
                 evidence: built.evidence.side,
                 trace,
             },
             code,
-            server,
             evidence: built.evidence,
         }),
     }
@@ -554,9 +481,8 @@ impl<'o, 'c> Run<'o, 'c> {
         if let Err(e) = self.settler.store.finish() {
             self.settler.store_error.get_or_insert(e);
         }
-        let n = self.counters;
         let (overall_side, overall_text) = vantage::overall(&self.settler.evidence);
-        let vantage_out = match self.opts.vantage {
+        let vantage = match self.opts.vantage {
             Some(side) => VantageOut {
                 side,
                 decided_by: "override".into(),
@@ -569,6 +495,27 @@ impl<'o, 'c> Run<'o, 'c> {
             },
         };
         let counted = std::mem::take(&mut self.settler.rollup).finish();
+        let mut warnings = self.warnings(&counted);
+        let mut summary = self.summary(counted);
+        let mut captures = std::mem::take(&mut self.inputs);
+        if let Some(r) = &self.settler.wording.redactor {
+            r.head(&mut summary, &mut warnings, &mut captures);
+        }
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool::default(),
+            captures,
+            vantage,
+            summary,
+            warnings,
+            store: self.settler.store,
+            wording: self.settler.wording,
+        }
+    }
+
+    /// What the reader should know about the whole capture (damaged inputs, limits hit).
+    fn warnings(&self, counted: &crate::diagnose::rollup::Counted) -> Vec<String> {
+        let n = self.counters;
         let mut warnings: Vec<String> = Vec::new();
         for i in &self.inputs {
             for w in &i.warnings {
@@ -616,9 +563,14 @@ impl<'o, 'c> Run<'o, 'c> {
                  connections are missing from the report"
             ));
         }
+        warnings
+    }
+
+    fn summary(&self, counted: crate::diagnose::rollup::Counted) -> Summary {
+        let n = self.counters;
         let capture_start = self.ctx.capture_start.unwrap_or(0);
         let capture_end = self.ctx.capture_end;
-        let summary = Summary {
+        Summary {
             connections: counted.connections,
             failed: counted.failed,
             verdicts: counted.verdicts,
@@ -638,35 +590,6 @@ impl<'o, 'c> Run<'o, 'c> {
             evicted_by_cap: self.table.evicted_by_cap,
             late_packets: self.table.late_packets,
             peak_live_connections: self.peak_live as u64,
-        };
-        let mut summary = summary;
-        let mut captures = self.inputs;
-        let redactor = self.settler.redactor.take();
-        if let Some(r) = &redactor {
-            for sv in &mut summary.servers {
-                sv.server = r.text(&sv.server);
-            }
-            for w in &mut warnings {
-                *w = r.text(w);
-            }
-            for c in &mut captures {
-                c.path = r.text(&c.path);
-                for w in &mut c.warnings {
-                    *w = r.text(w);
-                }
-            }
-        }
-        Report {
-            schema_version: SCHEMA_VERSION,
-            tool: Tool::default(),
-            captures,
-            vantage: vantage_out,
-            summary,
-            warnings,
-            store: self.settler.store,
-            vantage_override: self.opts.vantage,
-            timeline_limit: self.opts.timeline_limit,
-            redactor,
         }
     }
 }
@@ -720,21 +643,20 @@ fn process_frame(
     }
 }
 
-fn matches_filters(c: &Connection, o: &Options) -> bool {
-    let cip: Option<IpAddr> = c.client_ip.parse().ok();
-    let sip: Option<IpAddr> = c.server_ip.parse().ok();
+fn matches_filters(f: &crate::diagnose::facts::Facts, o: &Options) -> bool {
+    let (cip, sip) = (f.client.ip, f.server.ip);
     if let Some(h) = o.host {
-        if cip != Some(h) && sip != Some(h) {
+        if cip != h && sip != h {
             return false;
         }
     }
     if let Some(p) = o.port {
-        if c.client_port != p && c.server_port != p {
+        if f.client.port != p && f.server.port != p {
             return false;
         }
     }
     if let Some((ip, port)) = o.server {
-        if sip != Some(ip) || port.is_some_and(|p| p != c.server_port) {
+        if sip != ip || port.is_some_and(|p| p != f.server.port) {
             return false;
         }
     }
@@ -784,36 +706,32 @@ mod threading_tests {
         }
     }
 
-    /// Connections kept as JSON text (whole, or with the capture-point wording cut out until
-    /// the end): for every sample, with the capture point decided by each capture, by each
-    /// connection or forced, with the timeline capped or not, and spilled to
-    /// disk, the JSON report is byte for byte the one re-serialised from the model, and the
-    /// connections read back (text and Markdown reports) are equal to the model's.
+    /// Connections spilled to disk (two in memory at most) read back as the same report as
+    /// when all stay in memory: for every sample, with the capture point decided by each
+    /// capture, by each connection or forced, with the timeline capped or not, in every format.
     #[test]
-    fn connections_kept_as_json_match_the_model() {
+    fn spilled_connections_read_back_as_kept_in_memory() {
         let paths = sample_paths();
-        // Kept whole (capture point known when settled) and with the wording cut out.
-        let (mut whole, mut cut) = (0, 0);
-        for (path, cut_always) in paths.iter().flat_map(|p| [(p, false), (p, true)]) {
-            CUT_ALWAYS.store(cut_always, std::sync::atomic::Ordering::Relaxed);
+        let mut spilled = 0;
+        for path in &paths {
             for vantage in [None, Some(Side::Client), Some(Side::Server)] {
                 for timeline_limit in [None, Some(2)] {
-                    let model = Options {
+                    let memory = Options {
                         vantage,
                         timeline_limit,
-                        memory_records: 2,
                         ..Default::default()
                     };
-                    let json = Options {
-                        prerender_json: true,
-                        ..model.clone()
+                    let disk = Options {
+                        memory_records: 2,
+                        ..memory.clone()
                     };
                     let (Ok(a), Ok(b)) = (
-                        analyze(std::slice::from_ref(path), &model),
-                        analyze(std::slice::from_ref(path), &json),
+                        analyze(std::slice::from_ref(path), &memory),
+                        analyze(std::slice::from_ref(path), &disk),
                     ) else {
                         panic!("{path}: analysis failed");
                     };
+                    spilled += usize::from(b.store.spilled());
                     for f in [
                         crate::report::Format::Json,
                         crate::report::Format::Ndjson,
@@ -831,29 +749,9 @@ mod threading_tests {
                             "{path} {f:?} {vantage:?} {timeline_limit:?}"
                         );
                     }
-                    let (ma, mb): (Vec<_>, Vec<_>) = (
-                        a.connections()
-                            .map(|c| c.map_err(|e| e.to_string()))
-                            .collect(),
-                        b.connections()
-                            .map(|c| c.map_err(|e| e.to_string()))
-                            .collect(),
-                    );
-                    assert_eq!(ma, mb, "{path}");
-                    for i in 0..b.len() {
-                        match b.store.get(i).map(|r| r.body) {
-                            Ok(Body::Final(_)) => whole += 1,
-                            Ok(Body::Json { .. }) => cut += 1,
-                            _ => {}
-                        }
-                    }
                 }
             }
         }
-        CUT_ALWAYS.store(false, std::sync::atomic::Ordering::Relaxed);
-        assert!(
-            whole > 100 && cut > 100,
-            "kept as JSON: {whole} whole, {cut} cut"
-        );
+        assert!(spilled > 20, "only {spilled} analyses spilled");
     }
 }

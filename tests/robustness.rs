@@ -283,8 +283,6 @@ fn run_lib(path: &Path, label: &str) -> Outcome {
             .and_then(|v| v.parse().ok())
         {
             opts.flow.max_live = n;
-            // The store's in-memory index run (320 KiB by default) scaled down with the cap.
-            opts.index_run = n;
         }
         match tlsdiag::analyze(std::slice::from_ref(&p), &opts) {
             Ok(r) => {

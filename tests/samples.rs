@@ -172,7 +172,6 @@ fn eviction_and_spilling_do_not_change_the_report() {
         .expect("analyse");
     let tight = tlsdiag::Options {
         memory_records: 2,
-        index_run: 3,
         flow: tlsdiag::flow::FlowConfig {
             close_linger: 100_000_000, // 0.1 s of capture time
             sweep_packets: 1,

@@ -44,7 +44,6 @@ fuzz_target!(|data: &[u8]| {
             ..Default::default()
         },
         memory_records: 1,
-        index_run: 2,
         max_servers: 1,
         redact: Some(tlsdiag::pipeline::RedactOptions {
             key: Some("fuzz".into()),

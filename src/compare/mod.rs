@@ -12,9 +12,10 @@
 //! timestamp and the server port. Packets are compared in stream offsets relative to each
 //! sender's first sequence number, so rewritten sequence numbers do not matter there either.
 
+use crate::analysis::Report;
 use crate::capture::{CaptureError, Nanos};
 use crate::diagnose::verdict::{Side, VerdictCode};
-use crate::model::{Connection, Report, Tool, Trace, TraceKind, TracePacket};
+use crate::model::{Connection, Tool, Trace, TraceKind, TracePacket};
 use crate::Options;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

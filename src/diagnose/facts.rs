@@ -1,54 +1,237 @@
-//! Facts: a settled connection in client/server terms, built once from its packet state, and
-//! what the verdict rules and the report are made from.
+//! Facts: a settled connection in client/server terms, built once from its packet state.
+//!
+//! [`summarise`] reads a finished [`Conn`] (flow and TLS state, directions 0/1) and writes one
+//! [`Facts`] record: who was client and server, what each sent and when, what the capture
+//! leaves uncertain, and the connection's ladder. Everything after it (the verdict rules, the
+//! report record, the store) reads only this record, so the packet state can be freed as soon
+//! as a connection settles.
 
 use super::timeline::timeline;
 use crate::capture::{FrameRef, Nanos};
 use crate::diagnose::vantage::{self, Clues, Evidence};
-use crate::diagnose::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side};
 use crate::escape;
 use crate::flow::{Conn, Endpoint, EventKind};
-use crate::model::{AlertOut, At, Connection, HttpOut, IcmpOut};
-use crate::tls::{hello::ClientHelloFacts, names, SHORT_ENCRYPTED};
+use crate::model::{CertInfo, ClientHelloInfo, TimelineEntry};
+use crate::tls::names::{self, Name};
+use crate::tls::{TlsFacts, SHORT_ENCRYPTED};
 use crate::wire;
+use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::net::IpAddr;
+
+/// A frame and its time: seconds since the connection's first packet (`t`, what explanations
+/// cite) and since the capture's first packet (`since_capture`, Wireshark's time column).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Ev {
+    pub frame: u64,
+    pub t: f64,
+    pub since_capture: f64,
+    /// Index of the input file, when several files make one capture.
+    pub file: Option<usize>,
+}
+
+impl fmt::Display for Ev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "frame {} at {:.3} s", self.frame, self.t)
+    }
+}
+
+/// How the client end was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ClientRule {
+    /// It sent the SYN.
+    #[default]
+    Syn,
+    /// The other end sent the SYN-ACK.
+    Synack,
+    /// It sent the ClientHello.
+    Clienthello,
+    /// An ICMP error quoted its packet.
+    IcmpQuote,
+    /// Its port looks less like a server's.
+    Ports,
+}
+
+impl ClientRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientRule::Syn => "syn",
+            ClientRule::Synack => "synack",
+            ClientRule::Clienthello => "clienthello",
+            ClientRule::IcmpQuote => "icmp_quote",
+            ClientRule::Ports => "ports",
+        }
+    }
+}
+
+/// An ICMP error that quoted the connection.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IcmpFact {
+    pub at: Ev,
+    pub icmp_type: u8,
+    pub code: u8,
+    pub v6: bool,
+    pub description: String,
+    /// Address that sent the ICMP error.
+    pub reporter: String,
+    /// Destination/port/admin unreachable (a refusal), as opposed to frag-needed or TTL.
+    pub unreachable: bool,
+    pub frag_needed: bool,
+    /// Next-hop MTU for fragmentation-needed / packet-too-big.
+    pub mtu: Option<u32>,
+    /// It quotes a packet the client sent.
+    pub quotes_client: bool,
+}
+
+/// The TLS alert reported: the one that decided the handshake, else the first one seen.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlertFact {
+    pub at: Ev,
+    pub from_server: bool,
+    /// "fatal" or "warning"; None when encrypted.
+    pub level: Option<String>,
+    /// RFC name ("handshake_failure"); None when encrypted.
+    pub description: Option<String>,
+    pub fatal: bool,
+    pub encrypted: bool,
+    /// Inferred from a short encrypted record followed by a close (TLS 1.3).
+    pub inferred: bool,
+    /// It ended the handshake (sent before it completed, fatal or encrypted).
+    pub decisive: bool,
+}
+
+/// Everything known about one connection, in client/server terms: what the verdict rules look
+/// at and what the report shows, each fact once.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Facts {
+    /// Wireshark's `tcp.stream`.
+    pub stream: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub client_rule: ClientRule,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// Input file of the first packet, when several files make one capture.
+    pub file: Option<usize>,
+    /// Time of the first packet (nanoseconds since the Unix epoch).
+    pub start: Nanos,
+    pub duration_s: f64,
+    /// Seconds from the connection's first packet to the end of the capture.
+    pub capture_end_t: f64,
+
+    /// Neither SYN nor SYN-ACK was captured.
+    pub began_midstream: bool,
+    /// The connection exists only because an ICMP error quoted it.
+    pub icmp_only: bool,
+    pub syn_count: u32,
+    /// Capture copies of a SYN (`-i any`), not counted in `syn_count`.
+    pub syn_copies: u32,
+    pub first_syn: Option<Ev>,
+    pub last_syn: Option<Ev>,
+    pub synack: Option<Ev>,
+    pub synack_seen: bool,
+    pub established: bool,
+    pub icmp: Option<IcmpFact>,
+
+    pub client_payload_bytes: u64,
+    pub server_payload_bytes: u64,
+    /// First ClientHello transmission, number of transmissions, their frames.
+    pub clienthello: Option<Ev>,
+    pub clienthello_count: u32,
+    /// Capture copies of frames carrying the ClientHello.
+    pub clienthello_copies: u32,
+    pub clienthello_frames: Vec<u64>,
+    pub clienthello_acked: Option<bool>,
+    /// The parsed ClientHello the client sent.
+    pub hello: Option<ClientHelloInfo>,
+    pub certificate: Option<CertInfo>,
+    pub serverhello_seen: bool,
+    pub hello_retry_request: bool,
+    #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
+    pub tls_version: Option<Name>,
+    #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
+    pub cipher: Option<Name>,
+    pub server_first_tls: Option<Ev>,
+    pub serverhello: Option<Ev>,
+    pub handshake_done: Option<Ev>,
+    pub alert: Option<AlertFact>,
+
+    /// First line of what a side sent when it did not speak TLS.
+    pub client_non_tls: Option<String>,
+    pub server_non_tls: Option<String>,
+    pub http_request: Option<String>,
+    pub http_status: Option<String>,
+    /// Escaped first bytes a side sent when they were not TLS.
+    pub client_first_bytes: Option<String>,
+    pub server_first_bytes: Option<String>,
+
+    pub client_fin: Option<Ev>,
+    pub client_rst: Option<Ev>,
+    pub server_fin: Option<Ev>,
+    pub server_rst: Option<Ev>,
+    /// Why the server's RST was not sent by the server (its TTL differs from the server's
+    /// other packets), when it was not.
+    pub server_rst_forged: Option<String>,
+    /// The client's FIN/RST sits past data never captured (server-side view of a lost hello).
+    pub client_seq_jump: Option<u64>,
+    pub client_retransmissions: u32,
+    pub server_retransmissions: u32,
+    pub server_full_size_retransmissions: u32,
+    pub server_max_segment: u32,
+    /// The client acknowledged everything the server sent.
+    pub server_data_acked: bool,
+    /// The client reported holes (SACK) in the server's data.
+    pub client_sacked: bool,
+    /// The server's stream has a hole never filled.
+    pub server_gap: bool,
+    /// From the first ClientHello to the client's first FIN or RST.
+    pub gave_up_after_s: Option<f64>,
+    /// A known timeout the give-up time matches.
+    pub timeout_match: Option<String>,
+
+    /// Facts the capture leaves uncertain (snaplen, gaps, caps, mid-stream start).
+    pub uncertain: Vec<String>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl Facts {
+    /// How the client gave up, if it did: its first FIN or RST.
+    pub fn client_gave_up(&self) -> Option<(Ev, &'static str)> {
+        match (self.client_fin, self.client_rst) {
+            (Some(f), Some(r)) if r.t < f.t => Some((r, "RST")),
+            (Some(f), _) => Some((f, "FIN")),
+            (None, Some(r)) => Some((r, "RST")),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Known client-side timeouts: (seconds, who).
+pub const KNOWN_TIMEOUTS: [(f64, &str); 5] = [
+    (55.0, "the Apigee Edge Message Processor I/O timeout (55 s)"),
+    (
+        60.0,
+        "nginx proxy_connect_timeout / proxy_read_timeout (60 s)",
+    ),
+    (10.0, "Go's http.Transport TLSHandshakeTimeout (10 s)"),
+    (5.0, "Envoy's default cluster connect_timeout (5 s)"),
+    (3.0, "the Apigee Edge connect timeout (3 s)"),
+];
+
+/// Names the known timeout a give-up time matches: within 3 % or 0.25 s, whichever is larger.
+pub fn match_timeout(secs: f64) -> Option<String> {
+    KNOWN_TIMEOUTS
+        .iter()
+        .find(|(t, _)| (secs - t).abs() <= (t * 0.03).max(0.25))
+        .map(|(_, who)| (*who).to_string())
+}
+
 pub(crate) fn secs(ns: Nanos) -> f64 {
     ns as f64 / 1e9
 }
 
-/// Well-known TLS (and other server) ports, for guessing roles when no handshake was seen.
-fn server_port_rank(p: u16) -> u8 {
-    match p {
-        443 | 8443 | 4433 | 636 | 993 | 995 | 465 | 853 | 5061 | 6443 | 9443 | 10443 => 0,
-        80 | 8080 | 25 | 21 | 22 | 110 | 143 | 587 | 3389 | 6667 | 1080 | 3000 => 1,
-        p if p < 1024 => 2,
-        _ => 3,
-    }
-}
-
-/// Which direction is the client's, by the rules; and the rule used.
-pub(crate) fn client_dir(c: &Conn) -> (usize, &'static str) {
-    if let Some(d) = c.syn_dir.map(usize::from) {
-        return (d, "syn");
-    }
-    if let Some(d) = c.synack_dir.map(usize::from) {
-        return (1 - d, "synack");
-    }
-    if let Some(d) = c.tls_facts().ch_dir {
-        return (d, "clienthello");
-    }
-    if c.icmp_only {
-        if let Some(d) = c.icmp.first().and_then(|i| i.quoted_dir) {
-            return (d, "icmp_quote");
-        }
-    }
-    let (a, b) = (c.ends[0].port, c.ends[1].port);
-    let d = match server_port_rank(a).cmp(&server_port_rank(b)) {
-        std::cmp::Ordering::Less => 1,
-        std::cmp::Ordering::Greater => 0,
-        // Same rank: the lower port is the server's.
-        std::cmp::Ordering::Equal => usize::from(a < b),
-    };
-    (d, "ports")
+pub(crate) fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 /// Context shared by all connections of a capture.
@@ -62,10 +245,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn at(&self, r: FrameRef) -> At {
-        At {
+    /// A frame of a connection whose first packet came at `base`.
+    pub(crate) fn ev(&self, r: FrameRef, base: Nanos) -> Ev {
+        Ev {
             frame: r.frame(),
-            t: round6(secs(
+            t: round6(secs(r.ts.saturating_sub(base))),
+            since_capture: round6(secs(
                 r.ts.saturating_sub(self.capture_start.unwrap_or(r.ts)),
             )),
             file: self.multi_file.then_some(r.file()),
@@ -73,15 +258,411 @@ impl Ctx {
     }
 }
 
-pub(crate) fn round6(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
+/// Well-known TLS (and other server) ports, for guessing roles when no handshake was seen.
+fn server_port_rank(p: u16) -> u8 {
+    match p {
+        443 | 8443 | 4433 | 636 | 993 | 995 | 465 | 853 | 5061 | 6443 | 9443 | 10443 => 0,
+        80 | 8080 | 25 | 21 | 22 | 110 | 143 | 587 | 3389 | 6667 | 1080 | 3000 => 1,
+        p if p < 1024 => 2,
+        _ => 3,
+    }
 }
 
-pub(crate) fn ev(r: FrameRef, base: Nanos) -> Ev {
-    Ev {
-        frame: r.frame(),
-        t: round6(secs(r.ts.saturating_sub(base))),
+/// Which direction is the client's, and the rule that decided it.
+pub(crate) fn client_dir(c: &Conn) -> (usize, ClientRule) {
+    if let Some(d) = c.syn_dir.map(usize::from) {
+        return (d, ClientRule::Syn);
     }
+    if let Some(d) = c.synack_dir.map(usize::from) {
+        return (1 - d, ClientRule::Synack);
+    }
+    if let Some(d) = c.tls_facts().ch_dir {
+        return (d, ClientRule::Clienthello);
+    }
+    if c.icmp_only {
+        if let Some(d) = c.icmp.first().and_then(|i| i.quoted_dir) {
+            return (d, ClientRule::IcmpQuote);
+        }
+    }
+    let (a, b) = (c.ends[0].port, c.ends[1].port);
+    let d = match server_port_rank(a).cmp(&server_port_rank(b)) {
+        std::cmp::Ordering::Less => 1,
+        std::cmp::Ordering::Greater => 0,
+        // Same rank: the lower port is the server's.
+        std::cmp::Ordering::Equal => usize::from(a < b),
+    };
+    (d, ClientRule::Ports)
+}
+
+/// A connection summarised: its facts, what it says about the capture point, and which of its
+/// directions (0/1) is the client's.
+pub(crate) struct Built {
+    pub(crate) facts: Facts,
+    pub(crate) evidence: Evidence,
+    pub(crate) client_dir: usize,
+}
+
+/// The first ClientHello's transmissions, counted by sequence-range coverage.
+struct Hello {
+    from_client: bool,
+    count: u32,
+    frames: Vec<FrameRef>,
+    copies: u32,
+    first: Option<FrameRef>,
+    acked: Option<bool>,
+}
+
+fn hello(c: &Conn, cd: usize) -> Hello {
+    let tf = c.tls_facts();
+    let from_client = tf.ch_dir == Some(cd);
+    let (count, frames, copies) = match (tf.ch_range, from_client) {
+        (Some((s, t)), true) => coverage(c, cd, s, t, tf.restarted_at[cd].is_some()),
+        _ => (0, Vec::new(), 0),
+    };
+    let first = frames
+        .first()
+        .copied()
+        .or(if from_client { tf.ch_at } else { None });
+    // Transmissions of the first ClientHello, plus any later ClientHello message (the second
+    // one after a HelloRetryRequest, or a new one on the same connection).
+    let count = if first.is_some() {
+        count.max(1) + tf.client_hellos.saturating_sub(1)
+    } else {
+        0
+    };
+    let acked = match (tf.ch_range, from_client) {
+        (Some((_, end)), true) => Some(c.dirs[cd].acked.get().is_some_and(|a| a >= end)),
+        _ => None,
+    };
+    Hello {
+        from_client,
+        count,
+        frames,
+        copies,
+        first,
+        acked,
+    }
+}
+
+/// What the capture leaves uncertain about the connection, in the order a reader needs it.
+fn uncertain(
+    c: &Conn,
+    cd: usize,
+    rule: ClientRule,
+    began_midstream: bool,
+    hello_unparsed: bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if began_midstream {
+        out.push("the capture began after the connection opened".into());
+    }
+    if rule != ClientRule::Syn {
+        out.push(format!("client inferred from the {}", rule.as_str()));
+    }
+    if hello_unparsed {
+        out.push("the ClientHello was seen but not complete enough to parse".into());
+    }
+    for (d, name) in [(&c.dirs[cd], "client"), (&c.dirs[1 - cd], "server")] {
+        if d.payload_truncated {
+            out.push(format!("{name} payload cut by the snaplen"));
+        }
+        if d.header_truncated > 0 {
+            out.push(format!(
+                "{} {name} TCP header(s) cut by the snaplen",
+                d.header_truncated
+            ));
+        }
+        let limits = &d.reasm.limits;
+        if limits.cap_reached {
+            out.push(format!(
+                "{name} stream beyond the reassembly cap not analysed"
+            ));
+        }
+        if limits.holding_overflow {
+            out.push(format!(
+                "{name} out-of-order data beyond the holding limit dropped"
+            ));
+        }
+        if limits.gaps > 0 {
+            out.push(format!(
+                "{} gap(s) in the {name} stream never filled",
+                limits.gaps
+            ));
+        }
+    }
+    if c.tls_facts().oversized_message {
+        out.push("a handshake message over 64 KiB was skipped".into());
+    }
+    out
+}
+
+/// The alert to report: the one that decided, else the first; or, in TLS 1.3, a short
+/// encrypted client record followed by a close and no more server data (inferred).
+fn alert(
+    c: &Conn,
+    cd: usize,
+    ev: &dyn Fn(FrameRef) -> Ev,
+    hello_from_client: bool,
+    client_close: Option<FrameRef>,
+) -> Option<AlertFact> {
+    let tf = c.tls_facts();
+    let fact = |a: &crate::tls::AlertFact, decisive: bool| AlertFact {
+        at: ev(a.at),
+        from_server: a.dir != cd,
+        level: a.plain.map(|(l, _)| names::alert_level(l)),
+        description: a.plain.map(|(_, d)| names::alert_description(d)),
+        fatal: a.plain.is_none_or(|(l, _)| l == 2),
+        encrypted: a.plain.is_none(),
+        inferred: false,
+        decisive,
+    };
+    let decisive = tf.alerts.iter().find(|a| {
+        let before_done = tf.handshake_done.is_none_or(|d| a.at <= d);
+        before_done && a.plain.is_none_or(|(lvl, _)| lvl == 2)
+    });
+    if let Some(a) = decisive {
+        return Some(fact(a, true));
+    }
+    inferred_alert(tf, ev, hello_from_client, client_close).or_else(|| {
+        tf.alerts
+            .iter()
+            .min_by_key(|a| a.at)
+            .map(|a| fact(a, false))
+    })
+}
+
+/// TLS 1.3: a short encrypted client record, then the client's close, no server data after
+/// it: most likely the client's alert.
+fn inferred_alert(
+    tf: &TlsFacts,
+    ev: &dyn Fn(FrameRef) -> Ev,
+    hello_from_client: bool,
+    client_close: Option<FrameRef>,
+) -> Option<AlertFact> {
+    if tf.handshake_done.is_some() || !hello_from_client {
+        return None;
+    }
+    let (rec_at, len) = tf.client_encrypted_after_sh?;
+    let close = client_close?;
+    let short = len <= SHORT_ENCRYPTED && tf.client_encrypted_after_sh_count == 1;
+    (short && close >= rec_at).then(|| AlertFact {
+        at: ev(rec_at),
+        from_server: false,
+        level: None,
+        description: None,
+        fatal: true,
+        encrypted: true,
+        inferred: true,
+        decisive: true,
+    })
+}
+
+/// What each side sent when it was not TLS: first lines, HTTP, escaped first bytes.
+#[derive(Default)]
+struct Previews {
+    client_non_tls: Option<String>,
+    server_non_tls: Option<String>,
+    http_request: Option<String>,
+    http_status: Option<String>,
+    client_first_bytes: Option<String>,
+    server_first_bytes: Option<String>,
+}
+
+fn previews(tf: &TlsFacts, cd: usize) -> Previews {
+    let client = tf.non_tls[cd].as_ref();
+    let server = tf.non_tls[1 - cd].as_ref();
+    let first_line = |n: Option<&Box<crate::tls::NonTls>>| {
+        n.filter(|n| n.tls_after.is_none())
+            .map(|n| escape::first_line(&n.preview, 120))
+    };
+    let first_bytes = |n: Option<&Box<crate::tls::NonTls>>| {
+        n.map(|n| escape::bytes(&n.preview[..n.preview.len().min(64)]))
+    };
+    Previews {
+        client_non_tls: first_line(client),
+        server_non_tls: first_line(server),
+        http_request: client
+            .filter(|n| escape::is_http_request(&n.preview))
+            .map(|n| escape::first_line(&n.preview, 200)),
+        http_status: server
+            .filter(|n| escape::is_http_response(&n.preview))
+            .map(|n| escape::first_line(&n.preview, 200)),
+        client_first_bytes: first_bytes(client),
+        server_first_bytes: first_bytes(server),
+    }
+}
+
+/// The ICMP error to report: one quoting the client's packet, else the first.
+fn icmp(c: &Conn, cd: usize, ev: &dyn Fn(FrameRef) -> Ev) -> Option<IcmpFact> {
+    let i = c
+        .icmp
+        .iter()
+        .find(|i| i.quoted_dir == Some(cd))
+        .or(c.icmp.first())?;
+    let unreachable = if i.v6 {
+        i.icmp_type == 1
+    } else {
+        i.icmp_type == 3 && i.code != 4
+    };
+    Some(IcmpFact {
+        at: ev(i.at),
+        icmp_type: i.icmp_type,
+        code: i.code,
+        v6: i.v6,
+        description: wire::icmp_description(i.v6, i.icmp_type, i.code),
+        reporter: i.reporter.to_string(),
+        unreachable,
+        frag_needed: (!i.v6 && i.icmp_type == 3 && i.code == 4) || (i.v6 && i.icmp_type == 2),
+        mtu: i.mtu,
+        quotes_client: i.quoted_dir == Some(cd),
+    })
+}
+
+/// What the connection says about where the capture was taken.
+fn evidence(c: &Conn, cd: usize, synack_at: Option<FrameRef>) -> Evidence {
+    let (cdir, sdir) = (&c.dirs[cd], &c.dirs[1 - cd]);
+    vantage::infer(&Clues {
+        client_pkttype: cdir.pkttype,
+        server_pkttype: sdir.pkttype,
+        client_ttl: cdir.ttl,
+        server_ttl: sdir.ttl,
+        syn_to_synack: match (cdir.syns[1], synack_at) {
+            (Some(s), Some(sa)) if sa.ts >= s.ts => Some(secs(sa.ts.saturating_sub(s.ts))),
+            _ => None,
+        },
+        synack_to_ack: match (synack_at, c.handshake_ack) {
+            (Some(sa), Some(a)) if a.ts >= sa.ts => Some(secs(a.ts.saturating_sub(sa.ts))),
+            _ => None,
+        },
+    })
+}
+
+/// Summarises a finished connection into its facts.
+pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
+    let (cd, client_rule) = client_dir(c);
+    let sd = 1 - cd;
+    let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);
+    let tf = c.tls_facts();
+    let base = c.first.ts;
+    let ev = |r: FrameRef| ctx.ev(r, base);
+    let began_midstream = cdir.syn_count == 0 && sdir.synack_count == 0 && !c.icmp_only;
+    let ch = hello(c, cd);
+    let hello_info = tf
+        .client_hello
+        .as_ref()
+        .filter(|_| ch.from_client)
+        .map(super::hello::client_hello);
+    let uncertain = uncertain(
+        c,
+        cd,
+        client_rule,
+        began_midstream,
+        ch.from_client && tf.client_hello.is_none(),
+    );
+    let client_close = match (cdir.fin, cdir.rst) {
+        (Some(f), Some(r)) => Some(f.min(r)),
+        (a, b) => a.or(b),
+    };
+    let gave_up_after_s = match (ch.first, client_close) {
+        (Some(ch), Some(close)) if close.ts >= ch.ts => {
+            Some(round6(secs(close.ts.saturating_sub(ch.ts))))
+        }
+        _ => None,
+    };
+    let sh_from_server = tf.sh_dir == Some(sd);
+    let synack_at = c
+        .events
+        .iter()
+        .find(|x| x.kind() == EventKind::SynAck)
+        .map(|x| x.at);
+    let previews = previews(tf, cd);
+    let facts = Facts {
+        stream: c.stream,
+        client: c.ends[cd],
+        server: c.ends[sd],
+        client_rule,
+        first_frame: c.first.frame(),
+        last_frame: c.last.frame(),
+        file: ctx.multi_file.then_some(c.first.file()),
+        start: c.first.ts,
+        duration_s: round6(secs(c.last.ts.saturating_sub(c.first.ts))),
+        capture_end_t: round6(secs(ctx.capture_end.saturating_sub(base))),
+        began_midstream,
+        icmp_only: c.icmp_only,
+        syn_count: cdir.syn_count,
+        syn_copies: cdir.syn_copies,
+        first_syn: cdir.syns[0].map(ev),
+        last_syn: cdir.syns[1].map(ev),
+        synack: synack_at.map(ev),
+        synack_seen: sdir.synack_count > 0,
+        established: sdir.synack_count > 0
+            && (c.handshake_ack.is_some() || cdir.payload_segments > 0)
+            || (began_midstream && cdir.packets > 0 && sdir.packets > 0),
+        icmp: icmp(c, cd, &ev),
+        client_payload_bytes: cdir.payload_bytes,
+        server_payload_bytes: sdir.payload_bytes,
+        clienthello: ch.first.map(ev),
+        clienthello_count: ch.count,
+        clienthello_copies: ch.copies,
+        clienthello_frames: ch.frames.iter().map(|f| f.frame()).collect(),
+        clienthello_acked: ch.acked,
+        hello: hello_info,
+        certificate: tf.certificate.as_ref().and_then(super::hello::certificate),
+        serverhello_seen: sh_from_server && tf.server_hello.is_some(),
+        hello_retry_request: tf.hrr_at.is_some(),
+        tls_version: tf
+            .negotiated_version()
+            .filter(|_| sh_from_server)
+            .map(names::version_name),
+        cipher: tf
+            .server_hello
+            .as_ref()
+            .filter(|s| sh_from_server && s.cipher != 0)
+            .map(|s| names::cipher_name(s.cipher)),
+        server_first_tls: tf.first_record[sd].map(ev),
+        serverhello: tf.sh_at.filter(|_| sh_from_server).map(ev),
+        handshake_done: tf.handshake_done.map(ev),
+        alert: alert(c, cd, &ev, ch.from_client, client_close),
+        client_non_tls: previews.client_non_tls,
+        server_non_tls: previews.server_non_tls,
+        http_request: previews.http_request,
+        http_status: previews.http_status,
+        client_first_bytes: previews.client_first_bytes,
+        server_first_bytes: previews.server_first_bytes,
+        client_fin: cdir.fin.map(ev),
+        client_rst: cdir.rst.map(ev),
+        server_fin: sdir.fin.map(ev),
+        server_rst: sdir.rst.map(ev),
+        server_rst_forged: rst_forged(sdir),
+        client_seq_jump: client_seq_jump(cdir),
+        client_retransmissions: cdir.retransmissions,
+        server_retransmissions: sdir.retransmissions,
+        server_full_size_retransmissions: sdir.full_size_retransmissions,
+        server_max_segment: sdir.max_segment,
+        server_data_acked: sdir.acked.get().is_some_and(|a| a >= sdir.max_end),
+        client_sacked: sdir.sacked,
+        server_gap: sdir.reasm.limits.gaps > 0,
+        gave_up_after_s,
+        timeout_match: gave_up_after_s.and_then(match_timeout),
+        uncertain,
+        timeline: timeline(c, cd, ctx, &ch.frames),
+    };
+    Built {
+        facts,
+        evidence: evidence(c, cd, synack_at),
+        client_dir: cd,
+    }
+}
+
+/// The client's FIN or RST sits this far into a stream it sent no payload of.
+fn client_seq_jump(cdir: &crate::flow::Sender) -> Option<u64> {
+    if cdir.payload_segments > 0 {
+        return None;
+    }
+    cdir.fin_offset
+        .get()
+        .or(cdir.rst_offset.get())
+        .filter(|o| *o > 0)
 }
 
 /// The most times any byte of [start, end) was sent, the frames that carried it, and the
@@ -144,21 +725,13 @@ pub(crate) fn coverage(
     )
 }
 
-pub(crate) struct Built {
-    pub(crate) conn: Connection,
-    pub(crate) server: crate::flow::Endpoint,
-    pub(crate) evidence: Evidence,
-    pub(crate) facts: ConnFacts,
-    pub(crate) client_dir: usize,
-}
-
 /// The connection's packets in capture order, labelled as its timeline labels them.
-pub(crate) fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Trace {
+pub(crate) fn trace(c: &Conn, cd: usize, timeline: &[TimelineEntry]) -> crate::model::Trace {
     use crate::model::{TraceKind, TracePacket};
     let (cdir, sdir) = (&c.dirs[cd], &c.dirs[1 - cd]);
     let mut packets = Vec::with_capacity(c.events.len());
     // The timeline has one entry per event, in order (plus a closing note).
-    for (e, entry) in c.events.iter().zip(&conn.timeline) {
+    for (e, entry) in c.events.iter().zip(timeline) {
         let (kind, start, end) = match e.kind() {
             EventKind::Syn => (TraceKind::Syn, 0, 0),
             EventKind::SynAck => (TraceKind::SynAck, 0, 0),
@@ -193,349 +766,6 @@ pub(crate) fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Tra
     }
 }
 
-pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
-    // The report's form, made here from the packet thread's compact one (which that thread
-    // frees when it reuses the connection: freeing another thread's allocations contends
-    // for its malloc arena).
-    let client_hello = c
-        .tls_facts()
-        .client_hello
-        .as_ref()
-        .map(ClientHelloFacts::info);
-    let (cd, rule) = client_dir(c);
-    let sd = 1 - cd;
-    let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);
-    let tf = c.tls_facts();
-    let base = c.first.ts;
-    let e = |r: FrameRef| ev(r, base);
-
-    let began_midstream = cdir.syn_count == 0 && sdir.synack_count == 0 && !c.icmp_only;
-    let mut uncertain: Vec<String> = Vec::new();
-    if began_midstream {
-        uncertain.push("the capture began after the connection opened".into());
-    }
-    if rule != "syn" {
-        uncertain.push(format!("client inferred from the {rule}"));
-    }
-
-    // ClientHello transmissions by sequence-range coverage.
-    let ch_from_client = tf.ch_dir == Some(cd);
-    let (ch_count, ch_frames, ch_copies) = match (tf.ch_range, ch_from_client) {
-        (Some((s, t)), true) => coverage(c, cd, s, t, tf.restarted_at[cd].is_some()),
-        _ => (0, Vec::new(), 0),
-    };
-    let ch_first = ch_frames
-        .first()
-        .copied()
-        .or(if ch_from_client { tf.ch_at } else { None });
-    // Transmissions of the first ClientHello, plus any later ClientHello message (the second
-    // one after a HelloRetryRequest, or a new one on the same connection).
-    let ch_count = if ch_first.is_some() {
-        ch_count.max(1) + tf.client_hellos.saturating_sub(1)
-    } else {
-        0
-    };
-    let ch_acked = match (tf.ch_range, ch_from_client) {
-        (Some((_, end)), true) => Some(cdir.acked.get().is_some_and(|a| a >= end)),
-        _ => None,
-    };
-    if ch_from_client && client_hello.is_none() {
-        uncertain.push("the ClientHello was seen but not complete enough to parse".into());
-    }
-    for (d, name) in [(cdir, "client"), (sdir, "server")] {
-        if d.payload_truncated {
-            uncertain.push(format!("{name} payload cut by the snaplen"));
-        }
-        if d.header_truncated > 0 {
-            uncertain.push(format!(
-                "{} {name} TCP header(s) cut by the snaplen",
-                d.header_truncated
-            ));
-        }
-        if d.reasm.limits.cap_reached {
-            uncertain.push(format!(
-                "{name} stream beyond the reassembly cap not analysed"
-            ));
-        }
-        if d.reasm.limits.holding_overflow {
-            uncertain.push(format!(
-                "{name} out-of-order data beyond the holding limit dropped"
-            ));
-        }
-        if d.reasm.limits.gaps > 0 {
-            uncertain.push(format!(
-                "{} gap(s) in the {name} stream never filled",
-                d.reasm.limits.gaps
-            ));
-        }
-    }
-    if tf.oversized_message {
-        uncertain.push("a handshake message over 64 KiB was skipped".into());
-    }
-
-    let client_close = match (cdir.fin, cdir.rst) {
-        (Some(f), Some(r)) => Some(f.min(r)),
-        (a, b) => a.or(b),
-    };
-    let gave_up = match (ch_first, client_close) {
-        (Some(ch), Some(close)) if close.ts >= ch.ts => {
-            Some(round6(secs(close.ts.saturating_sub(ch.ts))))
-        }
-        _ => None,
-    };
-    let timeout_match = gave_up.and_then(verdict::match_timeout);
-
-    // Alerts: the one that decided, else the first.
-    let sender = |d: usize| if d == cd { "client" } else { "server" };
-    let decisive = tf.alerts.iter().find(|a| {
-        let before_done = tf.handshake_done.is_none_or(|d| a.at <= d);
-        before_done && a.plain.is_none_or(|(lvl, _)| lvl == 2)
-    });
-    let mut alert_facts = decisive.map(|a| AlertFacts {
-        at: e(a.at),
-        from_server: a.dir == sd,
-        description: a.plain.map(|(_, d)| names::alert_description(d)),
-        fatal: a.plain.is_none_or(|(l, _)| l == 2),
-        encrypted: a.plain.is_none(),
-        inferred: false,
-    });
-    let mut alert_out = decisive
-        .or(tf.alerts.iter().min_by_key(|a| a.at))
-        .map(|a| AlertOut {
-            sender: sender(a.dir).into(),
-            level: a.plain.map(|(l, _)| names::alert_level(l)),
-            description: a.plain.map(|(_, d)| names::alert_description(d)),
-            encrypted: a.plain.is_none(),
-            inferred: false,
-            frame: a.at.frame(),
-        });
-    // TLS 1.3: a short encrypted client record, then a close, no server data after it.
-    if alert_facts.is_none() && tf.handshake_done.is_none() && ch_from_client {
-        if let (Some((rec_at, len)), Some(close)) = (tf.client_encrypted_after_sh, client_close) {
-            if len <= SHORT_ENCRYPTED && tf.client_encrypted_after_sh_count == 1 && close >= rec_at
-            {
-                alert_facts = Some(AlertFacts {
-                    at: e(rec_at),
-                    from_server: false,
-                    description: None,
-                    fatal: true,
-                    encrypted: true,
-                    inferred: true,
-                });
-                alert_out = Some(AlertOut {
-                    sender: "client".into(),
-                    level: None,
-                    description: None,
-                    encrypted: true,
-                    inferred: true,
-                    frame: rec_at.frame(),
-                });
-            }
-        }
-    }
-
-    let preview = |d: usize| tf.non_tls[d].as_ref();
-    let server_non_tls = preview(sd)
-        .filter(|n| n.tls_after.is_none())
-        .map(|n| escape::first_line(&n.preview, 120));
-    let client_non_tls = preview(cd)
-        .filter(|n| n.tls_after.is_none())
-        .map(|n| escape::first_line(&n.preview, 120));
-    let http_request = preview(cd)
-        .filter(|n| escape::is_http_request(&n.preview))
-        .map(|n| escape::first_line(&n.preview, 200));
-    let http_status = preview(sd)
-        .filter(|n| escape::is_http_response(&n.preview))
-        .map(|n| escape::first_line(&n.preview, 200));
-
-    let icmp = c
-        .icmp
-        .iter()
-        .find(|i| i.quoted_dir == Some(cd))
-        .or(c.icmp.first());
-    let icmp_facts = icmp.map(|i| {
-        let unreachable = if i.v6 {
-            i.icmp_type == 1
-        } else {
-            i.icmp_type == 3 && i.code != 4
-        };
-        IcmpFacts {
-            at: e(i.at),
-            description: wire::icmp_description(i.v6, i.icmp_type, i.code),
-            icmp_type: i.icmp_type,
-            code: i.code,
-            reporter: i.reporter.to_string(),
-            unreachable,
-            frag_needed: (!i.v6 && i.icmp_type == 3 && i.code == 4) || (i.v6 && i.icmp_type == 2),
-            mtu: i.mtu,
-            quotes_client: i.quoted_dir == Some(cd),
-        }
-    });
-
-    let sh_from_server = tf.sh_dir == Some(sd);
-    let tls_version = tf
-        .negotiated_version()
-        .filter(|_| sh_from_server)
-        .map(names::version_name);
-    let established = sdir.synack_count > 0
-        && (c.handshake_ack.is_some() || cdir.payload_segments > 0)
-        || (began_midstream && cdir.packets > 0 && sdir.packets > 0);
-    let client_seq_jump = if cdir.payload_segments == 0 {
-        cdir.fin_offset
-            .get()
-            .or(cdir.rst_offset.get())
-            .filter(|o| *o > 0)
-    } else {
-        None
-    };
-    let server_server = crate::flow::Endpoint {
-        ip: c.ends[sd].ip,
-        port: c.ends[sd].port,
-    };
-    let synack_at = c
-        .events
-        .iter()
-        .find(|x| x.kind() == EventKind::SynAck)
-        .map(|x| x.at);
-    let facts = ConnFacts {
-        vantage: Side::Unknown,
-        server: endpoint_text(&server_server),
-        began_midstream,
-        icmp_only: c.icmp_only,
-        syn_count: cdir.syn_count,
-        first_syn: cdir.syns[0].map(e),
-        last_syn: cdir.syns[1].map(e),
-        synack: synack_at.map(e),
-        established,
-        icmp: icmp_facts,
-        client_payload_bytes: cdir.payload_bytes,
-        server_payload_bytes: sdir.payload_bytes,
-        clienthello: ch_first.map(e),
-        clienthello_count: ch_count,
-        clienthello_frames: ch_frames.iter().map(|f| f.frame()).collect(),
-        clienthello_acked: ch_acked,
-        client_non_tls,
-        server_non_tls,
-        http_status: http_status.clone(),
-        http_request: http_request.clone(),
-        server_first_tls: tf.first_record[sd].map(e),
-        serverhello: tf.sh_at.filter(|_| sh_from_server).map(e),
-        tls_version: tls_version.clone(),
-        handshake_done: tf.handshake_done.map(e),
-        alert: alert_facts,
-        client_fin: cdir.fin.map(e),
-        client_rst: cdir.rst.map(e),
-        server_fin: sdir.fin.map(e),
-        server_rst: sdir.rst.map(e),
-        server_rst_forged: rst_forged(sdir),
-        client_seq_jump,
-        server_retransmissions: sdir.retransmissions,
-        server_full_size_retransmissions: sdir.full_size_retransmissions,
-        server_max_segment: sdir.max_segment,
-        server_data_acked: sdir.acked.get().is_some_and(|a| a >= sdir.max_end),
-        client_sacked: sdir.sacked,
-        server_gap: sdir.reasm.limits.gaps > 0,
-        gave_up_after_s: gave_up,
-        timeout_match: timeout_match.clone(),
-        capture_end_t: round6(secs(ctx.capture_end.saturating_sub(base))),
-    };
-
-    let clues = Clues {
-        client_pkttype: cdir.pkttype,
-        server_pkttype: sdir.pkttype,
-        client_ttl: cdir.ttl,
-        server_ttl: sdir.ttl,
-        syn_to_synack: match (cdir.syns[1], synack_at) {
-            (Some(s), Some(sa)) if sa.ts >= s.ts => Some(secs(sa.ts.saturating_sub(s.ts))),
-            _ => None,
-        },
-        synack_to_ack: match (synack_at, c.handshake_ack) {
-            (Some(sa), Some(a)) if a.ts >= sa.ts => Some(secs(a.ts.saturating_sub(sa.ts))),
-            _ => None,
-        },
-    };
-    let evidence = vantage::infer(&clues);
-
-    let ch_info = client_hello.filter(|_| ch_from_client);
-    let server_first_bytes =
-        preview(sd).map(|n| escape::bytes(&n.preview[..n.preview.len().min(64)]));
-    let client_first_bytes =
-        preview(cd).map(|n| escape::bytes(&n.preview[..n.preview.len().min(64)]));
-    let timeline = timeline(c, cd, ctx, &ch_frames);
-    let conn = Connection {
-        stream: c.stream,
-        client_ip: ip_text(c.ends[cd].ip),
-        client_port: c.ends[cd].port,
-        server_ip: ip_text(c.ends[sd].ip),
-        server_port: c.ends[sd].port,
-        client_inferred: rule != "syn",
-        client_rule: rule.into(),
-        verdict: verdict::VerdictCode::Incomplete,
-        explanation: String::new(),
-        next_step: String::new(),
-        vantage: Side::Unknown,
-        syn_count: cdir.syn_count,
-        syn_copies: cdir.syn_copies,
-        synack_seen: sdir.synack_count > 0,
-        tcp_established: established,
-        clienthello_count: ch_count,
-        clienthello_copies: ch_copies,
-        clienthello_acked: ch_acked,
-        serverhello_seen: sh_from_server && tf.server_hello.is_some(),
-        hello_retry_request: tf.hrr_at.is_some(),
-        tls_version,
-        cipher: tf
-            .server_hello
-            .as_ref()
-            .filter(|s| sh_from_server && s.cipher != 0)
-            .map(|s| names::cipher_name(s.cipher)),
-        sni: ch_info.as_ref().and_then(|c| c.sni.clone()),
-        alpn: ch_info.as_ref().and_then(|c| c.alpn.first().cloned()),
-        ja4: ch_info.as_ref().and_then(|c| c.ja4.clone()),
-        clienthello: ch_info,
-        certificate: tf.certificate.as_ref().and_then(|c| c.info()),
-        alert: alert_out,
-        server_first_bytes,
-        client_first_bytes,
-        http: (http_request.is_some() || http_status.is_some()).then_some(HttpOut {
-            request_line: http_request,
-            status_line: http_status,
-        }),
-        client_fin: cdir.fin.map(|r| ctx.at(r)),
-        client_rst: cdir.rst.map(|r| ctx.at(r)),
-        server_fin: sdir.fin.map(|r| ctx.at(r)),
-        server_rst: sdir.rst.map(|r| ctx.at(r)),
-        icmp: icmp.map(|i| IcmpOut {
-            icmp_type: i.icmp_type,
-            code: i.code,
-            description: wire::icmp_description(i.v6, i.icmp_type, i.code),
-            frame: i.at.frame(),
-            reporter: i.reporter.to_string(),
-            v6: i.v6,
-            mtu: i.mtu,
-        }),
-        first_frame: c.first.frame(),
-        last_frame: c.last.frame(),
-        file: ctx.multi_file.then_some(c.first.file()),
-        start_time: crate::timefmt::rfc3339_nanos(c.first.ts),
-        duration_s: round6(secs(c.last.ts.saturating_sub(c.first.ts))),
-        gave_up_after_s: gave_up,
-        timeout_match,
-        client_retransmissions: cdir.retransmissions,
-        server_retransmissions: sdir.retransmissions,
-        server_payload_bytes: sdir.payload_bytes,
-        uncertain,
-        timeline,
-    };
-    Built {
-        conn,
-        server: server_server,
-        evidence,
-        facts,
-        client_dir: cd,
-    }
-}
-
 /// Why a direction's RST was not sent by that endpoint: its TTL differs from the one every
 /// earlier packet of the direction arrived with (the same host and path give the same TTL;
 /// a firewall or IPS forging the reset starts from its own initial TTL and distance).
@@ -553,7 +783,7 @@ pub(crate) fn rst_forged(d: &crate::flow::Sender) -> Option<String> {
 
 /// An address as its `Display` writes it; an IPv4 one without the formatting machinery
 /// (about 1,300 instructions each, and a report writes two or three per connection).
-pub(crate) fn ip_text(ip: IpAddr) -> String {
+pub fn ip_text(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(a) => {
             // Room for a port after it (`Endpoint::text`).
@@ -571,18 +801,16 @@ pub(crate) fn ip_text(ip: IpAddr) -> String {
 }
 
 /// An endpoint as `Display` writes it (`ip:port`, `[ip6]:port`), an IPv4 one written directly.
-pub(crate) fn endpoint_text(e: &Endpoint) -> String {
-    {
-        match e.ip {
-            IpAddr::V4(_) => {
-                // `ip_text` leaves room for the port.
-                let mut s = ip_text(e.ip);
-                s.push(':');
-                s.push_str(itoa::Buffer::new().format(e.port));
-                s
-            }
-            IpAddr::V6(_) => e.to_string(),
+pub fn endpoint_text(e: &Endpoint) -> String {
+    match e.ip {
+        IpAddr::V4(_) => {
+            // `ip_text` leaves room for the port.
+            let mut s = ip_text(e.ip);
+            s.push(':');
+            s.push_str(itoa::Buffer::new().format(e.port));
+            s
         }
+        IpAddr::V6(_) => e.to_string(),
     }
 }
 

@@ -4,7 +4,9 @@
 //! from facts to a verdict code, an explanation and a next step; `rollup` counts verdicts per
 //! server.
 
-pub(crate) mod facts;
+pub mod facts;
+pub(crate) mod hello;
+pub mod record;
 pub mod rollup;
 pub(crate) mod timeline;
 pub mod vantage;

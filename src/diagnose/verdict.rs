@@ -1,221 +1,13 @@
-//! Verdict: a pure function from one connection's facts to a stable code, a one-sentence
-//! explanation citing frames and times, and a next step phrased for the capture point.
+//! Verdict: a pure function from one connection's facts and the capture point to a stable
+//! code, a one-sentence explanation citing frames and times, and a next step phrased for the
+//! capture point.
 //!
-//! No packets here: [`ConnFacts`] is plain data, so every rule can be tested without a capture.
+//! No packets here: [`Facts`] is plain data, so every rule can be tested without a capture.
 //! Rules are checked in a fixed order (path errors, TCP setup, TLS answers, silence), and the
-//! first that matches decides.
+//! first that matches decides. The code never depends on the capture point; the wording does.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// Stable verdict codes: the same in every output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerdictCode {
-    TlsOk,
-    TlsNoServerResponse,
-    TcpNoSynack,
-    TcpRefused,
-    IcmpUnreachable,
-    NotTls,
-    ServerAlert,
-    ClientAlert,
-    ServerReset,
-    /// A reset in the server's name that the server did not send (TTL mismatch).
-    MiddleboxReset,
-    ServerClosed,
-    ServerResponseLost,
-    ClienthelloLost,
-    ClientClosed,
-    TcpNoData,
-    Cleartext,
-    Incomplete,
-}
-
-impl VerdictCode {
-    pub const ALL: [VerdictCode; 17] = [
-        VerdictCode::TlsOk,
-        VerdictCode::TlsNoServerResponse,
-        VerdictCode::TcpNoSynack,
-        VerdictCode::TcpRefused,
-        VerdictCode::IcmpUnreachable,
-        VerdictCode::NotTls,
-        VerdictCode::ServerAlert,
-        VerdictCode::ClientAlert,
-        VerdictCode::ServerReset,
-        VerdictCode::MiddleboxReset,
-        VerdictCode::ServerClosed,
-        VerdictCode::ServerResponseLost,
-        VerdictCode::ClienthelloLost,
-        VerdictCode::ClientClosed,
-        VerdictCode::TcpNoData,
-        VerdictCode::Cleartext,
-        VerdictCode::Incomplete,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerdictCode::TlsOk => "tls_ok",
-            VerdictCode::TlsNoServerResponse => "tls_no_server_response",
-            VerdictCode::TcpNoSynack => "tcp_no_synack",
-            VerdictCode::TcpRefused => "tcp_refused",
-            VerdictCode::IcmpUnreachable => "icmp_unreachable",
-            VerdictCode::NotTls => "not_tls",
-            VerdictCode::ServerAlert => "server_alert",
-            VerdictCode::ClientAlert => "client_alert",
-            VerdictCode::ServerReset => "server_reset",
-            VerdictCode::MiddleboxReset => "middlebox_reset",
-            VerdictCode::ServerClosed => "server_closed",
-            VerdictCode::ServerResponseLost => "server_response_lost",
-            VerdictCode::ClienthelloLost => "clienthello_lost",
-            VerdictCode::ClientClosed => "client_closed",
-            VerdictCode::TcpNoData => "tcp_no_data",
-            VerdictCode::Cleartext => "cleartext",
-            VerdictCode::Incomplete => "incomplete",
-        }
-    }
-
-    /// Whether this outcome is a failure worth listing (`--check` exit status, default table).
-    pub fn is_failure(self) -> bool {
-        !matches!(
-            self,
-            VerdictCode::TlsOk | VerdictCode::TcpNoData | VerdictCode::Cleartext
-        )
-    }
-}
-
-impl fmt::Display for VerdictCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Capture point: where the capture was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    /// On the client (gateway, proxy) host.
-    Client,
-    /// On the server (backend) host.
-    Server,
-    #[default]
-    Unknown,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Client => "client",
-            Side::Server => "server",
-            Side::Unknown => "unknown",
-        })
-    }
-}
-
-/// A frame and its time in seconds since the connection's first packet.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Ev {
-    pub frame: u64,
-    pub t: f64,
-}
-
-impl fmt::Display for Ev {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frame {} at {:.3} s", self.frame, self.t)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct IcmpFacts {
-    pub at: Ev,
-    pub description: String,
-    pub icmp_type: u8,
-    pub code: u8,
-    pub reporter: String,
-    /// Destination/port/admin unreachable (a refusal), as opposed to frag-needed or TTL.
-    pub unreachable: bool,
-    pub frag_needed: bool,
-    pub mtu: Option<u32>,
-    /// It quotes a packet the client sent.
-    pub quotes_client: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct AlertFacts {
-    pub at: Ev,
-    pub from_server: bool,
-    pub description: Option<String>,
-    pub fatal: bool,
-    pub encrypted: bool,
-    pub inferred: bool,
-}
-
-/// Everything the rules look at, in client/server terms.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ConnFacts {
-    pub vantage: Side,
-    pub server: String,
-    /// Neither SYN nor SYN-ACK was captured.
-    pub began_midstream: bool,
-    pub icmp_only: bool,
-    pub syn_count: u32,
-    pub first_syn: Option<Ev>,
-    pub last_syn: Option<Ev>,
-    pub synack: Option<Ev>,
-    pub established: bool,
-    pub icmp: Option<IcmpFacts>,
-    pub client_payload_bytes: u64,
-    pub server_payload_bytes: u64,
-    /// First ClientHello transmission, number of transmissions, their frames.
-    pub clienthello: Option<Ev>,
-    pub clienthello_count: u32,
-    pub clienthello_frames: Vec<u64>,
-    pub clienthello_acked: Option<bool>,
-    /// Escaped first bytes when a side did not speak TLS.
-    pub client_non_tls: Option<String>,
-    pub server_non_tls: Option<String>,
-    pub http_status: Option<String>,
-    pub http_request: Option<String>,
-    pub server_first_tls: Option<Ev>,
-    pub serverhello: Option<Ev>,
-    #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
-    pub tls_version: Option<crate::tls::names::Name>,
-    pub handshake_done: Option<Ev>,
-    pub alert: Option<AlertFacts>,
-    pub client_fin: Option<Ev>,
-    pub client_rst: Option<Ev>,
-    pub server_fin: Option<Ev>,
-    pub server_rst: Option<Ev>,
-    /// Why the server's RST was not sent by the server (its TTL differs from the server's
-    /// other packets), when it was not.
-    pub server_rst_forged: Option<String>,
-    /// The client's FIN/RST sits past data never captured (server-side view of a lost hello).
-    pub client_seq_jump: Option<u64>,
-    pub server_retransmissions: u32,
-    pub server_full_size_retransmissions: u32,
-    pub server_max_segment: u32,
-    /// The client acknowledged everything the server sent.
-    pub server_data_acked: bool,
-    /// The client reported holes (SACK) in the server's data.
-    pub client_sacked: bool,
-    /// The server's stream has a hole we never saw filled.
-    pub server_gap: bool,
-    pub gave_up_after_s: Option<f64>,
-    pub timeout_match: Option<String>,
-    /// Seconds from the connection's first packet to the end of the capture.
-    pub capture_end_t: f64,
-}
-
-impl ConnFacts {
-    fn client_gave_up(&self) -> Option<(Ev, &'static str)> {
-        match (self.client_fin, self.client_rst) {
-            (Some(f), Some(r)) if r.t < f.t => Some((r, "RST")),
-            (Some(f), _) => Some((f, "FIN")),
-            (None, Some(r)) => Some((r, "RST")),
-            (None, None) => None,
-        }
-    }
-}
+use super::facts::{endpoint_text, Ev, Facts};
+pub use crate::model::{Side, VerdictCode};
 
 /// The decision for one connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,8 +18,8 @@ pub struct Judgement {
 }
 
 /// A reset in the server's name that the server's own packets contradict.
-fn middlebox_reset(f: &ConnFacts, rst: Ev, why: &str, when: &str) -> Judgement {
-    let next = match f.vantage {
+fn middlebox_reset(side: Side, rst: Ev, why: &str, when: &str) -> Judgement {
+    let next = match side {
         Side::Server => {
             "Seen from the backend: a device between client and backend resets the \
              connection in both directions; find it (firewall, IPS, TLS inspection) and its \
@@ -249,26 +41,6 @@ fn middlebox_reset(f: &ConnFacts, rst: Ev, why: &str, when: &str) -> Judgement {
     }
 }
 
-/// Known client-side timeouts: (seconds, who).
-pub const KNOWN_TIMEOUTS: [(f64, &str); 5] = [
-    (55.0, "the Apigee Edge Message Processor I/O timeout (55 s)"),
-    (
-        60.0,
-        "nginx proxy_connect_timeout / proxy_read_timeout (60 s)",
-    ),
-    (10.0, "Go's http.Transport TLSHandshakeTimeout (10 s)"),
-    (5.0, "Envoy's default cluster connect_timeout (5 s)"),
-    (3.0, "the Apigee Edge connect timeout (3 s)"),
-];
-
-/// Names the known timeout a give-up time matches: within 3 % or 0.25 s, whichever is larger.
-pub fn match_timeout(secs: f64) -> Option<String> {
-    KNOWN_TIMEOUTS
-        .iter()
-        .find(|(t, _)| (secs - t).abs() <= (t * 0.03).max(0.25))
-        .map(|(_, who)| (*who).to_string())
-}
-
 /// "once", "twice", "N times".
 pub(crate) fn times(n: u32) -> String {
     match n {
@@ -278,7 +50,7 @@ pub(crate) fn times(n: u32) -> String {
     }
 }
 
-fn gave_up_text(f: &ConnFacts) -> String {
+fn gave_up_text(f: &Facts) -> String {
     match (f.client_gave_up(), f.gave_up_after_s) {
         (Some((ev, how)), Some(secs)) => {
             let mut s = format!("the client gave up with {how} after {secs:.1} s ({})", ev);
@@ -295,219 +67,221 @@ fn gave_up_text(f: &ConnFacts) -> String {
     }
 }
 
-/// Decides the verdict of one connection.
-pub fn judge(f: &ConnFacts) -> Judgement {
-    use VerdictCode as V;
-    let side = f.vantage;
-    let j = |code, explanation: String, next_step: &str| Judgement {
+fn j(code: VerdictCode, explanation: String, next_step: &str) -> Judgement {
+    Judgement {
         code,
         explanation,
         next_step: next_step.to_string(),
-    };
-
-    // 1. The path refused the connection.
-    if let Some(icmp) = &f.icmp {
-        if icmp.unreachable && !f.established && (icmp.quotes_client || f.icmp_only) {
-            return j(
-                V::IcmpUnreachable,
-                format!(
-                    "{} sent ICMP {} (type {}, code {}) in {} quoting the client's packet; no \
-                     SYN-ACK was seen",
-                    icmp.reporter, icmp.description, icmp.icmp_type, icmp.code, icmp.at
-                ),
-                "A firewall or router rejects this destination: check the ACLs / security \
-                 groups between client and server for this port, starting with the host that \
-                 sent the ICMP error.",
-            );
-        }
     }
+}
 
-    // 2. TCP setup failed.
-    if f.syn_count > 0 && f.synack.is_none() && !f.established {
-        if let Some(rst) = f.server_rst {
-            return j(
-                V::TcpRefused,
-                format!(
-                    "the SYN ({}) was answered by RST ({}): nothing listens on {} or a \
-                     firewall rejects with reset",
-                    f.first_syn.unwrap_or_default(),
-                    rst,
-                    f.server
-                ),
-                "Check that the backend service is listening on this port (ss -ltn) and that \
-                 no firewall rule rejects the connection with a TCP reset.",
-            );
-        }
-        let last = f.last_syn.unwrap_or_default();
-        return j(
-            V::TcpNoSynack,
-            format!(
-                "the SYN was sent {} ({} to {}) and never answered",
-                times(f.syn_count),
-                f.first_syn.unwrap_or_default(),
-                last
-            ),
-            match side {
-                Side::Server => {
-                    "The SYNs reached the backend but it never answered: check its listen \
-                     backlog, SYN-flood protection and host firewall (iptables DROP)."
-                }
-                _ => {
-                    "The SYNs got no answer: check routing and firewalls (DROP rules, security \
-                     groups) between client and server; capture on the backend to see whether \
-                     the SYNs arrive."
-                }
-            },
-        );
+/// Decides the verdict of one connection, worded for capture point `side`.
+pub fn judge(f: &Facts, side: Side) -> Judgement {
+    if let Some(refused) = path_refused(f).or_else(|| tcp_setup_failed(f, side)) {
+        return refused;
     }
-
     if f.icmp_only {
         return j(
-            V::Incomplete,
+            VerdictCode::Incomplete,
             "only an ICMP error quoting this connection was captured, none of its TCP packets"
                 .into(),
             "Capture with a filter that includes the connection's TCP packets.",
         );
     }
-
-    let Some(ch) = f.clienthello else {
-        return judge_without_hello(f);
-    };
-
-    // 3. A TLS alert ended the handshake.
-    if let Some(a) = &f.alert {
-        if f.handshake_done.is_none() {
-            let what = match (&a.description, a.encrypted) {
-                (Some(d), _) => {
-                    format!("a {} {d} alert", if a.fatal { "fatal" } else { "warning" })
-                }
-                (None, _) if a.inferred => {
-                    "a short encrypted record then a close, most likely an alert (inferred)".into()
-                }
-                (None, _) => "an encrypted alert".into(),
-            };
-            if a.from_server {
-                return j(
-                    V::ServerAlert,
-                    format!(
-                        "the server answered the ClientHello ({ch}) with {what} ({})",
-                        a.at
-                    ),
-                    "The backend refuses this handshake: compare the client's offer (TLS \
-                     versions, cipher suites, SNI, client certificate) with the backend's TLS \
-                     configuration and its logs.",
-                );
-            }
-            return j(
-                V::ClientAlert,
-                format!(
-                    "the client rejected the server's response with {what} ({})",
-                    a.at
-                ),
-                "The client does not accept the backend's certificate or parameters: check the \
-                 client's truststore against the backend's certificate chain (issuer, expiry, \
-                 hostname).",
-            );
-        }
+    match f.clienthello {
+        None => judge_without_hello(f),
+        Some(ch) => judge_hello(f, ch, side),
     }
+}
 
-    // 4. The server spoke something else.
-    if let Some(bytes) = &f.server_non_tls {
-        return j(
-            V::NotTls,
-            format!("the server answered the ClientHello ({ch}) with non-TLS bytes: \"{bytes}\""),
-            "The client speaks TLS to a port that is not TLS (often plain HTTP): check the \
-             target port and protocol in the client's configuration.",
-        );
+/// 1. The path refused the connection.
+fn path_refused(f: &Facts) -> Option<Judgement> {
+    let icmp = f.icmp.as_ref()?;
+    if !(icmp.unreachable && !f.established && (icmp.quotes_client || f.icmp_only)) {
+        return None;
     }
+    Some(j(
+        VerdictCode::IcmpUnreachable,
+        format!(
+            "{} sent ICMP {} (type {}, code {}) in {} quoting the client's packet; no \
+             SYN-ACK was seen",
+            icmp.reporter, icmp.description, icmp.icmp_type, icmp.code, icmp.at
+        ),
+        "A firewall or router rejects this destination: check the ACLs / security \
+         groups between client and server for this port, starting with the host that \
+         sent the ICMP error.",
+    ))
+}
 
-    // 5. Success.
-    if let Some(done) = f.handshake_done {
-        let v = f.tls_version.as_deref().unwrap_or("TLS");
-        return j(
-            V::TlsOk,
-            format!("the {v} handshake completed: both sides encrypted by {done}"),
-            "Nothing to do for the handshake.",
-        );
+/// 2. TCP setup failed.
+fn tcp_setup_failed(f: &Facts, side: Side) -> Option<Judgement> {
+    if !(f.syn_count > 0 && f.synack.is_none() && !f.established) {
+        return None;
     }
-
-    // 6. The server's flight started but the handshake did not finish.
-    if let Some(sh) = f.serverhello {
-        if lost_server_flight(f) {
-            return lost_response(f, ch);
-        }
-        if let Some(rst) = f.server_rst {
-            if let Some(why) = &f.server_rst_forged {
-                return middlebox_reset(f, rst, why, &format!("after the ServerHello ({sh})"));
-            }
-            return j(
-                V::ServerReset,
-                format!("the server sent its ServerHello ({sh}) and then reset ({rst})"),
-                "Check the backend's logs for handshake errors at that time.",
-            );
-        }
-        if let Some((ev, how)) = f.client_gave_up() {
-            return j(
-                V::ClientClosed,
-                format!(
-                    "the client closed with {how} ({ev}) after the server's ServerHello ({sh}) \
-                     without completing the handshake or sending a visible alert"
-                ),
-                "The client abandoned the handshake: check the client's logs for certificate \
-                 or parameter errors.",
-            );
-        }
-        return j(
-            V::Incomplete,
+    if let Some(rst) = f.server_rst {
+        return Some(j(
+            VerdictCode::TcpRefused,
             format!(
-                "the server answered ({sh}) but the capture ended before the handshake \
-                 completed"
+                "the SYN ({}) was answered by RST ({}): nothing listens on {} or a \
+                 firewall rejects with reset",
+                f.first_syn.unwrap_or_default(),
+                rst,
+                endpoint_text(&f.server)
             ),
-            "Capture longer to see how the handshake ends.",
-        );
+            "Check that the backend service is listening on this port (ss -ltn) and that \
+             no firewall rule rejects the connection with a TCP reset.",
+        ));
     }
+    let last = f.last_syn.unwrap_or_default();
+    Some(j(
+        VerdictCode::TcpNoSynack,
+        format!(
+            "the SYN was sent {} ({} to {}) and never answered",
+            times(f.syn_count),
+            f.first_syn.unwrap_or_default(),
+            last
+        ),
+        match side {
+            Side::Server => {
+                "The SYNs reached the backend but it never answered: check its listen \
+                 backlog, SYN-flood protection and host firewall (iptables DROP)."
+            }
+            _ => {
+                "The SYNs got no answer: check routing and firewalls (DROP rules, security \
+                 groups) between client and server; capture on the backend to see whether \
+                 the SYNs arrive."
+            }
+        },
+    ))
+}
 
-    // 7. No TLS answer at all.
+/// A ClientHello was sent: how the server answered it.
+fn judge_hello(f: &Facts, ch: Ev, side: Side) -> Judgement {
+    if let Some(judged) = alert_ended(f, ch)
+        .or_else(|| not_tls(f, ch))
+        .or_else(|| completed(f))
+        .or_else(|| unfinished_flight(f, ch, side))
+    {
+        return judged;
+    }
     if lost_server_flight(f) {
         return lost_response(f, ch);
     }
-    let sent = times(f.clienthello_count.max(1));
+    no_tls_answer(f, ch, side)
+}
+
+/// 3. A TLS alert ended the handshake.
+fn alert_ended(f: &Facts, ch: Ev) -> Option<Judgement> {
+    let a = f.alert.as_ref().filter(|a| a.decisive)?;
+    if f.handshake_done.is_some() {
+        return None;
+    }
+    let what = match (&a.description, a.encrypted) {
+        (Some(d), _) => format!("a {} {d} alert", if a.fatal { "fatal" } else { "warning" }),
+        (None, _) if a.inferred => {
+            "a short encrypted record then a close, most likely an alert (inferred)".into()
+        }
+        (None, _) => "an encrypted alert".into(),
+    };
+    if a.from_server {
+        return Some(j(
+            VerdictCode::ServerAlert,
+            format!(
+                "the server answered the ClientHello ({ch}) with {what} ({})",
+                a.at
+            ),
+            "The backend refuses this handshake: compare the client's offer (TLS \
+             versions, cipher suites, SNI, client certificate) with the backend's TLS \
+             configuration and its logs.",
+        ));
+    }
+    Some(j(
+        VerdictCode::ClientAlert,
+        format!(
+            "the client rejected the server's response with {what} ({})",
+            a.at
+        ),
+        "The client does not accept the backend's certificate or parameters: check the \
+         client's truststore against the backend's certificate chain (issuer, expiry, \
+         hostname).",
+    ))
+}
+
+/// 4. The server spoke something else.
+fn not_tls(f: &Facts, ch: Ev) -> Option<Judgement> {
+    let bytes = f.server_non_tls.as_ref()?;
+    Some(j(
+        VerdictCode::NotTls,
+        format!("the server answered the ClientHello ({ch}) with non-TLS bytes: \"{bytes}\""),
+        "The client speaks TLS to a port that is not TLS (often plain HTTP): check the \
+         target port and protocol in the client's configuration.",
+    ))
+}
+
+/// 5. Success.
+fn completed(f: &Facts) -> Option<Judgement> {
+    let done = f.handshake_done?;
+    let v = f.tls_version.as_deref().unwrap_or("TLS");
+    Some(j(
+        VerdictCode::TlsOk,
+        format!("the {v} handshake completed: both sides encrypted by {done}"),
+        "Nothing to do for the handshake.",
+    ))
+}
+
+/// 6. The server's flight started but the handshake did not finish.
+fn unfinished_flight(f: &Facts, ch: Ev, side: Side) -> Option<Judgement> {
+    let sh = f.serverhello?;
+    if lost_server_flight(f) {
+        return Some(lost_response(f, ch));
+    }
+    if let Some(rst) = f.server_rst {
+        if let Some(why) = &f.server_rst_forged {
+            return Some(middlebox_reset(
+                side,
+                rst,
+                why,
+                &format!("after the ServerHello ({sh})"),
+            ));
+        }
+        return Some(j(
+            VerdictCode::ServerReset,
+            format!("the server sent its ServerHello ({sh}) and then reset ({rst})"),
+            "Check the backend's logs for handshake errors at that time.",
+        ));
+    }
+    if let Some((ev, how)) = f.client_gave_up() {
+        return Some(j(
+            VerdictCode::ClientClosed,
+            format!(
+                "the client closed with {how} ({ev}) after the server's ServerHello ({sh}) \
+                 without completing the handshake or sending a visible alert"
+            ),
+            "The client abandoned the handshake: check the client's logs for certificate \
+             or parameter errors.",
+        ));
+    }
+    Some(j(
+        VerdictCode::Incomplete,
+        format!(
+            "the server answered ({sh}) but the capture ended before the handshake \
+             completed"
+        ),
+        "Capture longer to see how the handshake ends.",
+    ))
+}
+
+/// 7. No TLS answer at all: the server reset or closed, or stayed silent.
+fn no_tls_answer(f: &Facts, ch: Ev, side: Side) -> Judgement {
     let acked = match f.clienthello_acked {
         Some(true) => "acknowledged by the server's TCP stack",
         Some(false) => "never acknowledged",
         None => "of unknown acknowledgement",
     };
-    let client_end = f.client_gave_up().map(|(e, _)| e.t);
-    if let Some(rst) = f.server_rst {
-        if client_end.is_none_or(|t| rst.t <= t) {
-            if let Some(why) = &f.server_rst_forged {
-                return middlebox_reset(f, rst, why, &format!("after the ClientHello ({ch})"));
-            }
-            return j(
-                V::ServerReset,
-                format!(
-                    "the ClientHello ({ch}) was {acked}, and the server reset the connection \
-                     ({rst}) without answering"
-                ),
-                "The backend closed the socket without reading the handshake: check the \
-                 backend's logs (TLS library errors, connection limits, a proxy or load \
-                 balancer in front of it).",
-            );
-        }
+    if let Some(closed) = server_ended(f, ch, acked, side) {
+        return closed;
     }
-    if let Some(fin) = f.server_fin {
-        if client_end.is_none_or(|t| fin.t <= t) {
-            return j(
-                V::ServerClosed,
-                format!(
-                    "the ClientHello ({ch}) was {acked}, and the server closed the connection \
-                     with FIN ({fin}) without answering"
-                ),
-                "The backend accepted and closed without a TLS answer (\"peer closed \
-                 connection in SSL handshake\"): check the backend's TLS listener and its logs.",
-            );
-        }
-    }
+    let sent = times(f.clienthello_count.max(1));
     let explanation = format!(
         "the ClientHello ({ch}) was sent {sent}, {acked}; no TLS byte came back from the \
          server, and {}",
@@ -530,17 +304,54 @@ pub fn judge(f: &ConnFacts) -> Judgement {
              on the backend to confirm nothing is sent."
         }
     };
-    j(V::TlsNoServerResponse, explanation, next)
+    j(VerdictCode::TlsNoServerResponse, explanation, next)
+}
+
+/// The server reset or closed before the client gave up, without a TLS answer.
+fn server_ended(f: &Facts, ch: Ev, acked: &str, side: Side) -> Option<Judgement> {
+    let client_end = f.client_gave_up().map(|(e, _)| e.t);
+    if let Some(rst) = f.server_rst.filter(|r| client_end.is_none_or(|t| r.t <= t)) {
+        if let Some(why) = &f.server_rst_forged {
+            return Some(middlebox_reset(
+                side,
+                rst,
+                why,
+                &format!("after the ClientHello ({ch})"),
+            ));
+        }
+        return Some(j(
+            VerdictCode::ServerReset,
+            format!(
+                "the ClientHello ({ch}) was {acked}, and the server reset the connection \
+                 ({rst}) without answering"
+            ),
+            "The backend closed the socket without reading the handshake: check the \
+             backend's logs (TLS library errors, connection limits, a proxy or load \
+             balancer in front of it).",
+        ));
+    }
+    let fin = f
+        .server_fin
+        .filter(|fin| client_end.is_none_or(|t| fin.t <= t))?;
+    Some(j(
+        VerdictCode::ServerClosed,
+        format!(
+            "the ClientHello ({ch}) was {acked}, and the server closed the connection \
+             with FIN ({fin}) without answering"
+        ),
+        "The backend accepted and closed without a TLS answer (\"peer closed \
+         connection in SSL handshake\"): check the backend's TLS listener and its logs.",
+    ))
 }
 
 /// The server sent data the client never got.
-fn lost_server_flight(f: &ConnFacts) -> bool {
+fn lost_server_flight(f: &Facts) -> bool {
     f.server_payload_bytes > 0
         && !f.server_data_acked
         && (f.server_retransmissions > 0 || f.server_gap || f.client_sacked)
 }
 
-fn lost_response(f: &ConnFacts, ch: Ev) -> Judgement {
+fn lost_response(f: &Facts, ch: Ev) -> Judgement {
     let mtu =
         f.server_full_size_retransmissions > 0 || f.icmp.as_ref().is_some_and(|i| i.frag_needed);
     let mut explanation = format!(
@@ -574,13 +385,8 @@ fn lost_response(f: &ConnFacts, ch: Ev) -> Judgement {
     }
 }
 
-fn judge_without_hello(f: &ConnFacts) -> Judgement {
+fn judge_without_hello(f: &Facts) -> Judgement {
     use VerdictCode as V;
-    let j = |code, explanation: String, next_step: &str| Judgement {
-        code,
-        explanation,
-        next_step: next_step.to_string(),
-    };
     if let Some(bytes) = &f.client_non_tls {
         let mut explanation = match &f.http_request {
             Some(r) => format!("the client spoke cleartext HTTP: \"{r}\""),
@@ -663,15 +469,32 @@ fn judge_without_hello(f: &ConnFacts) -> Judgement {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::facts::{match_timeout, AlertFact, IcmpFact};
+    use crate::flow::Endpoint;
 
-    fn ev(frame: u64, t: f64) -> Option<Ev> {
-        Some(Ev { frame, t })
+    /// The rules as seen from the client side (the capture point of most tests).
+    fn judge(f: &Facts) -> Judgement {
+        super::judge(f, Side::Client)
     }
 
-    fn established() -> ConnFacts {
-        ConnFacts {
-            vantage: Side::Client,
-            server: "10.0.0.2:443".into(),
+    fn judge_server(f: &Facts) -> Judgement {
+        super::judge(f, Side::Server)
+    }
+
+    fn ev(frame: u64, t: f64) -> Option<Ev> {
+        Some(Ev {
+            frame,
+            t,
+            ..Default::default()
+        })
+    }
+
+    fn established() -> Facts {
+        Facts {
+            server: Endpoint {
+                ip: std::net::Ipv4Addr::new(10, 0, 0, 2).into(),
+                port: 443,
+            },
             syn_count: 1,
             first_syn: ev(1, 0.0),
             last_syn: ev(1, 0.0),
@@ -681,8 +504,8 @@ mod tests {
         }
     }
 
-    fn with_hello(count: u32, acked: bool) -> ConnFacts {
-        ConnFacts {
+    fn with_hello(count: u32, acked: bool) -> Facts {
+        Facts {
             clienthello: ev(4, 0.002),
             clienthello_count: count,
             clienthello_acked: Some(acked),
@@ -707,16 +530,15 @@ mod tests {
 
     #[test]
     fn server_side_acked_hello_blames_the_application() {
-        let mut f = with_hello(1, true);
-        f.vantage = Side::Server;
-        let j = judge(&f);
+        let f = with_hello(1, true);
+        let j = judge_server(&f);
         assert_eq!(j.code, VerdictCode::TlsNoServerResponse);
         assert!(j.next_step.contains("stalled"));
     }
 
     #[test]
     fn syn_answered_by_rst_is_refused() {
-        let f = ConnFacts {
+        let f = Facts {
             syn_count: 1,
             first_syn: ev(1, 0.0),
             server_rst: ev(2, 0.0001),
@@ -727,7 +549,7 @@ mod tests {
 
     #[test]
     fn unanswered_syns() {
-        let f = ConnFacts {
+        let f = Facts {
             syn_count: 4,
             first_syn: ev(1, 0.0),
             last_syn: ev(4, 3.0),
@@ -740,11 +562,14 @@ mod tests {
 
     #[test]
     fn icmp_refusal_beats_silence() {
-        let f = ConnFacts {
+        let f = Facts {
             syn_count: 1,
             first_syn: ev(1, 0.0),
-            icmp: Some(IcmpFacts {
-                at: Ev { frame: 2, t: 0.0 },
+            icmp: Some(IcmpFact {
+                at: Ev {
+                    frame: 2,
+                    ..Default::default()
+                },
                 description: "communication administratively prohibited".into(),
                 icmp_type: 3,
                 code: 13,
@@ -761,8 +586,13 @@ mod tests {
     #[test]
     fn server_alert_before_completion() {
         let mut f = with_hello(1, true);
-        f.alert = Some(AlertFacts {
-            at: Ev { frame: 6, t: 0.003 },
+        f.alert = Some(AlertFact {
+            decisive: true,
+            at: Ev {
+                frame: 6,
+                t: 0.003,
+                ..Default::default()
+            },
             from_server: true,
             description: Some("protocol_version".into()),
             fatal: true,
@@ -777,7 +607,8 @@ mod tests {
     fn alert_after_completion_is_still_ok() {
         let mut f = with_hello(1, true);
         f.handshake_done = ev(9, 0.01);
-        f.alert = Some(AlertFacts {
+        f.alert = Some(AlertFact {
+            decisive: true,
             from_server: true,
             description: Some("close_notify".into()),
             ..Default::default()
@@ -826,12 +657,11 @@ mod tests {
     #[test]
     fn retransmitted_full_size_server_segments_mean_mtu_black_hole() {
         let mut f = with_hello(1, true);
-        f.vantage = Side::Server;
         f.server_payload_bytes = 4000;
         f.server_retransmissions = 6;
         f.server_full_size_retransmissions = 5;
         f.server_max_segment = 1448;
-        let j = judge(&f);
+        let j = judge_server(&f);
         assert_eq!(j.code, VerdictCode::ServerResponseLost);
         assert!(j.explanation.contains("MTU"));
     }
@@ -839,10 +669,9 @@ mod tests {
     #[test]
     fn server_view_of_lost_hello() {
         let mut f = established();
-        f.vantage = Side::Server;
         f.client_seq_jump = Some(517);
         f.client_fin = ev(5, 10.0);
-        assert_eq!(judge(&f).code, VerdictCode::ClienthelloLost);
+        assert_eq!(judge_server(&f).code, VerdictCode::ClienthelloLost);
     }
 
     #[test]

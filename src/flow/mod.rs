@@ -101,10 +101,22 @@ impl<T> std::ops::IndexMut<Dir> for [T; 2] {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Endpoint {
     pub ip: IpAddr,
     pub port: u16,
+}
+
+impl Default for Endpoint {
+    /// The unspecified IPv4 address, port 0.
+    fn default() -> Self {
+        Endpoint {
+            ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            port: 0,
+        }
+    }
 }
 
 impl std::fmt::Display for Endpoint {

@@ -3,7 +3,8 @@
 //! example connection's timeline and the Wireshark filter to see it.
 
 use super::RenderOptions;
-use crate::model::{Connection, Report};
+use crate::analysis::Report;
+use crate::model::Connection;
 use crate::wire::linktype_name;
 use std::collections::BTreeMap;
 use std::io::{self, Write};

@@ -1,13 +1,11 @@
-//! Report: renders a [`Report`](crate::model::Report) as a terminal table, JSON, NDJSON or
+//! Report: renders a [`Report`](crate::analysis::Report) as a terminal table, JSON, NDJSON or
 //! Markdown, streaming to a writer: connections are read back one at a time, so rendering a
 //! million connections needs no more memory than rendering ten. Renderers only read the model;
 //! escaping of capture-derived text happens before (in `analysis`) and per format here.
 
 pub mod compare;
 pub mod json;
-pub(crate) mod jsonw;
 pub mod markdown;
-pub mod redact;
 pub mod text;
 
 use std::io::{self, Write};
@@ -53,7 +51,7 @@ impl RenderOptions {
 
 /// Renders the whole report to `w`.
 pub fn render_to(
-    r: &crate::model::Report,
+    r: &crate::analysis::Report,
     format: Format,
     o: &RenderOptions,
     w: &mut dyn Write,
@@ -77,7 +75,7 @@ const CHUNK: usize = 256;
 /// report, so two threads prepare alternate chunks of connections while this one writes them
 /// out in order: the bytes are the same as one thread would write.
 pub(crate) fn write_connections(
-    r: &crate::model::Report,
+    r: &crate::analysis::Report,
     each: &RenderOne<'_>,
     w: &mut dyn Write,
 ) -> io::Result<()> {
@@ -85,7 +83,7 @@ pub(crate) fn write_connections(
 }
 
 fn write_chunked(
-    r: &crate::model::Report,
+    r: &crate::analysis::Report,
     each: &RenderOne<'_>,
     w: &mut dyn Write,
     size: usize,
@@ -129,7 +127,7 @@ fn write_chunked(
 }
 
 /// Renders the whole report into a string (small reports, tests).
-pub fn render(r: &crate::model::Report, format: Format, o: &RenderOptions) -> String {
+pub fn render(r: &crate::analysis::Report, format: Format, o: &RenderOptions) -> String {
     let mut buf = Vec::new();
     if let Err(e) = render_to(r, format, o, &mut buf) {
         buf.extend_from_slice(format!("\nerror: {e}\n").as_bytes());

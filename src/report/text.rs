@@ -2,7 +2,8 @@
 //! a table of the connections that did not succeed, then their explanations.
 
 use super::RenderOptions;
-use crate::model::{Connection, Report};
+use crate::analysis::Report;
+use crate::model::Connection;
 use crate::wire::linktype_name;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use std::io::{self, Write};

@@ -170,6 +170,27 @@ impl Redactor {
         }
     }
 
+    /// Redacts what a report says before its connections: servers, warnings, file paths.
+    pub fn head(
+        &self,
+        summary: &mut crate::model::Summary,
+        warnings: &mut [String],
+        captures: &mut [crate::capture::InputSummary],
+    ) {
+        for sv in &mut summary.servers {
+            sv.server = self.text(&sv.server);
+        }
+        for w in warnings.iter_mut() {
+            *w = self.text(w);
+        }
+        for c in captures.iter_mut() {
+            c.path = self.text(&c.path);
+            for w in &mut c.warnings {
+                *w = self.text(w);
+            }
+        }
+    }
+
     /// Redacts one connection record in place.
     pub fn connection(&self, c: &mut Connection) {
         c.client_ip = self.ip_str(&c.client_ip);
