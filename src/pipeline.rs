@@ -8,7 +8,8 @@
 
 use crate::analysis::{Report, Settled, Wording};
 use crate::capture::{self, CaptureError, Frame, InputSummary, Nanos};
-use crate::diagnose::facts::{round6, secs, summarise, trace, Ctx};
+use crate::diagnose::clock::{round6, secs, Ctx};
+use crate::diagnose::facts::{summarise, trace};
 use crate::diagnose::rollup::Rollup;
 use crate::diagnose::vantage::{self, Evidence};
 use crate::diagnose::verdict::{self, Side};

@@ -6,6 +6,8 @@
 //! report record, the store) reads only this record, so the packet state can be freed as soon
 //! as a connection settles.
 
+pub use super::clock::Ev;
+use super::clock::{round6, secs, Ctx};
 use super::timeline::timeline;
 use crate::capture::{FrameRef, Nanos};
 use crate::diagnose::vantage::{self, Clues, Evidence};
@@ -16,25 +18,7 @@ use crate::tls::names::{self, Name};
 use crate::tls::{TlsFacts, SHORT_ENCRYPTED};
 use crate::wire;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::IpAddr;
-
-/// A frame and its time: seconds since the connection's first packet (`t`, what explanations
-/// cite) and since the capture's first packet (`since_capture`, Wireshark's time column).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Ev {
-    pub frame: u64,
-    pub t: f64,
-    pub since_capture: f64,
-    /// Index of the input file, when several files make one capture.
-    pub file: Option<usize>,
-}
-
-impl fmt::Display for Ev {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frame {} at {:.3} s", self.frame, self.t)
-    }
-}
 
 /// How the client end was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -224,38 +208,6 @@ pub fn match_timeout(secs: f64) -> Option<String> {
         .iter()
         .find(|(t, _)| (secs - t).abs() <= (t * 0.03).max(0.25))
         .map(|(_, who)| (*who).to_string())
-}
-
-pub(crate) fn secs(ns: Nanos) -> f64 {
-    ns as f64 / 1e9
-}
-
-pub(crate) fn round6(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
-}
-
-/// Context shared by all connections of a capture.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ctx {
-    /// Time of the capture's first packet.
-    pub(crate) capture_start: Option<Nanos>,
-    /// Latest packet time seen so far (the end, once the capture is read).
-    pub(crate) capture_end: Nanos,
-    pub(crate) multi_file: bool,
-}
-
-impl Ctx {
-    /// A frame of a connection whose first packet came at `base`.
-    pub(crate) fn ev(&self, r: FrameRef, base: Nanos) -> Ev {
-        Ev {
-            frame: r.frame(),
-            t: round6(secs(r.ts.saturating_sub(base))),
-            since_capture: round6(secs(
-                r.ts.saturating_sub(self.capture_start.unwrap_or(r.ts)),
-            )),
-            file: self.multi_file.then_some(r.file()),
-        }
-    }
 }
 
 /// Well-known TLS (and other server) ports, for guessing roles when no handshake was seen.

@@ -1,7 +1,8 @@
 //! Record: the report's record of a connection, derived in one place from its facts, its
 //! verdict and the capture point it is worded for.
 
-use super::facts::{ip_text, Ev, Facts};
+use super::clock::Ev;
+use super::facts::{ip_text, Facts};
 use super::verdict::Judgement;
 use crate::model::{AlertOut, At, Connection, HttpOut, IcmpOut, Side};
 

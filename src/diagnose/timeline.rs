@@ -1,6 +1,6 @@
 //! Timeline: a connection's ladder (frame, time, direction, event), as Wireshark users read it.
 
-use super::facts::{round6, secs, Ctx};
+use super::clock::{round6, secs, Ctx};
 use crate::capture::FrameRef;
 use crate::escape;
 use crate::flow::{Conn, EventKind};

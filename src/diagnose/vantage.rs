@@ -6,7 +6,7 @@
 //! the client SYN -> SYN-ACK is the round trip and SYN-ACK -> ACK is near zero; on the server
 //! the reverse). The capture-wide answer is the majority, with the evidence that decided it.
 
-use crate::diagnose::verdict::Side;
+use crate::model::Side;
 use crate::wire::PacketType;
 
 /// What one connection says about the capture point.

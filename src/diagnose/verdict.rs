@@ -6,7 +6,8 @@
 //! Rules are checked in a fixed order (path errors, TCP setup, TLS answers, silence), and the
 //! first that matches decides. The code never depends on the capture point; the wording does.
 
-use super::facts::{endpoint_text, Ev, Facts};
+use super::clock::Ev;
+use super::facts::{endpoint_text, Facts};
 pub use crate::model::{Side, VerdictCode};
 
 /// The decision for one connection.
