@@ -2,11 +2,14 @@
 //!
 //! Run: `cargo bench --bench throughput` (a plain `main`, `harness = false`).
 //!
-//! For each size it generates (or reuses) a synthetic Ethernet capture under
+//! For each traffic shape and size it generates (or reuses) a synthetic Ethernet capture under
 //! `target/bench-captures/` with `benches/gen` (thousands of interleaved TCP connections,
 //! TLS 1.2 / 1.3 handshakes, split post-quantum ClientHellos, IPv6, VLAN tags, DNS noise and a
 //! few percent of every failure verdict; a JSON sidecar records the true per-verdict counts).
-//! The pcapng and `.gz` variants of one size are made too. Then, on the same warm page cache:
+//! Two shapes: `bulk`, long connections carrying up to megabytes (about 1.4 M packets and
+//! 38 k connections per GB), and `dense`, short connections and small packets (about 2.9 M
+//! packets and 150 k connections per GB; see `gen::Shape`). The pcapng and `.gz` variants of
+//! one bulk size are made too. Then, on the same warm page cache:
 //!
 //! - `walk`: a bare pcap-parser pass over the file (1 MiB buffer, next/consume/refill, counting
 //!   packets and bytes; `.gz` read through flate2), the floor any reader pays;
@@ -24,9 +27,10 @@
 //!
 //! Environment:
 //! - `TLSDIAG_BENCH_SIZES`: capture sizes in MB, comma-separated (default `50,200,1000`).
+//! - `TLSDIAG_BENCH_SHAPES`: traffic shapes, comma-separated (default `bulk,dense`).
 //! - `TLSDIAG_BENCH_SEED`: generator seed (default 1).
 //! - `TLSDIAG_BENCH_VARIANTS`: `0` skips the pcapng and `.gz` variants.
-//! - `TLSDIAG_BENCH_VARIANT_SIZE`: which size gets the variants (default 200).
+//! - `TLSDIAG_BENCH_VARIANT_SIZE`: which bulk size gets the variants (default 200).
 //! - `TLSDIAG_BENCH_RUNS`: runs per tool and file, best wall time kept (default 1).
 //! - `TLSDIAG_BIN`: tlsdiag binary to measure (default: the one cargo built for this bench,
 //!   else `target/release/tlsdiag`, built with `cargo build --release` if missing).
@@ -36,8 +40,8 @@
 //! - `TLSDIAG_BENCH_TSHARK`: `auto` (default: skip a file when the speed measured on smaller
 //!   files predicts more than `TLSDIAG_BENCH_TSHARK_MAX_S`, default 300 s), `force`, or `off`.
 //!
-//! Generated captures are cached, keyed by size, seed, format and generator version; delete
-//! `target/bench-captures/` to reclaim the disk (about 1.6 GB with the defaults). Each tool's
+//! Generated captures are cached, keyed by shape, size, seed, format and generator version;
+//! delete `target/bench-captures/` to reclaim the disk (about 2.9 GB with the defaults). Each tool's
 //! stdout/stderr of the last run stays in `target/bench-work/` for inspection.
 //!
 //! The generator lives in `benches/gen/mod.rs`, a directory module, so that cargo's target
@@ -189,6 +193,7 @@ struct Settings {
     captures: PathBuf,
     work: PathBuf,
     sizes: Vec<f64>,
+    shapes: Vec<gen::Shape>,
     seed: u64,
     variants: bool,
     variant_size: f64,
@@ -228,6 +233,16 @@ impl Settings {
             manifest,
             target,
             sizes,
+            shapes: env_or("TLSDIAG_BENCH_SHAPES", "bulk,dense")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| match s {
+                    "bulk" => gen::Shape::Bulk,
+                    "dense" => gen::Shape::Dense,
+                    _ => panic!("TLSDIAG_BENCH_SHAPES: bulk or dense, not {s:?}"),
+                })
+                .collect(),
             seed: env_or("TLSDIAG_BENCH_SEED", "1")
                 .parse()
                 .expect("TLSDIAG_BENCH_SEED"),
@@ -261,8 +276,9 @@ impl Settings {
 // Captures
 
 struct Capture {
-    /// Short name for the table, e.g. `200MB.pcapng`.
+    /// Short name for the table, e.g. `bulk-200MB.pcapng`.
     label: String,
+    shape: &'static str,
     path: PathBuf,
     format: String,
     disk_bytes: u64,
@@ -281,9 +297,14 @@ fn size_label(mb: f64) -> String {
 }
 
 /// Generates the capture unless a complete cached copy exists. Returns it with its sidecar.
-fn ensure_capture(s: &Settings, mb: f64, format: gen::Format) -> Capture {
+fn ensure_capture(s: &Settings, shape: gen::Shape, mb: f64, format: gen::Format) -> Capture {
+    // The bulk shape keeps the name it had before there were shapes, so its cache stays valid.
+    let prefix = match shape {
+        gen::Shape::Bulk => String::new(),
+        other => format!("{}-", other.name()),
+    };
     let stem = format!(
-        "tlsdiag-{}-seed{}-g{}",
+        "tlsdiag-{prefix}{}-seed{}-g{}",
         size_label(mb).to_lowercase(),
         s.seed,
         gen::GENERATOR_VERSION
@@ -306,7 +327,7 @@ fn ensure_capture(s: &Settings, mb: f64, format: gen::Format) -> Capture {
             let _ = fs::remove_file(&sidecar);
             let _ = fs::remove_file(gz_path(&path));
             let tmp = path.with_extension("tmp");
-            let cfg = gen::Config::new((mb * MB) as u64, s.seed, format);
+            let cfg = gen::Config::new((mb * MB) as u64, s.seed, format, shape);
             eprint!("generating {} ... ", path.display());
             let rep = gen::generate(&cfg, &tmp).expect("generate capture");
             fs::rename(&tmp, &path).expect("rename generated capture");
@@ -326,7 +347,8 @@ fn ensure_capture(s: &Settings, mb: f64, format: gen::Format) -> Capture {
     };
     let bytes = truth["bytes"].as_u64().unwrap_or(0);
     Capture {
-        label: format!("{}.{}", size_label(mb), format.ext()),
+        label: format!("{}-{}.{}", shape.name(), size_label(mb), format.ext()),
+        shape: shape.name(),
         path,
         format: format.ext().to_string(),
         disk_bytes: bytes,
@@ -370,6 +392,7 @@ fn ensure_gz(src: &Capture) -> Option<Capture> {
     }
     Some(Capture {
         label: format!("{}.gz", src.label),
+        shape: src.shape,
         disk_bytes: fs::metadata(&gz).map(|m| m.len()).unwrap_or(0),
         path: gz,
         format: format!("{}.gz", src.format),
@@ -584,6 +607,8 @@ struct Row {
     disk_mb: f64,
     data_mb: f64,
     packets: u64,
+    /// TCP connections in the capture (the sidecar's count).
+    connections: u64,
     meas: Option<Meas>,
     note: String,
     verdicts_match: Option<bool>,
@@ -603,14 +628,16 @@ fn run() {
 
     // 1. captures
     let mut caps: Vec<Capture> = Vec::new();
-    for &mb in &s.sizes {
-        let pcap = ensure_capture(&s, mb, gen::Format::Pcap);
-        let variants = s.variants && mb == s.variant_size;
-        let ng = variants.then(|| ensure_capture(&s, mb, gen::Format::Pcapng));
-        let gz = if variants { ensure_gz(&pcap) } else { None };
-        caps.push(pcap);
-        caps.extend(ng);
-        caps.extend(gz);
+    for &shape in &s.shapes {
+        for &mb in &s.sizes {
+            let pcap = ensure_capture(&s, shape, mb, gen::Format::Pcap);
+            let variants = s.variants && shape == gen::Shape::Bulk && mb == s.variant_size;
+            let ng = variants.then(|| ensure_capture(&s, shape, mb, gen::Format::Pcapng));
+            let gz = if variants { ensure_gz(&pcap) } else { None };
+            caps.push(pcap);
+            caps.extend(ng);
+            caps.extend(gz);
+        }
     }
 
     // 2. tools
@@ -637,12 +664,14 @@ fn run() {
         );
         warm(&cap.path);
         let packets = cap.truth["packets"].as_u64().unwrap_or(0);
+        let connections = cap.truth["connections"].as_u64().unwrap_or(0);
         let row = |tool, meas, note: String| Row {
             file: cap.label.clone(),
             tool,
             disk_mb: cap.disk_bytes as f64 / MB,
             data_mb: cap.data_bytes as f64 / MB,
             packets,
+            connections,
             meas,
             note,
             verdicts_match: None,
@@ -751,6 +780,7 @@ fn run() {
         "tshark": tshark,
         "captures": caps.iter().map(|c| json!({
             "file": c.label,
+            "shape": c.shape,
             "path": c.path.display().to_string(),
             "format": c.format,
             "disk_bytes": c.disk_bytes,
@@ -776,6 +806,7 @@ fn run() {
                 "packets_per_s": r.ok().map(|m| r.packets as f64 / m.wall_s),
                 "peak_rss_mib": r.ok().map(|m| m.rss_mib),
                 "packets": r.packets,
+                "connections": r.connections,
                 "verdicts_match": r.verdicts_match,
                 "diffs": r.diffs,
                 "note": r.note,
@@ -866,8 +897,17 @@ fn err_path(s: &Settings, tag: &str, tool: &str) -> PathBuf {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:<18} {:<8} {:>8} {:>10} {:>8} {:>8} {:>9} {:>9} {:>14}  note",
-        "file", "tool", "disk MB", "packets", "wall s", "MB/s", "kpkt/s", "RSS MiB", "ratio"
+        "{:<22} {:<8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>14}  note",
+        "file",
+        "tool",
+        "disk MB",
+        "packets",
+        "conns",
+        "wall s",
+        "MB/s",
+        "kpkt/s",
+        "RSS MiB",
+        "ratio"
     );
     for (i, r) in rows.iter().enumerate() {
         let same_file = |tool: &str| {
@@ -893,11 +933,12 @@ fn print_table(rows: &[Row]) {
         };
         match r.ok() {
             Some(m) => println!(
-                "{:<18} {:<8} {:>8.1} {:>10} {:>8.2} {:>8.1} {:>9.0} {:>9.1} {:>14}  {}",
+                "{:<22} {:<8} {:>8.1} {:>10} {:>8} {:>8.2} {:>8.1} {:>9.0} {:>9.1} {:>14}  {}",
                 file,
                 r.tool,
                 r.disk_mb,
                 r.packets,
+                r.connections,
                 m.wall_s,
                 r.data_mb / m.wall_s,
                 r.packets as f64 / m.wall_s / 1e3,
@@ -912,13 +953,13 @@ fn print_table(rows: &[Row]) {
                     .and_then(|m| m.error.clone())
                     .unwrap_or_else(|| r.note.clone());
                 println!(
-                    "{:<18} {:<8} {:>8.1} {:>10} {:>8} {:>8} {:>9} {:>9} {:>14}  {}",
-                    file, r.tool, r.disk_mb, r.packets, "-", "-", "-", "-", "", why
+                    "{:<22} {:<8} {:>8.1} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>14}  {}",
+                    file, r.tool, r.disk_mb, r.packets, r.connections, "-", "-", "-", "-", "", why
                 );
             }
         }
         for d in &r.diffs {
-            println!("{:<28}{d}", "");
+            println!("{:<32}{d}", "");
         }
     }
 }

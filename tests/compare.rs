@@ -5,12 +5,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use serde_json::Value;
-use std::process::Command;
 use tlsdiag::compare::{compare, CompareOptions, Comparison, Pair, PairVerdict};
 
-fn sample(name: &str) -> String {
-    format!("{}/samples/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{bin, sample};
 
 fn run(pair: &str) -> Comparison {
     let o = CompareOptions {
@@ -251,18 +249,6 @@ fn sides_are_recognised_whatever_the_order() {
     let c = compare(&forced).expect("read");
     assert!(c.client_side.files[0].ends_with("mtu_blackhole.server.pcap"));
     assert!(c.warnings.iter().all(|w| !w.contains("swapped")));
-}
-
-fn bin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
-        .args(args)
-        .output()
-        .expect("binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -9,12 +9,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
-}
+mod common;
+use common::packets::{Conv, ACK, PSH, SYN};
+use common::pcap::{Pcap, LINKTYPE_RAW};
+use common::tls::client_hello;
 
 fn run(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
@@ -57,7 +58,7 @@ fn redaction_leaves_no_address_or_name_in_any_format() {
         "tls12_ok.pcap",
         "cleartext.pcap",
     ] {
-        let path = samples().join(name).display().to_string();
+        let path = common::samples_dir().join(name).display().to_string();
         let plain: Value = serde_json::from_str(&run(&["--format", "json", &path])).expect("json");
         let mut secrets: Vec<String> = Vec::new();
         for c in plain["connections"].as_array().expect("connections") {
@@ -108,85 +109,29 @@ fn redaction_leaves_no_address_or_name_in_any_format() {
     }
 }
 
-/// A minimal pcap (LINKTYPE_RAW) writer for hand-built packets.
-fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&101u32.to_le_bytes());
-    for (i, p) in packets.iter().enumerate() {
-        out.extend_from_slice(&1_700_000_000u32.to_le_bytes());
-        out.extend_from_slice(&((i as u32) * 1000).to_le_bytes());
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-        out.extend_from_slice(p);
-    }
-    out
-}
-
-fn tcp(client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let (src, dst, sport, dport) = if client {
-        ([10, 1, 1, 1], [10, 2, 2, 2], 40000u16, 443u16)
-    } else {
-        ([10, 2, 2, 2], [10, 1, 1, 1], 443, 40000)
-    };
-    let total = 40 + payload.len();
-    let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0];
-    p.extend_from_slice(&[if client { 64 } else { 61 }, 6, 0, 0]);
-    p.extend_from_slice(&src);
-    p.extend_from_slice(&dst);
-    p.extend_from_slice(&sport.to_be_bytes());
-    p.extend_from_slice(&dport.to_be_bytes());
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ack.to_be_bytes());
-    p.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    p.extend_from_slice(payload);
-    p
-}
-
-fn client_hello(sni: &[u8]) -> Vec<u8> {
-    let mut sni_ext = Vec::new();
-    sni_ext.extend_from_slice(&((sni.len() + 3) as u16).to_be_bytes());
-    sni_ext.push(0);
-    sni_ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-    sni_ext.extend_from_slice(sni);
-    let mut ext = vec![0, 0];
-    ext.extend_from_slice(&(sni_ext.len() as u16).to_be_bytes());
-    ext.extend_from_slice(&sni_ext);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 3, 1, (hs.len() >> 8) as u8, hs.len() as u8];
-    rec.extend_from_slice(&hs);
-    rec
-}
-
 #[test]
 fn hostile_strings_cannot_escape_their_field() {
-    const SYN: u8 = 0x02;
-    const ACK: u8 = 0x10;
-    const PSH: u8 = 0x08;
+    // Seen from the client: the server's packets arrive three hops away.
+    let conv = Conv {
+        client: [10, 1, 1, 1],
+        server: [10, 2, 2, 2],
+        ttl: [64, 61],
+        ..Conv::default()
+    };
     let sni = b"evil\x1b[31m|`x`|\n<b>#*_[a](b).test";
     let ch = client_hello(sni);
     let answer = b"HTTP/1.1 400 \x1b]0;owned\x07|`pwn`|\r\n<script>\r\n\r\n";
     let packets = vec![
-        tcp(true, 100, 0, SYN, b""),
-        tcp(false, 500, 101, SYN | ACK, b""),
-        tcp(true, 101, 501, ACK, b""),
-        tcp(true, 101, 501, ACK | PSH, &ch),
-        tcp(false, 501, 101 + ch.len() as u32, ACK | PSH, answer),
+        conv.seg(true, 100, 0, SYN, b""),
+        conv.seg(false, 500, 101, SYN | ACK, b""),
+        conv.seg(true, 101, 501, ACK, b""),
+        conv.seg(true, 101, 501, ACK | PSH, &ch),
+        conv.seg(false, 501, 101 + ch.len() as u32, ACK | PSH, answer),
     ];
     let dir = std::env::temp_dir().join(format!("tlsdiag-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("hostile.pcap");
-    std::fs::write(&file, pcap(&packets)).expect("write capture");
+    std::fs::write(&file, Pcap::of(LINKTYPE_RAW, &packets)).expect("write capture");
     let path = file.display().to_string();
 
     let json: Value = serde_json::from_str(&run(&["--format", "json", &path])).expect("valid JSON");
@@ -245,7 +190,7 @@ fn golden_reports_over_samples() {
     ] {
         for (format, ext) in [("text", "txt"), ("markdown", "md"), ("json", "json")] {
             let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
-                .current_dir(samples())
+                .current_dir(common::samples_dir())
                 .args(["--format", format, "--all", "--timeline", sample])
                 .env("NO_COLOR", "1")
                 .output()

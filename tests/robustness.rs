@@ -1,8 +1,9 @@
 //! Robustness (issue 8): hostile and broken captures must never crash, hang or exhaust memory.
 //!
-//! - Damaged samples: every capture in `samples/` (and a few from `../shared/corpus/public`
-//!   when present) is truncated, bit-flipped, and has its record/block length fields set to 0,
-//!   0xFFFFFFFF, huge and off by one. Each damaged copy goes through the library in-process: no
+//! - Damaged samples: every capture in `samples/` (and a few from the public corpus,
+//!   `../shared/corpus/public` or `$TLSDIAG_CORPUS/public`, when present) is truncated,
+//!   bit-flipped, and has its record/block length fields set to 0, 0xFFFFFFFF, huge and off by
+//!   one. Each damaged copy goes through the library in-process: no
 //!   panic, bounded time, and either `Ok` (with a warning when the damage is detectable) or an
 //!   error naming the file. Every `Ok` report is rendered in all four formats.
 //! - The binary: status 2 and one line on stderr naming the input for a non-capture (text,
@@ -37,8 +38,12 @@ use std::time::{Duration, Instant};
 use tlsdiag::capture::FrameRef;
 use tlsdiag::report::{render, Format, RenderOptions};
 
+mod common;
+use common::packets::{ipv4, tcp, Conv, ACK, FIN, PSH, SYN};
+use common::pcap::{ng, Pcap, LINKTYPE_ETHERNET, LINKTYPE_RAW};
+
 // ---------------------------------------------------------------------------------------------
-// Scratch space and capture writers
+// Scratch space and hand-built packets
 // ---------------------------------------------------------------------------------------------
 
 /// A unique temporary directory, removed (with its files) on drop.
@@ -69,164 +74,10 @@ impl Drop for Scratch {
     }
 }
 
-const LINKTYPE_ETHERNET: u32 = 1;
-const LINKTYPE_RAW: u32 = 101;
-
-/// A classic little-endian microsecond pcap, built in memory.
-struct Pcap(Vec<u8>);
-
-impl Pcap {
-    fn new(linktype: u32) -> Pcap {
-        let mut v = Vec::with_capacity(1 << 16);
-        v.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        v.extend_from_slice(&2u16.to_le_bytes());
-        v.extend_from_slice(&4u16.to_le_bytes());
-        v.extend_from_slice(&0i32.to_le_bytes());
-        v.extend_from_slice(&0u32.to_le_bytes());
-        v.extend_from_slice(&262_144u32.to_le_bytes());
-        v.extend_from_slice(&linktype.to_le_bytes());
-        Pcap(v)
-    }
-
-    /// A record at `usec` microseconds after the epoch (1.7e9 s, so times look real).
-    fn record(&mut self, usec: u64, data: &[u8]) {
-        let len = data.len() as u32;
-        self.record_raw(usec, len, len, data);
-    }
-
-    fn record_raw(&mut self, usec: u64, caplen: u32, origlen: u32, data: &[u8]) {
-        let v = &mut self.0;
-        v.extend_from_slice(&(1_700_000_000 + (usec / 1_000_000) as u32).to_le_bytes());
-        v.extend_from_slice(&((usec % 1_000_000) as u32).to_le_bytes());
-        v.extend_from_slice(&caplen.to_le_bytes());
-        v.extend_from_slice(&origlen.to_le_bytes());
-        v.extend_from_slice(data);
-    }
-}
-
-/// Minimal little-endian pcapng blocks.
-mod ng {
-    pub fn block(kind: u32, body: &[u8]) -> Vec<u8> {
-        let pad = (4 - body.len() % 4) % 4;
-        let total = (12 + body.len() + pad) as u32;
-        let mut v = Vec::with_capacity(total as usize);
-        v.extend_from_slice(&kind.to_le_bytes());
-        v.extend_from_slice(&total.to_le_bytes());
-        v.extend_from_slice(body);
-        v.extend(std::iter::repeat_n(0u8, pad));
-        v.extend_from_slice(&total.to_le_bytes());
-        v
-    }
-
-    pub fn shb() -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-        b.extend_from_slice(&1u16.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(&(-1i64).to_le_bytes());
-        block(0x0a0d_0d0a, &b)
-    }
-
-    pub fn idb(linktype: u16) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&linktype.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(&262_144u32.to_le_bytes());
-        block(1, &b)
-    }
-
-    /// An IDB with options, each (code, value); end-of-options is added.
-    pub fn idb_with(linktype: u16, options: &[(u16, &[u8])]) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&linktype.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(&262_144u32.to_le_bytes());
-        for (code, value) in options {
-            b.extend_from_slice(&code.to_le_bytes());
-            b.extend_from_slice(&(value.len() as u16).to_le_bytes());
-            b.extend_from_slice(value);
-            b.extend(std::iter::repeat_n(0u8, (4 - value.len() % 4) % 4));
-        }
-        b.extend_from_slice(&[0, 0, 0, 0]);
-        block(1, &b)
-    }
-
-    pub fn epb(if_id: u32, usec: u64, data: &[u8]) -> Vec<u8> {
-        let mut b = Vec::with_capacity(20 + data.len());
-        b.extend_from_slice(&if_id.to_le_bytes());
-        b.extend_from_slice(&((usec >> 32) as u32).to_le_bytes());
-        b.extend_from_slice(&(usec as u32).to_le_bytes());
-        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(data);
-        block(6, &b)
-    }
-}
-
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in bytes.chunks(2) {
-        let w = u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]);
-        sum += u32::from(w);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An IPv4 header (no options) around `payload`; `frag` is the flags+offset field.
-fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, ident: u16, frag: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(20 + payload.len());
-    v.push(0x45);
-    v.push(0);
-    v.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-    v.extend_from_slice(&ident.to_be_bytes());
-    v.extend_from_slice(&frag.to_be_bytes());
-    v.push(64);
-    v.push(proto);
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(&src);
-    v.extend_from_slice(&dst);
-    let c = checksum(&v);
-    v[10..12].copy_from_slice(&c.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
-
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const PSH: u8 = 0x08;
-const ACK: u8 = 0x10;
-
-/// A TCP header (no options, checksum left zero) around `payload`.
-fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(20 + payload.len());
-    v.extend_from_slice(&sport.to_be_bytes());
-    v.extend_from_slice(&dport.to_be_bytes());
-    v.extend_from_slice(&seq.to_be_bytes());
-    v.extend_from_slice(&ack.to_be_bytes());
-    v.push(5 << 4);
-    v.push(flags);
-    v.extend_from_slice(&65535u16.to_be_bytes());
-    v.extend_from_slice(&[0, 0, 0, 0]);
-    v.extend_from_slice(payload);
-    v
-}
-
-/// A raw-IPv4 TCP packet between two fixed hosts.
+/// A raw-IPv4 TCP packet of the one conversation most hand-built captures here hold
+/// (10.0.0.1:40000 -> 10.0.0.2:443).
 fn seg(from_client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
-    let t = if from_client {
-        tcp(40000, 443, seq, ack, flags, payload)
-    } else {
-        tcp(443, 40000, seq, ack, flags, payload)
-    };
-    if from_client {
-        ipv4(c, s, 6, 1, 0x4000, &t)
-    } else {
-        ipv4(s, c, 6, 1, 0x4000, &t)
-    }
+    Conv::default().seg(from_client, seq, ack, flags, payload)
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*).
@@ -343,7 +194,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Small public captures that exercise other writers (when `../shared/corpus` is present).
+/// Small public captures that exercise other writers (when the public corpus is present: see
+/// `common::corpus_dir`).
 const PUBLIC: &[&str] = &[
     "zeek/pcapng-multi-interface.pcapng",
     "ja4/ipv6.pcapng",
@@ -354,7 +206,8 @@ const PUBLIC: &[&str] = &[
     "zeek/http-on-irc-port-missing-syn.pcapng",
 ];
 
-fn captures() -> Vec<(String, Vec<u8>)> {
+/// The captures `test` damages: `samples/`, and [`PUBLIC`] when the corpus is there.
+fn captures(test: &str) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut names: Vec<PathBuf> = std::fs::read_dir(root().join("samples"))
         .unwrap()
@@ -366,12 +219,16 @@ fn captures() -> Vec<(String, Vec<u8>)> {
                 .any(|s| n.ends_with(s))
         })
         .collect();
-    let public = root().join("../shared/corpus/public");
-    for p in PUBLIC {
-        let f = public.join(p);
-        if f.is_file() && std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0) < 64 * 1024 {
-            names.push(f);
+    match common::corpus_public() {
+        Ok(public) => {
+            for p in PUBLIC {
+                let f = public.join(p);
+                if f.is_file() && std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0) < 64 * 1024 {
+                    names.push(f);
+                }
+            }
         }
+        Err(why) => common::narrowed(test, &format!("samples/ only: {why}")),
     }
     names.sort();
     for p in names {
@@ -509,7 +366,7 @@ fn pick<T: Clone>(v: &[T], first: usize, last: usize) -> Vec<T> {
 #[test]
 fn every_sample_is_read_cleanly() {
     let dir = Scratch::new("clean");
-    for (label, bytes) in captures() {
+    for (label, bytes) in captures("every_sample_is_read_cleanly") {
         let p = dir.write("c", &bytes);
         match run_lib(&p, &label) {
             Outcome::Ok { .. } => {}
@@ -526,7 +383,7 @@ fn every_sample_is_read_cleanly() {
 fn truncated_captures_warn_or_fail_naming_the_file() {
     let dir = Scratch::new("trunc");
     let mut runs = 0;
-    for (label, bytes) in captures() {
+    for (label, bytes) in captures("truncated_captures_warn_or_fail_naming_the_file") {
         let bounds = boundaries(&bytes);
         let compressed = container(&bytes) == Container::Compressed;
         let len = bytes.len();
@@ -572,7 +429,7 @@ fn truncated_captures_warn_or_fail_naming_the_file() {
 fn bit_flipped_captures_never_crash() {
     let dir = Scratch::new("flip");
     let mut runs = 0;
-    for (label, bytes) in captures() {
+    for (label, bytes) in captures("bit_flipped_captures_never_crash") {
         let len = bytes.len();
         let positions: Vec<usize> = if full() {
             let stride = (len / 80).max(1);
@@ -603,7 +460,7 @@ fn bit_flipped_captures_never_crash() {
 fn corrupt_length_fields_warn_or_fail_naming_the_file() {
     let dir = Scratch::new("len");
     let mut runs = 0;
-    for (label, bytes) in captures() {
+    for (label, bytes) in captures("corrupt_length_fields_warn_or_fail_naming_the_file") {
         let le = match container(&bytes) {
             Container::Pcap { le } | Container::Pcapng { le } => le,
             Container::Compressed => continue,
@@ -677,18 +534,6 @@ fn damaged_file_among_several_is_named() {
 // The binary: exit status and stderr
 // ---------------------------------------------------------------------------------------------
 
-fn bin(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn binary_rejects_non_captures_with_status_2_and_one_line() {
     let dir = Scratch::new("bin");
@@ -703,7 +548,7 @@ fn binary_rejects_non_captures_with_status_2_and_one_line() {
     let missing = dir.0.join("no-such-file.pcap");
     for p in [&text, &empty, &short, &gz_text, &missing] {
         let ps = p.to_string_lossy();
-        let (code, stdout, stderr) = bin(&[&ps]);
+        let (code, stdout, stderr) = common::bin(&[&ps]);
         assert_eq!(code, 2, "{ps}: status {code}, stderr {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{ps}: stderr {stderr:?}");
         assert!(
@@ -779,7 +624,7 @@ fn binary_analyses_truncated_capture_with_status_0_and_a_warning() {
     let cut = (bounds[3] + bounds[4]) / 2;
     let p = dir.write("cut.pcap", &full[..cut]);
     let ps = p.to_string_lossy();
-    let (code, stdout, stderr) = bin(&["--format", "json", &ps]);
+    let (code, stdout, stderr) = common::bin(&["--format", "json", &ps]);
     assert_eq!(code, 0, "stderr {stderr}");
     assert!(
         stderr.contains("warning") && stderr.contains("truncated"),
@@ -792,7 +637,7 @@ fn binary_analyses_truncated_capture_with_status_0_and_a_warning() {
         "{w:?}"
     );
     // The text format carries the warning in its output.
-    let (code, stdout, _) = bin(&[&ps]);
+    let (code, stdout, _) = common::bin(&[&ps]);
     assert_eq!(code, 0);
     assert!(stdout.contains("truncated"), "{stdout}");
 }
@@ -1089,7 +934,7 @@ fn adversarial_pcapng_block_claims_gigabytes() {
         },
         |dir| {
             let mut f = ng::shb();
-            f.extend(ng::idb(LINKTYPE_RAW as u16));
+            f.extend(ng::idb(LINKTYPE_RAW as u16, &[]));
             f.extend(ng::epb(0, 1, &seg(true, 1, 0, SYN, &[])));
             // An EPB that says it is 4 GiB long, followed by a little real data.
             let mut big = ng::epb(0, 2, &[0x45; 1000]);
@@ -1123,7 +968,7 @@ fn pcapng_huge_block_lengths_are_refused_quickly() {
         for which in ["shb", "idb", "epb"] {
             let mut f = ng::shb();
             let idb_at = f.len();
-            f.extend(ng::idb(LINKTYPE_RAW as u16));
+            f.extend(ng::idb(LINKTYPE_RAW as u16, &[]));
             let epb_at = f.len();
             f.extend(ng::epb(0, 1, &seg(true, 1, 0, SYN, &[])));
             f.extend(ng::epb(0, 2, &[0x45; 1000]));
@@ -1399,7 +1244,7 @@ fn adversarial_undeclared_interface_flood() {
         },
         |dir| {
             let mut f = ng::shb();
-            f.extend(ng::idb(LINKTYPE_RAW as u16));
+            f.extend(ng::idb(LINKTYPE_RAW as u16, &[]));
             for i in 0..100_000u64 {
                 f.extend(ng::epb(7, i, &[]));
             }
@@ -1458,7 +1303,7 @@ fn finding_truncated_compressed_capture_is_analysed_with_a_warning() {
     // A gzip'd capture cut short: analysed up to the damage, with a warning.
     let gz = std::fs::read(root().join("samples/silent_backend.client.pcap.gz")).unwrap();
     let p = dir.write("cut.pcap.gz", &gz[..gz.len() * 2 / 3]);
-    let (code, stdout, stderr) = bin(&["--format", "json", &p.to_string_lossy()]);
+    let (code, stdout, stderr) = common::bin(&["--format", "json", &p.to_string_lossy()]);
     assert_eq!(code, 0, "stderr {stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(!v["warnings"].as_array().unwrap().is_empty(), "{stdout}");
@@ -1579,7 +1424,7 @@ fn finding_extreme_pcapng_timestamps_do_not_overflow() {
     let dir = Scratch::new("ts");
     let mut f = ng::shb();
     let offset = (-9_000_000_000i64).to_le_bytes();
-    f.extend(ng::idb_with(LINKTYPE_RAW as u16, &[(14, &offset)]));
+    f.extend(ng::idb(LINKTYPE_RAW as u16, &[(14, &offset)]));
     // First packet: (0 + offset) s saturates to i64::MIN ns; second: u64::MAX us saturates to
     // i64::MAX ns.
     f.extend(ng::epb(0, 0, &seg(true, 1000, 0, SYN, &[])));

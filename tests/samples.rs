@@ -6,12 +6,11 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
-}
+mod common;
+use common::samples_dir;
 
 fn run(inputs: &[String], args: &[String]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
@@ -446,15 +445,21 @@ fn exit_status_follows_the_contract() {
 /// Leaf certificates are parsed once per distinct DER and reused: captures analysed as one
 /// (one summarising thread, one cache) must name the same certificates, with the same chain
 /// lengths, as each capture analysed alone. The samples share one lab certificate; the public
-/// corpus beside the checkout (when present) brings many distinct ones.
+/// corpus (`common::corpus_dir`, when present) brings many distinct ones.
 #[test]
 fn certificates_are_the_same_when_many_captures_share_one_analysis() {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(samples_dir())
         .unwrap()
         .filter_map(|e| Some(e.ok()?.path()))
         .collect();
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/public");
-    let mut dirs = vec![corpus];
+    let test = "certificates_are_the_same_when_many_captures_share_one_analysis";
+    let mut dirs = match common::corpus_public() {
+        Ok(public) => vec![public],
+        Err(why) => {
+            common::narrowed(test, &format!("samples/ only: {why}"));
+            Vec::new()
+        }
+    };
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
