@@ -118,13 +118,13 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
     h
 }
 
-pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
-    // One pass to group the connections of the problems chosen for a section.
-    // Each section keeps an example connection until written: a bounded number of them.
-    let max_sections = o.max_problems();
-    let (chosen, left_out, left_out_connections) = chosen(r, o.all, max_sections);
-    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
-    for c in r.listed(o.all) {
+/// The problems chosen for a section, each with its connections counted, some of their
+/// streams, and one example connection (a bounded number of them, whatever the capture).
+type Groups = BTreeMap<(String, String), Group>;
+
+fn group(r: &Report, all: bool, chosen: &[(String, String)]) -> io::Result<Groups> {
+    let mut groups = Groups::new();
+    for c in r.listed(all) {
         let c = c?;
         let key = (
             c.verdict.as_str().to_string(),
@@ -151,9 +151,39 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
             }
         }
     }
-    let s = &r.summary;
+    Ok(groups)
+}
+
+pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+    let max_sections = o.max_problems();
+    let (chosen, left_out, left_out_connections) = chosen(r, o.all, max_sections);
+    let groups = group(r, o.all, &chosen)?;
     writeln!(w, "## tlsdiag: TLS handshake findings\n")?;
     writeln!(w, "**{}**\n", headline(r, &groups))?;
+    capture_section(r, w)?;
+    verdicts_section(r, max_sections, w)?;
+    for ((verdict, server), g) in &groups {
+        problem_section(verdict, server, g, w)?;
+    }
+    if left_out > 0 {
+        writeln!(
+            w,
+            "\n{left_out} other problem(s) ({left_out_connections} connection(s)) have no section: \
+             the {max_sections} biggest have one; `--format json` lists every connection."
+        )?;
+    }
+    if !r.warnings.is_empty() {
+        writeln!(w, "\n### Warnings\n")?;
+        for x in &r.warnings {
+            writeln!(w, "- {}", cell(&crate::escape::text(x)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The files read, the time they span, the capture point.
+fn capture_section(r: &Report, w: &mut dyn Write) -> io::Result<()> {
+    let s = &r.summary;
     writeln!(w, "### Capture\n")?;
     writeln!(w, "| file | format | packets | link types |")?;
     writeln!(w, "|---|---|---|---|")?;
@@ -181,7 +211,12 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
         r.vantage.side,
         r.vantage.decided_by,
         cell(&r.vantage.evidence)
-    )?;
+    )
+}
+
+/// Verdict counts, and the busiest servers with theirs (the rest summed in one row).
+fn verdicts_section(r: &Report, max_servers: usize, w: &mut dyn Write) -> io::Result<()> {
+    let s = &r.summary;
     writeln!(w, "### Verdicts\n")?;
     writeln!(w, "| verdict | connections |")?;
     writeln!(w, "|---|---|")?;
@@ -191,8 +226,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     writeln!(w, "\n### Servers\n")?;
     writeln!(w, "| server | connections | verdicts |")?;
     writeln!(w, "|---|---|---|")?;
-    // The busiest servers; the rest summed in one row.
-    for sv in s.servers.iter().take(max_sections) {
+    for sv in s.servers.iter().take(max_servers) {
         let d: Vec<String> = sv
             .verdicts
             .iter()
@@ -206,7 +240,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
             d.join(", ")
         )?;
     }
-    if let Some(rest) = s.servers.get(max_sections..).filter(|r| !r.is_empty()) {
+    if let Some(rest) = s.servers.get(max_servers..).filter(|r| !r.is_empty()) {
         writeln!(
             w,
             "| {} more servers | {} | |",
@@ -222,70 +256,57 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
             s.servers.len()
         )?;
     }
-    for ((verdict, server), g) in &groups {
-        let ex = &g.example;
-        writeln!(
-            w,
-            "\n### `{verdict}`: {} connection(s) to {}\n",
-            g.count,
-            cell(server)
-        )?;
-        let streams: Vec<String> = g.streams.iter().map(u64::to_string).collect();
-        writeln!(
-            w,
-            "Streams: {}{}.\n",
-            streams.join(", "),
-            if g.count > g.streams.len() as u64 {
-                ", ..."
-            } else {
-                ""
-            }
-        )?;
-        writeln!(
-            w,
-            "Example, stream {}: {}.\n",
-            ex.stream,
-            cell(&ex.explanation)
-        )?;
-        writeln!(
-            w,
-            "**Next step ({} side):** {}\n",
-            ex.vantage,
-            cell(&ex.next_step)
-        )?;
-        writeln!(w, "Wireshark: `tcp.stream eq {}`\n", ex.stream)?;
-        if !ex.timeline.is_empty() {
-            writeln!(w, "| frame | time (s) | direction | event |")?;
-            writeln!(w, "|---:|---:|:---:|---|")?;
-            for e in ex.timeline.iter().take(40) {
-                writeln!(
-                    w,
-                    "| {} | {:.6} | {} | {} |",
-                    e.frame,
-                    e.t,
-                    match &*e.dir {
-                        "->" => "client → server",
-                        "<-" => "client ← server",
-                        "!" => "ICMP",
-                        _ => "",
-                    },
-                    cell(&e.event)
-                )?;
-            }
-        }
+    Ok(())
+}
+
+/// One problem (verdict, server): its streams, an example explained, its ladder.
+fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) -> io::Result<()> {
+    let ex = &g.example;
+    writeln!(
+        w,
+        "\n### `{verdict}`: {} connection(s) to {}\n",
+        g.count,
+        cell(server)
+    )?;
+    let streams: Vec<String> = g.streams.iter().map(u64::to_string).collect();
+    let more = if g.count > g.streams.len() as u64 {
+        ", ..."
+    } else {
+        ""
+    };
+    writeln!(w, "Streams: {}{more}.\n", streams.join(", "))?;
+    writeln!(
+        w,
+        "Example, stream {}: {}.\n",
+        ex.stream,
+        cell(&ex.explanation)
+    )?;
+    writeln!(
+        w,
+        "**Next step ({} side):** {}\n",
+        ex.vantage,
+        cell(&ex.next_step)
+    )?;
+    writeln!(w, "Wireshark: `tcp.stream eq {}`\n", ex.stream)?;
+    if ex.timeline.is_empty() {
+        return Ok(());
     }
-    if left_out > 0 {
+    writeln!(w, "| frame | time (s) | direction | event |")?;
+    writeln!(w, "|---:|---:|:---:|---|")?;
+    for e in ex.timeline.iter().take(40) {
+        let dir = match &*e.dir {
+            "->" => "client → server",
+            "<-" => "client ← server",
+            "!" => "ICMP",
+            _ => "",
+        };
         writeln!(
             w,
-            "\n{left_out} other problem(s) ({left_out_connections} connection(s)) have no section: \
-             the {max_sections} biggest have one; `--format json` lists every connection."
+            "| {} | {:.6} | {dir} | {} |",
+            e.frame,
+            e.t,
+            cell(&e.event)
         )?;
-    }
-    if !r.warnings.is_empty() {
-        writeln!(w, "\n### Warnings\n")?;
-        for x in &r.warnings {
-            writeln!(w, "- {}", cell(&crate::escape::text(x)))?;
-        }
     }
     Ok(())
 }

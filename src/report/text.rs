@@ -92,6 +92,40 @@ fn table(o: &RenderOptions) -> Table {
 
 pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "{} {}", paint("tlsdiag", "1", o.color), r.tool.version)?;
+    summary(r, w)?;
+    // Without --all both parts are bounded (the first TABLE_ROWS rows, the first problems'
+    // explanations), so one pass over the connections fills both, and the explanations wait in
+    // memory while the table is written; with --all they are written in a second pass.
+    let mut rows = Rows::new(o);
+    let mut why = Explanations::default();
+    let mut waiting = Vec::new();
+    for c in r.listed(o.all) {
+        let c = c?;
+        rows.add(&c, w)?;
+        if !o.all {
+            why.add(&c, o, &mut waiting)?;
+        }
+    }
+    rows.finish(w)?;
+    if o.all {
+        for c in r.listed(true) {
+            why.add(&c?, o, w)?;
+        }
+    } else {
+        w.write_all(&waiting)?;
+    }
+    why.finish(o, w)?;
+    if !r.warnings.is_empty() {
+        writeln!(w, "\nWarnings:")?;
+        for x in &r.warnings {
+            writeln!(w, "  {}", crate::escape::text(x))?;
+        }
+    }
+    Ok(())
+}
+
+/// The inputs, the time they span, the capture point, the verdict counts, the busiest servers.
+fn summary(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     for (i, c) in r.captures.iter().enumerate() {
         let links: Vec<String> = c
             .link_types
@@ -160,35 +194,6 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
                 s.unlisted_server_connections,
                 s.servers.len()
             )?;
-        }
-    }
-
-    // Without --all both parts are bounded (the first TABLE_ROWS rows, the first problems'
-    // explanations), so one pass over the connections fills both, and the explanations wait in
-    // memory while the table is written; with --all they are written in a second pass.
-    let mut rows = Rows::new(o);
-    let mut why = Explanations::default();
-    let mut waiting = Vec::new();
-    for c in r.listed(o.all) {
-        let c = c?;
-        rows.add(&c, w)?;
-        if !o.all {
-            why.add(&c, o, &mut waiting)?;
-        }
-    }
-    rows.finish(w)?;
-    if o.all {
-        for c in r.listed(true) {
-            why.add(&c?, o, w)?;
-        }
-    } else {
-        w.write_all(&waiting)?;
-    }
-    why.finish(o, w)?;
-    if !r.warnings.is_empty() {
-        writeln!(w, "\nWarnings:")?;
-        for x in &r.warnings {
-            writeln!(w, "  {}", crate::escape::text(x))?;
         }
     }
     Ok(())
