@@ -11,6 +11,8 @@ use std::io::{self, Write};
 
 /// Pairs explained in full per verdict (text and Markdown), unless `--all`.
 const DETAILED_PER_VERDICT: usize = 3;
+/// Connections seen on one side only listed (text and Markdown); JSON has them all.
+const UNMATCHED_LISTED: usize = 50;
 
 pub fn render_to(
     c: &Comparison,
@@ -92,6 +94,16 @@ fn detailed<'c>(c: &'c Comparison, o: &RenderOptions) -> Vec<&'c Pair> {
 }
 
 fn text(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+    text_head(c, o, w)?;
+    text_table(c, o, w)?;
+    for p in detailed(c, o) {
+        text_pair(p, o, w)?;
+    }
+    text_unmatched(c, w)
+}
+
+/// The sides, the clock offset, the counts and the warnings.
+fn text_head(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
     writeln!(
         w,
         "{} {} compare",
@@ -124,6 +136,11 @@ fn text(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> 
     for warn in &c.warnings {
         writeln!(w, "warning: {}", escape::text(warn))?;
     }
+    Ok(())
+}
+
+/// One row per failed pair (every pair with `--all`).
+fn text_table(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
@@ -151,53 +168,62 @@ fn text(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> 
     }
     if rows > 0 {
         writeln!(w, "\n{t}")?;
-    } else if s.pairs > 0 {
+    } else if c.summary.pairs > 0 {
         writeln!(w, "\nEvery pair is ok (--all lists them).")?;
     }
-    for p in detailed(c, o) {
-        writeln!(
-            w,
-            "\n{} | {}: {}",
-            end(&p.client_side),
-            end(&p.server_side),
-            paint(p.verdict.as_str(), "1", o.color)
-        )?;
-        if let Some(n) = &p.nat {
-            writeln!(w, "  NAT: {n}")?;
-        }
-        if let Some(m) = &p.matched_by {
-            writeln!(w, "  matched by {m}")?;
-        }
-        writeln!(w, "  {}", p.explanation)?;
-        writeln!(w, "  next: {}", p.next_step)?;
-        writeln!(
-            w,
-            "  {:>9}  {:>7}     {:>7}  {:<8}  event",
-            "t (s)", "client", "server", "status"
-        )?;
-        for r in &p.ladder {
-            writeln!(w, "  {}", ladder_line(r))?;
-        }
+    Ok(())
+}
+
+/// A pair explained: its verdict, why, the next step and its ladder.
+fn text_pair(p: &Pair, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        w,
+        "\n{} | {}: {}",
+        end(&p.client_side),
+        end(&p.server_side),
+        paint(p.verdict.as_str(), "1", o.color)
+    )?;
+    if let Some(n) = &p.nat {
+        writeln!(w, "  NAT: {n}")?;
     }
-    if !c.unmatched.is_empty() {
-        writeln!(w, "\nSeen on one side only:")?;
-        for u in c.unmatched.iter().take(50) {
-            writeln!(
-                w,
-                "  {} side {}: {} ({})",
-                u.side,
-                end(&Some(u.conn.clone())),
-                u.conn.verdict.as_str(),
-                u.reason
-            )?;
-        }
-        if c.unmatched.len() > 50 {
-            writeln!(
-                w,
-                "  ... and {} more (--format json)",
-                c.unmatched.len() - 50
-            )?;
-        }
+    if let Some(m) = &p.matched_by {
+        writeln!(w, "  matched by {m}")?;
+    }
+    writeln!(w, "  {}", p.explanation)?;
+    writeln!(w, "  next: {}", p.next_step)?;
+    writeln!(
+        w,
+        "  {:>9}  {:>7}     {:>7}  {:<8}  event",
+        "t (s)", "client", "server", "status"
+    )?;
+    for r in &p.ladder {
+        writeln!(w, "  {}", ladder_line(r))?;
+    }
+    Ok(())
+}
+
+/// Connections seen on one side only, the first [`UNMATCHED_LISTED`].
+fn text_unmatched(c: &Comparison, w: &mut dyn Write) -> io::Result<()> {
+    if c.unmatched.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "\nSeen on one side only:")?;
+    for u in c.unmatched.iter().take(UNMATCHED_LISTED) {
+        writeln!(
+            w,
+            "  {} side {}: {} ({})",
+            u.side,
+            end(&Some(u.conn.clone())),
+            u.conn.verdict.as_str(),
+            u.reason
+        )?;
+    }
+    if c.unmatched.len() > UNMATCHED_LISTED {
+        writeln!(
+            w,
+            "  ... and {} more (--format json)",
+            c.unmatched.len() - UNMATCHED_LISTED
+        )?;
     }
     Ok(())
 }
@@ -215,6 +241,15 @@ fn ladder_line(r: &LadderRow) -> String {
 }
 
 fn markdown(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
+    markdown_head(c, w)?;
+    for p in detailed(c, o) {
+        markdown_pair(p, w)?;
+    }
+    markdown_unmatched(c, w)
+}
+
+/// The headline, the sides, the clock offset, the warnings and the count per verdict.
+fn markdown_head(c: &Comparison, w: &mut dyn Write) -> io::Result<()> {
     let s = &c.summary;
     let headline = c
         .pairs
@@ -265,64 +300,77 @@ fn markdown(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result<
     for (v, n) in &s.verdicts {
         writeln!(w, "| `{v}` | {n} |")?;
     }
-    for p in detailed(c, o) {
-        writeln!(w, "\n### `{}`\n", p.verdict.as_str())?;
-        writeln!(w, "- client side: {}", cell(&end(&p.client_side)))?;
-        writeln!(w, "- server side: {}", cell(&end(&p.server_side)))?;
-        if let Some(n) = &p.nat {
-            writeln!(w, "- NAT: {}", cell(n))?;
-        }
-        if let Some(sni) = &p.sni {
-            writeln!(w, "- SNI: `{}`", cell(sni))?;
-        }
-        let d = delays(p);
-        if !d.is_empty() {
-            writeln!(w, "- one-way delay: {}", cell(&d))?;
-        }
-        writeln!(
-            w,
-            "\n{}\n\n**Next step:** {}\n",
-            cell(&p.explanation),
-            cell(&p.next_step)
-        )?;
-        writeln!(
-            w,
-            "| t (s) | client side (gateway) | | server side (backend) | seen |\n|---:|---|:---:|---|---|"
-        )?;
-        for r in &p.ladder {
-            let (c, s) = (
-                r.client_frame
-                    .map(|_| format!("#{}", frame(r.client_frame, r.client_file))),
-                r.server_frame
-                    .map(|_| format!("#{}", frame(r.server_frame, r.server_file))),
-            );
-            let (left, right) = match r.dir {
-                "->" => (c.map(|f| format!("{f} {}", cell(&r.event))), s),
-                _ => (c, s.map(|f| format!("{f} {}", cell(&r.event)))),
-            };
-            let arrow = if r.dir == "->" { "→" } else { "←" };
-            writeln!(
-                w,
-                "| {:.6} | {} | {arrow} | {} | {} |",
-                r.t,
-                left.unwrap_or_else(|| "—".into()),
-                right.unwrap_or_else(|| "—".into()),
-                r.status
-            )?;
-        }
+    Ok(())
+}
+
+/// A pair explained: its ends, why, the next step and its ladder as a table.
+fn markdown_pair(p: &Pair, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w, "\n### `{}`\n", p.verdict.as_str())?;
+    writeln!(w, "- client side: {}", cell(&end(&p.client_side)))?;
+    writeln!(w, "- server side: {}", cell(&end(&p.server_side)))?;
+    if let Some(n) = &p.nat {
+        writeln!(w, "- NAT: {}", cell(n))?;
     }
-    if !c.unmatched.is_empty() {
-        writeln!(w, "\n### Seen on one side only\n\n| side | connection | verdict | likely reason |\n|---|---|---|---|")?;
-        for u in c.unmatched.iter().take(50) {
-            writeln!(
-                w,
-                "| {} | {} | `{}` | {} |",
-                u.side,
-                cell(&end(&Some(u.conn.clone()))),
-                u.conn.verdict.as_str(),
-                cell(&u.reason)
-            )?;
-        }
+    if let Some(sni) = &p.sni {
+        writeln!(w, "- SNI: `{}`", cell(sni))?;
+    }
+    let d = delays(p);
+    if !d.is_empty() {
+        writeln!(w, "- one-way delay: {}", cell(&d))?;
+    }
+    writeln!(
+        w,
+        "\n{}\n\n**Next step:** {}\n",
+        cell(&p.explanation),
+        cell(&p.next_step)
+    )?;
+    writeln!(
+        w,
+        "| t (s) | client side (gateway) | | server side (backend) | seen |\n|---:|---|:---:|---|---|"
+    )?;
+    for r in &p.ladder {
+        writeln!(w, "{}", markdown_ladder_row(r))?;
+    }
+    Ok(())
+}
+
+/// A ladder row: the event on its sender's column, the other column's frame when it arrived.
+fn markdown_ladder_row(r: &LadderRow) -> String {
+    let (c, s) = (
+        r.client_frame
+            .map(|_| format!("#{}", frame(r.client_frame, r.client_file))),
+        r.server_frame
+            .map(|_| format!("#{}", frame(r.server_frame, r.server_file))),
+    );
+    let (left, right) = match r.dir {
+        "->" => (c.map(|f| format!("{f} {}", cell(&r.event))), s),
+        _ => (c, s.map(|f| format!("{f} {}", cell(&r.event)))),
+    };
+    let arrow = if r.dir == "->" { "→" } else { "←" };
+    format!(
+        "| {:.6} | {} | {arrow} | {} | {} |",
+        r.t,
+        left.unwrap_or_else(|| "—".into()),
+        right.unwrap_or_else(|| "—".into()),
+        r.status
+    )
+}
+
+/// Connections seen on one side only, the first [`UNMATCHED_LISTED`].
+fn markdown_unmatched(c: &Comparison, w: &mut dyn Write) -> io::Result<()> {
+    if c.unmatched.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "\n### Seen on one side only\n\n| side | connection | verdict | likely reason |\n|---|---|---|---|")?;
+    for u in c.unmatched.iter().take(UNMATCHED_LISTED) {
+        writeln!(
+            w,
+            "| {} | {} | `{}` | {} |",
+            u.side,
+            cell(&end(&Some(u.conn.clone()))),
+            u.conn.verdict.as_str(),
+            cell(&u.reason)
+        )?;
     }
     Ok(())
 }

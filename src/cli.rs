@@ -1,0 +1,279 @@
+//! The command line as clap reads it, and its translation into the library's options.
+//!
+//! `tlsdiag FILE...` analyses (no subcommand name needed); `tlsdiag compare ...` compares two
+//! captures. A capture file literally named `compare` is given as `./compare`. Hands `main`
+//! a [`Cli`] and the [`tlsdiag::Options`] / [`CompareOptions`] built from it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::IpAddr;
+use tlsdiag::compare::CompareOptions;
+use tlsdiag::model::Side;
+use tlsdiag::report::Format;
+
+/// Reads tcpdump captures and says, connection by connection, why TLS handshakes failed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tlsdiag",
+    version,
+    about,
+    after_help = "Two captures of the same connections (gateway side and backend side): tlsdiag compare --help",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    // `tlsdiag help` would otherwise stop reading a capture file named `help`.
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub analyse: AnalyseArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compares a capture taken near the client (gateway) with one taken near the server
+    /// (backend) of the same connections: which packets crossed the path and which vanished.
+    // `tlsdiag compare --version` says `tlsdiag compare`, as the command is typed.
+    #[command(version, display_name = "tlsdiag compare")]
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Text,
+    Json,
+    Ndjson,
+    Markdown,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+            FormatArg::Ndjson => Format::Ndjson,
+            FormatArg::Markdown => Format::Markdown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum VantageArg {
+    Client,
+    Server,
+}
+
+/// Analysing one capture (the command without a subcommand).
+#[derive(Debug, Args)]
+pub struct AnalyseArgs {
+    /// Capture files (pcap, pcapng, optionally gzip/zstd); several files are one capture in
+    /// the order given; `-` reads standard input.
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub inputs: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: FormatArg,
+    /// List every connection, not only those that did not succeed.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the timeline (ladder) of each listed connection.
+    #[arg(long)]
+    pub timeline: bool,
+    /// Where the capture was taken, overriding the inference.
+    #[arg(long, value_enum)]
+    pub vantage: Option<VantageArg>,
+    /// Only connections with this address at either end.
+    #[arg(long)]
+    pub host: Option<IpAddr>,
+    /// Only connections with this port at either end.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Only connections to this server: IP, IP:PORT or [IPv6]:PORT.
+    #[arg(long, value_parser = parse_server)]
+    pub server: Option<(IpAddr, Option<u16>)>,
+    /// Exit with status 1 when some connection did not succeed.
+    #[arg(long)]
+    pub check: bool,
+    /// Bytes of each direction analysed per connection.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub reassembly_cap: u64,
+    /// Replace addresses (prefix-preserving) and names (hashed) in all output, for sharing.
+    #[arg(long)]
+    pub redact: bool,
+    /// Key for --redact: the same key gives the same mapping (default: random per run).
+    #[arg(long, value_name = "KEY", requires = "redact")]
+    pub redact_key: Option<String>,
+    /// With --redact, keep SNI and certificate names.
+    #[arg(long, requires = "redact")]
+    pub keep_names: bool,
+    /// Connections open at once before the least recently active are settled early.
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    pub max_connections: usize,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl AnalyseArgs {
+    pub fn options(&self) -> tlsdiag::Options {
+        tlsdiag::Options {
+            vantage: self.vantage.map(|v| match v {
+                VantageArg::Client => Side::Client,
+                VantageArg::Server => Side::Server,
+            }),
+            host: self.host,
+            port: self.port,
+            server: self.server,
+            flow: tlsdiag::flow::FlowConfig {
+                reassembly_cap: self.reassembly_cap,
+                max_live: self.max_connections,
+                ..Default::default()
+            },
+            timeline_limit: None,
+            memory_records: 0,
+            max_servers: 0,
+            redact: self.redact.then(|| tlsdiag::RedactOptions {
+                key: self.redact_key.clone(),
+                keep_names: self.keep_names,
+            }),
+            trace: false,
+        }
+    }
+}
+
+/// Comparing two captures of the same connections.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// CLIENT_SIDE SERVER_SIDE: two capture files; their sides are inferred (and swapped when
+    /// the evidence says so). For several files per side, use --client-side / --server-side.
+    #[arg(value_name = "CAPTURE", conflicts_with_all = ["client_side", "server_side"])]
+    pub captures: Vec<String>,
+    /// A file of the capture taken near the client (repeat for several files, in order).
+    #[arg(long, value_name = "FILE", requires = "server_side")]
+    pub client_side: Vec<String>,
+    /// A file of the capture taken near the server (repeat for several files, in order).
+    #[arg(long, value_name = "FILE", requires = "client_side")]
+    pub server_side: Vec<String>,
+    /// Output format (ndjson: one pair per line).
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: FormatArg,
+    /// List and explain every pair, not only a few failed ones per verdict.
+    #[arg(long)]
+    pub all: bool,
+    /// Only connections with this address at either end (on either side).
+    #[arg(long)]
+    pub host: Option<IpAddr>,
+    /// Only connections with this port at either end (on either side).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Exit with status 1 when some pair did not succeed.
+    #[arg(long)]
+    pub check: bool,
+}
+
+impl CompareArgs {
+    /// The comparison asked for, or the usage message when the captures are not two.
+    pub fn options(&self) -> Result<CompareOptions, &'static str> {
+        let (client_side, server_side, sides_given) = if self.client_side.is_empty() {
+            let [client, server] = self.captures.as_slice() else {
+                return Err("tlsdiag compare: give two captures (CLIENT_SIDE SERVER_SIDE), or --client-side FILE... --server-side FILE...");
+            };
+            (vec![client.clone()], vec![server.clone()], false)
+        } else {
+            (self.client_side.clone(), self.server_side.clone(), true)
+        };
+        Ok(CompareOptions {
+            client_side,
+            server_side,
+            sides_given,
+            analysis: tlsdiag::Options {
+                host: self.host,
+                port: self.port,
+                ..Default::default()
+            },
+        })
+    }
+}
+
+fn parse_server(s: &str) -> Result<(IpAddr, Option<u16>), String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok((ip, None));
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok((sa.ip(), Some(sa.port())));
+    }
+    Err(format!("'{s}' is not IP, IP:PORT or [IPv6]:PORT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tlsdiag").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn files_alone_analyse() {
+        let cli = parse(&["-q", "a.pcap", "b.pcap"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.analyse.inputs, ["a.pcap", "b.pcap"]);
+    }
+
+    #[test]
+    fn compare_is_a_subcommand() {
+        let cli = parse(&["compare", "--format", "json", "c.pcap", "s.pcap"]).unwrap();
+        let Some(Command::Compare(args)) = cli.command else {
+            panic!("not compare: {cli:?}");
+        };
+        let o = args.options().unwrap();
+        assert_eq!(
+            (o.client_side, o.server_side),
+            (vec!["c.pcap".into()], vec!["s.pcap".into()])
+        );
+        assert!(!o.sides_given);
+    }
+
+    #[test]
+    fn a_file_named_compare_after_a_capture_is_a_capture() {
+        let cli = parse(&["a.pcap", "compare"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.analyse.inputs, ["a.pcap", "compare"]);
+        let cli = parse(&["./compare"]).unwrap();
+        assert_eq!(cli.analyse.inputs, ["./compare"]);
+    }
+
+    #[test]
+    fn a_file_named_help_is_a_capture() {
+        let cli = parse(&["help"]).unwrap();
+        assert_eq!(cli.analyse.inputs, ["help"]);
+    }
+
+    #[test]
+    fn no_capture_is_a_usage_error() {
+        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn compare_wants_two_captures() {
+        let cli = parse(&["compare", "only.pcap"]).unwrap();
+        let Some(Command::Compare(args)) = cli.command else {
+            panic!("not compare");
+        };
+        assert!(args.options().is_err());
+    }
+
+    #[test]
+    fn server_filter_takes_an_optional_port() {
+        let v6 = parse_server("[2001:db8::1]:8443").unwrap();
+        assert_eq!(v6, ("2001:db8::1".parse().unwrap(), Some(8443)));
+        assert_eq!(parse_server("10.0.0.1").unwrap().1, None);
+        assert!(parse_server("host:443").is_err());
+    }
+}
