@@ -137,8 +137,8 @@ pub struct Connection {
     pub sni: Option<String>,
     pub alpn: Option<String>,
     pub ja4: Option<String>,
-    pub clienthello: Option<crate::tls::hello::ClientHelloInfo>,
-    pub certificate: Option<crate::tls::hello::CertInfo>,
+    pub clienthello: Option<ClientHelloInfo>,
+    pub certificate: Option<CertInfo>,
     pub alert: Option<AlertOut>,
     /// Escaped first bytes the server sent when they were not TLS.
     pub server_first_bytes: Option<String>,
@@ -464,4 +464,44 @@ impl Default for Tool {
             version: env!("CARGO_PKG_VERSION"),
         }
     }
+}
+
+/// What a ClientHello offered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientHelloInfo {
+    /// Record-layer version of the record that carried it.
+    #[serde(deserialize_with = "crate::tls::names::deserialize_name")]
+    pub record_version: crate::tls::names::Name,
+    /// The legacy_version field.
+    #[serde(deserialize_with = "crate::tls::names::deserialize_name")]
+    pub legacy_version: crate::tls::names::Name,
+    /// supported_versions, GREASE included, as sent.
+    #[serde(deserialize_with = "crate::tls::names::deserialize_names")]
+    pub supported_versions: Vec<crate::tls::names::Name>,
+    /// Server name and ALPN protocols, escaped for display ([`crate::escape::text`]).
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    pub cipher_suites: usize,
+    /// Groups of the key shares offered, by name.
+    #[serde(deserialize_with = "crate::tls::names::deserialize_names")]
+    pub key_share_groups: Vec<crate::tls::names::Name>,
+    pub ja4: Option<String>,
+    /// An SSLv2-format (pre-TLS) hello.
+    pub sslv2_format: bool,
+    /// Size of the handshake message.
+    pub length: usize,
+}
+
+/// The leaf certificate of a TLS <= 1.2 Certificate message. Names are escaped for display
+/// ([`crate::escape::text`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// Subject alternative DNS names (at most 8).
+    pub dns_names: Vec<String>,
+    pub chain_length: usize,
+    pub self_signed: bool,
 }

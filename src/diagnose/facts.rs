@@ -8,7 +8,7 @@ use crate::diagnose::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side}
 use crate::escape;
 use crate::flow::{Conn, Endpoint, EventKind};
 use crate::model::{AlertOut, At, Connection, HttpOut, IcmpOut};
-use crate::tls::{hello::ClientHelloFacts, names, SHORT_ENCRYPTED};
+use crate::tls::{names, SHORT_ENCRYPTED};
 use crate::wire;
 use std::net::IpAddr;
 pub(crate) fn secs(ns: Nanos) -> f64 {
@@ -201,7 +201,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         .tls_facts()
         .client_hello
         .as_ref()
-        .map(ClientHelloFacts::info);
+        .map(super::hello::client_hello_info);
     let (cd, rule) = client_dir(c);
     let sd = 1 - cd;
     let (cdir, sdir) = (&c.dirs[cd], &c.dirs[sd]);
@@ -493,7 +493,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         alpn: ch_info.as_ref().and_then(|c| c.alpn.first().cloned()),
         ja4: ch_info.as_ref().and_then(|c| c.ja4.clone()),
         clienthello: ch_info,
-        certificate: tf.certificate.as_ref().and_then(|c| c.info()),
+        certificate: tf.certificate.as_ref().and_then(super::hello::cert_info),
         alert: alert_out,
         server_first_bytes,
         client_first_bytes,

@@ -5,6 +5,7 @@
 //! server.
 
 pub(crate) mod facts;
+pub(crate) mod hello;
 pub mod rollup;
 pub(crate) mod timeline;
 pub mod vantage;
