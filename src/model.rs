@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
 
-pub use crate::tls::hello::{CertInfo, ClientHelloInfo};
-
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Stable verdict codes: the same in every output format.
@@ -378,4 +376,44 @@ impl Default for Tool {
             version: env!("CARGO_PKG_VERSION"),
         }
     }
+}
+
+/// What a ClientHello offered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientHelloInfo {
+    /// Record-layer version of the record that carried it.
+    #[serde(deserialize_with = "crate::tls::names::deserialize_name")]
+    pub record_version: crate::tls::names::Name,
+    /// The legacy_version field.
+    #[serde(deserialize_with = "crate::tls::names::deserialize_name")]
+    pub legacy_version: crate::tls::names::Name,
+    /// supported_versions, GREASE included, as sent.
+    #[serde(deserialize_with = "crate::tls::names::deserialize_names")]
+    pub supported_versions: Vec<crate::tls::names::Name>,
+    /// Server name and ALPN protocols, escaped for display ([`crate::escape::text`]).
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    pub cipher_suites: usize,
+    /// Groups of the key shares offered, by name.
+    #[serde(deserialize_with = "crate::tls::names::deserialize_names")]
+    pub key_share_groups: Vec<crate::tls::names::Name>,
+    pub ja4: Option<String>,
+    /// An SSLv2-format (pre-TLS) hello.
+    pub sslv2_format: bool,
+    /// Size of the handshake message.
+    pub length: usize,
+}
+
+/// The leaf certificate of a TLS <= 1.2 Certificate message. Names are escaped for display
+/// ([`crate::escape::text`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// Subject alternative DNS names (at most 8).
+    pub dns_names: Vec<String>,
+    pub chain_length: usize,
+    pub self_signed: bool,
 }

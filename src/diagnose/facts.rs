@@ -503,7 +503,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         .client_hello
         .as_ref()
         .filter(|_| ch.from_client)
-        .map(super::hello::client_hello);
+        .map(super::hello::client_hello_info);
     let uncertain = uncertain(
         c,
         cd,
@@ -559,7 +559,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         clienthello_frames: ch.frames.iter().map(|f| f.frame()).collect(),
         clienthello_acked: ch.acked,
         hello: hello_info,
-        certificate: tf.certificate.as_ref().and_then(super::hello::certificate),
+        certificate: tf.certificate.as_ref().and_then(super::hello::cert_info),
         serverhello_seen: sh_from_server && tf.server_hello.is_some(),
         hello_retry_request: tf.hrr_at.is_some(),
         tls_version: tf

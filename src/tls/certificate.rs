@@ -1,0 +1,151 @@
+//! Certificate: the leaf of a TLS <= 1.2 Certificate message, kept as DER on the packet path
+//! and shared between connections; what X.509 says about it ([`LeafFacts`]) is read when the
+//! connection is summarised, as raw values (text for people is made in `diagnose`).
+
+use super::memo::memo;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::cell::RefCell;
+use std::sync::Arc;
+use tls_parser::{TlsMessage, TlsMessageHandshake};
+
+/// The leaf certificate of a Certificate message, kept as DER: X.509 parsing is left to
+/// [`LeafCertificate::facts`], which runs when the connection is summarised, off the packet
+/// path. Connections that received the same leaf share one copy of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafCertificate {
+    der: Arc<[u8]>,
+    chain_length: usize,
+}
+
+/// What a leaf certificate says, as read (names unescaped, times in Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafFacts {
+    /// Subject and issuer in x509-parser's RFC 4514-like form.
+    pub subject: String,
+    pub issuer: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// Subject alternative DNS names (at most [`MAX_DNS_NAMES`]).
+    pub dns_names: Vec<String>,
+    pub self_signed: bool,
+}
+
+/// Subject alternative DNS names kept per leaf.
+pub const MAX_DNS_NAMES: usize = 8;
+
+/// Distinct leaves the packet thread shares between connections; when full, leaves no live
+/// connection holds any more are forgotten (and all of them if every one is still held).
+const SHARED_LEAVES_MAX: usize = 256;
+
+thread_local! {
+    static SHARED_LEAVES: RefCell<FxHashSet<Arc<[u8]>>> = RefCell::new(Default::default());
+}
+
+/// `der` as a shared copy: the one already kept by this thread, or a new one it keeps.
+fn shared_leaf(der: &[u8]) -> Arc<[u8]> {
+    SHARED_LEAVES.with(|set| {
+        let Ok(mut set) = set.try_borrow_mut() else {
+            return Arc::from(der);
+        };
+        if let Some(a) = set.get(der) {
+            return Arc::clone(a);
+        }
+        if set.len() >= SHARED_LEAVES_MAX {
+            set.retain(|a| Arc::strong_count(a) > 1);
+            if set.len() >= SHARED_LEAVES_MAX {
+                set.clear();
+            }
+        }
+        let a: Arc<[u8]> = Arc::from(der);
+        set.insert(Arc::clone(&a));
+        a
+    })
+}
+
+/// Frames a complete Certificate handshake message and keeps its leaf.
+pub fn leaf_certificate(msg: &[u8]) -> Option<LeafCertificate> {
+    let (_, parsed) = tls_parser::parse_tls_message_handshake(msg).ok()?;
+    let TlsMessage::Handshake(TlsMessageHandshake::Certificate(cc)) = parsed else {
+        return None;
+    };
+    let leaf = cc.cert_chain.first()?;
+    Some(LeafCertificate {
+        der: shared_leaf(leaf.data),
+        chain_length: cc.cert_chain.len(),
+    })
+}
+
+/// Distinct leaf certificates remembered per thread. A gateway talks to a handful of
+/// backends, each presenting the same leaf on every connection: parsing it once per
+/// connection was a sixth of the summarising thread.
+const CERT_CACHE_MAX: usize = 256;
+
+/// Leaf DER to what it says (`None`: not X.509).
+type CertCache = FxHashMap<Arc<[u8]>, Option<Arc<LeafFacts>>>;
+
+thread_local! {
+    static CERT_CACHE: RefCell<CertCache> = RefCell::new(FxHashMap::default());
+}
+
+impl LeafCertificate {
+    /// What the leaf says; `None` if it is not a well-formed X.509 certificate.
+    pub fn facts(&self) -> Option<Arc<LeafFacts>> {
+        memo(
+            &CERT_CACHE,
+            &*self.der,
+            CERT_CACHE_MAX,
+            || Arc::clone(&self.der),
+            || parse_leaf(&self.der).map(Arc::new),
+        )
+    }
+
+    /// Certificates in the chain the leaf came in.
+    pub fn chain_length(&self) -> usize {
+        self.chain_length
+    }
+}
+
+/// Parses a leaf certificate's DER.
+fn parse_leaf(der: &[u8]) -> Option<LeafFacts> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut dns_names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                if dns_names.len() < MAX_DNS_NAMES {
+                    dns_names.push((*d).to_owned());
+                }
+            }
+        }
+    }
+    Some(LeafFacts {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        dns_names,
+        self_signed: cert.subject() == cert.issuer(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_that_is_not_a_certificate_has_no_leaf() {
+        assert!(leaf_certificate(&[11, 0, 0, 0]).is_none());
+        assert!(leaf_certificate(&[2, 0, 0, 2, 3, 3]).is_none());
+    }
+
+    #[test]
+    fn leaves_with_the_same_bytes_are_shared_and_bad_der_has_no_facts() {
+        // Certificate message: chain of one 3-byte "certificate".
+        let msg = [11, 0, 0, 9, 0, 0, 6, 0, 0, 3, 0x30, 0x01, 0x00];
+        let a = leaf_certificate(&msg).expect("leaf");
+        let b = leaf_certificate(&msg).expect("leaf");
+        assert!(Arc::ptr_eq(&a.der, &b.der));
+        assert_eq!(a.chain_length(), 1);
+        assert!(a.facts().is_none());
+    }
+}
