@@ -477,8 +477,8 @@ const BATCH_FRAMES: usize = 2048;
 /// [`read_input_with_progress`] with the reading (file I/O, decompression, container parsing)
 /// on a second thread, so it overlaps the analysis on another core. Frames reach `on_frame` in
 /// the same order, with the same contents, as from the single-threaded reader, through
-/// recycled batch buffers: a legacy pcap is read straight into them, other formats have their
-/// frames copied in. Not for live input: a batch waits until it is full.
+/// recycled batch buffers that the frames are copied into. Not for live input: a batch waits
+/// until it is full.
 pub fn read_input_threaded(
     path: &str,
     file_index: usize,
@@ -498,17 +498,6 @@ pub fn read_input_threaded(
         let reader = scope.spawn(move || {
             let read = std::cell::Cell::new(0u64);
             let mut batch: Option<Batch> = empty_rx.recv().ok();
-            if let Some(first) = batch.take() {
-                match read_legacy_in_place(path, first, &empty_rx, &full_tx) {
-                    Ok(summary) => return summary,
-                    // Not a legacy pcap (or too short to tell): the general reader, from the
-                    // start.
-                    Err(first) => batch = Some(first),
-                }
-            }
-            if let Some(b) = batch.as_mut() {
-                b.data.clear();
-            }
             let mut gone = false;
             let mut on = |f: &Frame<'_>| {
                 if gone {
@@ -536,9 +525,6 @@ pub fn read_input_threaded(
                         }
                     }
                     batch = empty_rx.recv().ok();
-                    if let Some(b) = batch.as_mut() {
-                        b.data.clear();
-                    }
                     gone = batch.is_none();
                 }
             };
@@ -588,8 +574,8 @@ pub fn read_input_threaded(
                 });
             }
             progress(b.read);
-            // The data stays as it is: the next reader overwrites it (see `fill_to`).
             b.frames.clear();
+            b.data.clear();
             empties.push(b);
             if empties.len() >= BATCHES / 2 {
                 give_back(&mut empties);
@@ -603,172 +589,6 @@ pub fn read_input_threaded(
             }),
         }
     })
-}
-
-/// Makes `buf` at least `len` bytes long, zeroing only bytes it never had.
-fn grow_to(buf: &mut Vec<u8>, len: usize) {
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
-}
-
-/// Reads from `r` until `buf[..*filled]` holds `target` bytes or the input ends (`Ok(true)`).
-/// The buffer only ever grows: bytes past `filled` are left over from earlier use, so a batch
-/// buffer is not zeroed again for every read.
-fn fill_to(
-    r: &mut impl Read,
-    buf: &mut Vec<u8>,
-    filled: &mut usize,
-    target: usize,
-) -> io::Result<bool> {
-    grow_to(buf, target);
-    while *filled < target {
-        match r.read(&mut buf[*filled..target]) {
-            Ok(0) => return Ok(true),
-            Ok(n) => *filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
-}
-
-/// One legacy pcap record at the start of `i`, with what follows it.
-fn legacy_record(
-    i: &[u8],
-    modified: bool,
-    big_endian: bool,
-) -> Option<(&[u8], pcap_parser::LegacyPcapBlock<'_>)> {
-    match (modified, big_endian) {
-        (true, _) => pcap_parser::parse_pcap_frame_modified(i),
-        (false, true) => pcap_parser::parse_pcap_frame_be(i),
-        (false, false) => pcap_parser::parse_pcap_frame(i),
-    }
-    .ok()
-}
-
-/// The reading thread of [`read_input_threaded`] for a legacy pcap file (the format tcpdump
-/// writes): the file's bytes are read straight into the batch buffers and the frames found
-/// where they lie (pcap-parser's record parser), so frame bytes are not copied on their way to
-/// the analysis; only a record cut by the end of a buffer moves to the next one. Same frames,
-/// summary and warnings as [`read_input_with_progress`]. Gives the batch back if the input is
-/// compressed or not a legacy pcap (or too short to tell), for the general reader to start
-/// over.
-fn read_legacy_in_place(
-    path: &str,
-    first: Batch,
-    empties: &std::sync::mpsc::Receiver<Batch>,
-    full: &std::sync::mpsc::SyncSender<Batch>,
-) -> Result<Result<InputSummary, CaptureError>, Batch> {
-    let counter = Arc::new(AtomicU64::new(0));
-    let damaged = Arc::new(AtomicBool::new(false));
-    let Ok((reader, compression)) = open_decompressed(path, &counter, &damaged) else {
-        return Err(first);
-    };
-    if compression.is_some() {
-        // Decompression is the bottleneck there, and the general reader's larger reads keep
-        // the decoder faster (measured: 20 % on the 200 MB .gz bench capture).
-        return Err(first);
-    }
-    let Ok((_, mut reader)) = peek_head(reader) else {
-        return Err(first);
-    };
-    let mut b = first;
-    b.frames.clear();
-    // Bytes of `b.data` read from the file (the rest is left over from earlier batches).
-    let mut filled = 0;
-    let Ok(mut eof) = fill_to(&mut reader, &mut b.data, &mut filled, BATCH_BYTES) else {
-        return Err(b);
-    };
-    let Ok((_, h)) = pcap_parser::parse_pcap_header(&b.data[..filled]) else {
-        return Err(b);
-    };
-    let (linktype, nano) = (h.network.0 as u32, h.is_nanosecond_precision());
-    let (modified, big_endian) = (h.is_modified_format(), h.is_bigendian());
-    let record_header = if modified { 24 } else { 16 };
-    let mut sum = InputSummary {
-        path: path.to_string(),
-        compression,
-        bytes: h.size() as u64,
-        ..Default::default()
-    };
-    sum.legacy_header(&h);
-    let mut pos = h.size();
-    let mut number = 0u64;
-    loop {
-        while let Some((rest, rec)) = legacy_record(&b.data[pos..filled], modified, big_endian) {
-            let len = filled - pos - rest.len();
-            number += 1;
-            let ts = legacy_ts(&rec, nano);
-            sum.count_frame(linktype, ts);
-            b.frames.push(Meta {
-                number,
-                ts,
-                linktype,
-                orig_len: rec.origlen,
-                interface: 0,
-                start: pos + len - rec.data.len(),
-                len: rec.data.len(),
-            });
-            pos += len;
-            sum.bytes += len as u64;
-        }
-        // The record at `pos` is cut by the end of the buffer: its length, from its header.
-        let cut = &b.data[pos..filled];
-        let need = match cut.get(8..12) {
-            Some(c) => {
-                let c = [c[0], c[1], c[2], c[3]];
-                let caplen = if big_endian && !modified {
-                    u32::from_be_bytes(c)
-                } else {
-                    u32::from_le_bytes(c)
-                };
-                record_header + caplen as usize
-            }
-            None => record_header,
-        };
-        let mut stop = eof;
-        if eof && !cut.is_empty() {
-            sum.warnings.push(truncated_warning(&sum, number));
-        } else if !eof && need > MAX_BLOCK {
-            sum.warnings.push(oversized_warning(&sum, number));
-            stop = true;
-        }
-        if stop {
-            if !b.frames.is_empty() {
-                b.read = counter.load(Ordering::Relaxed);
-                let _ = full.send(b);
-            }
-            break;
-        }
-        if b.frames.is_empty() {
-            // A record larger than the buffer: keep reading into this one.
-            b.data.copy_within(pos..filled, 0);
-        } else {
-            let Ok(mut next) = empties.recv() else {
-                return Ok(Ok(sum)); // the analysis stopped
-            };
-            next.frames.clear();
-            let carried = filled - pos;
-            grow_to(&mut next.data, carried);
-            next.data[..carried].copy_from_slice(&b.data[pos..filled]);
-            let mut done = std::mem::replace(&mut b, next);
-            done.read = counter.load(Ordering::Relaxed);
-            if full.send(done).is_err() {
-                return Ok(Ok(sum));
-            }
-        }
-        filled -= pos;
-        pos = 0;
-        match fill_to(&mut reader, &mut b.data, &mut filled, BATCH_BYTES.max(need)) {
-            Ok(e) => eof = e,
-            Err(_) => {
-                sum.warnings.push(read_error_warning(&sum));
-                eof = true;
-            }
-        }
-    }
-    Ok(Ok(sum))
 }
 
 /// [`read_input`], calling `progress` now and then with the raw bytes read so far.
@@ -1096,13 +916,13 @@ mod tests {
         format!("{out}{r:?}")
     }
 
-    /// The in-place legacy pcap reader against the general one, on a capture spanning many
+    /// The threaded reader against the single-threaded one, on a capture spanning many
     /// batches with a record larger than a batch, cut at every kind of place, with a corrupt
-    /// record length, and gzip-compressed whole and cut (which the general reader takes).
+    /// record length, and gzip-compressed whole and cut.
     /// (The long capture and the oversized and corrupt records are built from a real sample's
     /// records; no stack writes them so.)
     #[test]
-    fn legacy_pcap_read_in_place_equals_the_general_reader() {
+    fn threaded_reader_equals_the_single_threaded_one() {
         let sample = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/mixed.pcap"))
             .expect("sample");
         let (head, records) = sample.split_at(24);
@@ -1142,7 +962,7 @@ mod tests {
         let dir = std::env::temp_dir();
         for (what, bytes) in cases {
             let path = dir.join(format!(
-                "tlsdiag-inplace-{}-{}.pcap",
+                "tlsdiag-threaded-{}-{}.pcap",
                 std::process::id(),
                 what.replace(' ', "-")
             ));
