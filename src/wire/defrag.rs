@@ -6,8 +6,8 @@
 //! time are dropped. Overlapping fragments keep the first copy. A completed datagram is
 //! returned as one owned buffer for the decoder to walk.
 
+use super::ip::{Fragment, IpInfo};
 use crate::capture::Nanos;
-use crate::wire::{Fragment, IpInfo};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
