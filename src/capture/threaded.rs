@@ -14,7 +14,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 
 /// Bytes of frame data per batch, and batches in flight (each way): 1 MiB in all. On two
 /// cores the reading thread shares its core with the summarising one (which yields it often,
-/// see `analysis`); the batches already read must last until the reader runs again or the
+/// see `pipeline`); the batches already read must last until the reader runs again or the
 /// analysis thread, the critical path, starves. Deeper (2-4 MiB) measured no faster once the
 /// summariser yields, and costs peak memory.
 const BATCH_BYTES: usize = 128 << 10;
