@@ -1,4 +1,4 @@
-//! Defrag: bounded IPv4/IPv6 fragment reassembly.
+//! Defrag: bounded IPv4/IPv6 fragment reassembly, fed with the [`Fragment`]s that `ip` reads.
 //!
 //! Owns the datagrams under reassembly, keyed by (source, destination, protocol,
 //! identification). Bounded three ways: at most [`MAX_PENDING`] datagrams in flight (the oldest is
@@ -6,8 +6,8 @@
 //! time are dropped. Overlapping fragments keep the first copy. A completed datagram is
 //! returned as one owned buffer for the decoder to walk.
 
+use super::ip::{Fragment, IpInfo};
 use crate::capture::Nanos;
-use crate::wire::{Fragment, IpInfo};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
@@ -30,6 +30,41 @@ struct Pending {
     parts: Vec<(u32, Vec<u8>)>,
     total: Option<u32>,
     ip: Option<IpInfo>,
+}
+
+impl Pending {
+    /// Whether the sorted parts cover `[0, total)` without a hole.
+    fn covers(&self, total: u32) -> bool {
+        let mut covered = 0u32;
+        for (o, d) in &self.parts {
+            if *o > covered {
+                return false;
+            }
+            covered = covered.max(o + d.len() as u32);
+        }
+        covered >= total
+    }
+
+    /// The datagram's `total` bytes from the parts; where parts overlap, the first copy wins.
+    fn assemble(&self, total: u32) -> Vec<u8> {
+        let mut data = vec![0u8; total as usize];
+        let mut filled = 0u32;
+        for (o, d) in &self.parts {
+            // only write bytes past what is already filled
+            let start = filled.max(*o);
+            let end = (o + d.len() as u32).min(total);
+            if start >= end {
+                continue;
+            }
+            let src = d.get((start - o) as usize..(end - o) as usize);
+            let dst = data.get_mut(start as usize..end as usize);
+            if let (Some(src), Some(dst)) = (src, dst) {
+                dst.copy_from_slice(src);
+                filled = end;
+            }
+        }
+        data
+    }
 }
 
 /// A datagram whose fragments all arrived.
@@ -108,37 +143,17 @@ impl Defragmenter {
         let at = p.parts.partition_point(|(o, _)| *o < f.offset);
         p.parts.insert(at, (f.offset, f.data.to_vec()));
         let total = p.total?;
-        // Complete when the sorted parts cover [0, total) without a hole.
-        let mut covered = 0u32;
-        for (o, d) in &p.parts {
-            if *o > covered {
-                return None;
-            }
-            covered = covered.max(o + d.len() as u32);
-        }
-        if covered < total {
+        if !p.covers(total) {
             return None;
         }
         let p = self.pending.remove(&key)?;
         let ip = p.ip?;
-        let mut data = vec![0u8; total as usize];
-        let mut filled = 0u32;
-        for (o, d) in &p.parts {
-            // first copy wins: only write bytes past what is already filled
-            let start = filled.max(*o);
-            let end = (o + d.len() as u32).min(total);
-            if start < end {
-                let src = &d[(start - o) as usize..(end - o) as usize];
-                data[start as usize..end as usize].copy_from_slice(src);
-                filled = end;
-            }
-        }
         self.reassembled += 1;
         Some(Datagram {
             ip,
             v6: f.v6,
             protocol: f.protocol,
-            data,
+            data: p.assemble(total),
         })
     }
 
