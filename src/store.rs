@@ -75,8 +75,48 @@ struct Spill {
     end: u64,
     /// Slots by key until [`Store::finish`]; dropped then.
     slots: Option<TempFile>,
+    window: Window,
     /// After [`Store::finish`]: where the dense index starts in the records file.
     dense_at: u64,
+}
+
+/// Slots kept in memory for the most recent keys, written out in long runs: connections settle
+/// roughly in stream order, so a window of recent streams turns one small write per record
+/// into one write per [`WINDOW`] / 2 streams. A key below the window (a connection that
+/// outlived many newer ones) is written to its slot directly; a slot left empty in a run
+/// written out is only ever filled by such a direct write, so no write undoes another.
+struct Window {
+    /// Key of the first slot held.
+    base: u64,
+    slots: Vec<u8>,
+}
+
+/// Slots held in memory (1 MiB).
+const WINDOW: u64 = 1 << 16;
+
+impl Window {
+    fn put(&mut self, file: &File, key: u64, entry: &[u8; SLOT]) -> io::Result<()> {
+        if key < self.base {
+            return file.write_all_at(entry, key * SLOT as u64);
+        }
+        if key >= self.base + WINDOW {
+            // Slide so that `key` fits and at least half the window stays.
+            let new_base = (self.base + WINDOW / 2).max(key + 1 - WINDOW);
+            let out = ((new_base - self.base).min(WINDOW) as usize) * SLOT;
+            file.write_all_at(&self.slots[..out], self.base * SLOT as u64)?;
+            self.slots.drain(..out);
+            self.slots.resize(WINDOW as usize * SLOT, 0);
+            self.base = new_base;
+        }
+        let at = (key - self.base) as usize * SLOT;
+        self.slots[at..at + SLOT].copy_from_slice(entry);
+        Ok(())
+    }
+
+    /// Writes out every slot held.
+    fn flush(&self, file: &File) -> io::Result<()> {
+        file.write_all_at(&self.slots, self.base * SLOT as u64)
+    }
 }
 
 /// A record waiting in memory.
@@ -181,6 +221,10 @@ impl<R: Serialize + DeserializeOwned + Clone> Store<R> {
                 records: TempFile::create("spill")?,
                 end: 0,
                 slots: Some(TempFile::create("index")?),
+                window: Window {
+                    base: 0,
+                    slots: vec![0; WINDOW as usize * SLOT],
+                },
                 dense_at: 0,
             });
         }
@@ -198,7 +242,7 @@ impl<R: Serialize + DeserializeOwned + Clone> Store<R> {
             let at = spill.end + start as u64;
             let len = u32::try_from(buf.len() - start).map_err(io::Error::other)?;
             let entry = slot(at, len, held.failed);
-            slots.file.write_all_at(&entry, held.key * SLOT as u64)?;
+            spill.window.put(&slots.file, held.key, &entry)?;
         }
         spill.records.file.write_all_at(&buf, spill.end)?;
         spill.end += buf.len() as u64;
@@ -223,6 +267,8 @@ impl<R: Serialize + DeserializeOwned + Clone> Store<R> {
         let Some(slots) = spill.slots.take() else {
             return Ok(());
         };
+        spill.window.flush(&slots.file)?;
+        spill.window.slots = Vec::new();
         // The slots in key order, empty ones left out, appended to the records file.
         spill.dense_at = spill.end;
         let total = slots.file.metadata()?.len();
@@ -385,6 +431,26 @@ mod tests {
             assert_eq!(b.get(i).expect("b").0, 1000 + i as u64);
         }
         assert_eq!(a.get(599).expect("last").0, 599);
+    }
+
+    /// Keys beyond the window, keys far apart, and keys that settle long after newer ones
+    /// (below the window by then) all come back, in order, each once.
+    #[test]
+    fn keys_past_and_behind_the_window_come_back_in_order() {
+        let late: Vec<u64> = (0..20).map(|k| k * 7_001).collect();
+        let mut keys: Vec<u64> = (0..3 * WINDOW + 5).filter(|k| !late.contains(k)).collect();
+        keys.push(10 * WINDOW);
+        keys.extend(&late);
+        let mut s = Store::new(64);
+        for &k in &keys {
+            s.push(k, k % 2 == 1, k).expect("push");
+        }
+        s.finish().expect("finish");
+        keys.sort();
+        assert_eq!(s.len(), keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(s.get(i).expect("get"), *k);
+        }
     }
 
     #[test]
