@@ -6,7 +6,7 @@ use crate::capture::{FrameRef, Nanos};
 use crate::diagnose::vantage::{self, Clues, Evidence};
 use crate::diagnose::verdict::{self, AlertFacts, ConnFacts, Ev, IcmpFacts, Side};
 use crate::escape;
-use crate::flow::{Conn, Endpoint, EventKind};
+use crate::flow::{Conn, Dir, Endpoint, EventKind};
 use crate::model::{AlertOut, At, Connection, HttpOut, IcmpOut};
 use crate::tls::{hello::ClientHelloFacts, names, SHORT_ENCRYPTED};
 use crate::wire;
@@ -27,17 +27,17 @@ fn server_port_rank(p: u16) -> u8 {
 
 /// Which direction is the client's, by the rules; and the rule used.
 pub(crate) fn client_dir(c: &Conn) -> (usize, &'static str) {
-    if let Some(d) = c.syn_dir.map(usize::from) {
+    if let Some(d) = c.syn_dir.map(Dir::index) {
         return (d, "syn");
     }
-    if let Some(d) = c.synack_dir.map(usize::from) {
+    if let Some(d) = c.synack_dir.map(Dir::index) {
         return (1 - d, "synack");
     }
     if let Some(d) = c.tls_facts().ch_dir {
         return (d, "clienthello");
     }
     if c.icmp_only {
-        if let Some(d) = c.icmp.first().and_then(|i| i.quoted_dir) {
+        if let Some(d) = c.icmp.first().and_then(|i| i.quoted_dir.map(Dir::index)) {
             return (d, "icmp_quote");
         }
     }
@@ -97,7 +97,7 @@ pub(crate) fn coverage(
     let first_hello = restarted
         .then(|| {
             c.events.iter().find(|e| {
-                e.dir() == dir
+                e.dir().index() == dir
                     && e.kind()
                         .data_span()
                         .is_some_and(|(s, t)| s <= start && t > start && t - s > 5)
@@ -106,7 +106,7 @@ pub(crate) fn coverage(
         .flatten()
         .map(|e| e.at);
     let in_hello =
-        |e: &&crate::flow::Event| e.dir() == dir && first_hello.is_none_or(|f| e.at >= f);
+        |e: &&crate::flow::Event| e.dir().index() == dir && first_hello.is_none_or(|f| e.at >= f);
     let copies = c
         .events
         .iter()
@@ -176,7 +176,7 @@ pub(crate) fn trace(c: &Conn, cd: usize, conn: &Connection) -> crate::model::Tra
             frame: e.at.frame(),
             file: e.at.file(),
             ts: e.at.ts,
-            from_client: e.dir() == cd,
+            from_client: e.dir().index() == cd,
             kind,
             start,
             end,
@@ -236,7 +236,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         0
     };
     let ch_acked = match (tf.ch_range, ch_from_client) {
-        (Some((_, end)), true) => Some(cdir.acked.get().is_some_and(|a| a >= end)),
+        (Some((_, end)), true) => Some(cdir.acked.is_some_and(|a| a >= end)),
         _ => None,
     };
     if ch_from_client && client_hello.is_none() {
@@ -351,7 +351,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
     let icmp = c
         .icmp
         .iter()
-        .find(|i| i.quoted_dir == Some(cd))
+        .find(|i| i.quoted_dir.map(Dir::index) == Some(cd))
         .or(c.icmp.first());
     let icmp_facts = icmp.map(|i| {
         let unreachable = if i.v6 {
@@ -368,7 +368,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
             unreachable,
             frag_needed: (!i.v6 && i.icmp_type == 3 && i.code == 4) || (i.v6 && i.icmp_type == 2),
             mtu: i.mtu,
-            quotes_client: i.quoted_dir == Some(cd),
+            quotes_client: i.quoted_dir.map(Dir::index) == Some(cd),
         }
     });
 
@@ -381,10 +381,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         && (c.handshake_ack.is_some() || cdir.payload_segments > 0)
         || (began_midstream && cdir.packets > 0 && sdir.packets > 0);
     let client_seq_jump = if cdir.payload_segments == 0 {
-        cdir.fin_offset
-            .get()
-            .or(cdir.rst_offset.get())
-            .filter(|o| *o > 0)
+        cdir.fin_offset.or(cdir.rst_offset).filter(|o| *o > 0)
     } else {
         None
     };
@@ -432,7 +429,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         server_retransmissions: sdir.retransmissions,
         server_full_size_retransmissions: sdir.full_size_retransmissions,
         server_max_segment: sdir.max_segment,
-        server_data_acked: sdir.acked.get().is_some_and(|a| a >= sdir.max_end),
+        server_data_acked: sdir.acked.is_some_and(|a| a >= sdir.max_end),
         client_sacked: sdir.sacked,
         server_gap: sdir.reasm.limits.gaps > 0,
         gave_up_after_s: gave_up,
