@@ -354,7 +354,7 @@ struct Run<'o, 'c> {
     since_sweep: u32,
     last_sweep: Nanos,
     peak_live: usize,
-    evicted: Vec<(Box<Conn>, crate::flow::Eviction)>,
+    evicted: Vec<(crate::flow::Settled, crate::flow::Eviction)>,
 }
 
 impl<'o, 'c> Run<'o, 'c> {
@@ -408,7 +408,8 @@ impl<'o, 'c> Run<'o, 'c> {
         self.defrag.expire(now, false);
         let mut out = std::mem::take(&mut self.evicted);
         self.table.sweep(now, &mut out);
-        for (mut c, _) in out.drain(..) {
+        for (s, _) in out.drain(..) {
+            let mut c = self.table.conn(s);
             c.finish();
             self.settle(c);
         }
@@ -471,7 +472,8 @@ impl<'o, 'c> Run<'o, 'c> {
     /// Settles every connection still open (the end of the input).
     fn flush_settled(&mut self) {
         self.peak_live = self.peak_live.max(self.table.live());
-        for c in self.table.drain() {
+        for s in self.table.drain() {
+            let c = self.table.conn(s);
             self.settle(c);
         }
         self.send_batch();

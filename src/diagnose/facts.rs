@@ -12,7 +12,7 @@ use super::timeline::timeline;
 use crate::capture::{FrameRef, Nanos};
 use crate::diagnose::vantage::{self, Clues, Evidence};
 use crate::escape;
-use crate::flow::{Conn, Endpoint, EventKind};
+use crate::flow::{Conn, Dir, Endpoint, EventKind};
 use crate::model::{CertInfo, ClientHelloInfo, TimelineEntry};
 use crate::tls::names::{self, Name};
 use crate::tls::{TlsFacts, SHORT_ENCRYPTED};
@@ -222,17 +222,17 @@ fn server_port_rank(p: u16) -> u8 {
 
 /// Which direction is the client's, and the rule that decided it.
 pub(crate) fn client_dir(c: &Conn) -> (usize, ClientRule) {
-    if let Some(d) = c.syn_dir.map(usize::from) {
+    if let Some(d) = c.syn_dir.map(Dir::index) {
         return (d, ClientRule::Syn);
     }
-    if let Some(d) = c.synack_dir.map(usize::from) {
+    if let Some(d) = c.synack_dir.map(Dir::index) {
         return (1 - d, ClientRule::Synack);
     }
     if let Some(d) = c.tls_facts().ch_dir {
         return (d, ClientRule::Clienthello);
     }
     if c.icmp_only {
-        if let Some(d) = c.icmp.first().and_then(|i| i.quoted_dir) {
+        if let Some(d) = c.icmp.first().and_then(|i| i.quoted_dir.map(Dir::index)) {
             return (d, ClientRule::IcmpQuote);
         }
     }
@@ -283,7 +283,7 @@ fn hello(c: &Conn, cd: usize) -> Hello {
         0
     };
     let acked = match (tf.ch_range, from_client) {
-        (Some((_, end)), true) => Some(c.dirs[cd].acked.get().is_some_and(|a| a >= end)),
+        (Some((_, end)), true) => Some(c.dirs[cd].acked.is_some_and(|a| a >= end)),
         _ => None,
     };
     Hello {
@@ -449,7 +449,7 @@ fn icmp(c: &Conn, cd: usize, ev: &dyn Fn(FrameRef) -> Ev) -> Option<IcmpFact> {
     let i = c
         .icmp
         .iter()
-        .find(|i| i.quoted_dir == Some(cd))
+        .find(|i| i.quoted_dir.map(Dir::index) == Some(cd))
         .or(c.icmp.first())?;
     let unreachable = if i.v6 {
         i.icmp_type == 1
@@ -466,7 +466,7 @@ fn icmp(c: &Conn, cd: usize, ev: &dyn Fn(FrameRef) -> Ev) -> Option<IcmpFact> {
         unreachable,
         frag_needed: (!i.v6 && i.icmp_type == 3 && i.code == 4) || (i.v6 && i.icmp_type == 2),
         mtu: i.mtu,
-        quotes_client: i.quoted_dir == Some(cd),
+        quotes_client: i.quoted_dir.map(Dir::index) == Some(cd),
     })
 }
 
@@ -591,7 +591,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         server_retransmissions: sdir.retransmissions,
         server_full_size_retransmissions: sdir.full_size_retransmissions,
         server_max_segment: sdir.max_segment,
-        server_data_acked: sdir.acked.get().is_some_and(|a| a >= sdir.max_end),
+        server_data_acked: sdir.acked.is_some_and(|a| a >= sdir.max_end),
         client_sacked: sdir.sacked,
         server_gap: sdir.reasm.limits.gaps > 0,
         gave_up_after_s,
@@ -611,10 +611,7 @@ fn client_seq_jump(cdir: &crate::flow::Sender) -> Option<u64> {
     if cdir.payload_segments > 0 {
         return None;
     }
-    cdir.fin_offset
-        .get()
-        .or(cdir.rst_offset.get())
-        .filter(|o| *o > 0)
+    cdir.fin_offset.or(cdir.rst_offset).filter(|o| *o > 0)
 }
 
 /// The most times any byte of [start, end) was sent, the frames that carried it, and the
@@ -630,7 +627,7 @@ pub(crate) fn coverage(
     let first_hello = restarted
         .then(|| {
             c.events.iter().find(|e| {
-                e.dir() == dir
+                e.dir().index() == dir
                     && e.kind()
                         .data_span()
                         .is_some_and(|(s, t)| s <= start && t > start && t - s > 5)
@@ -639,7 +636,7 @@ pub(crate) fn coverage(
         .flatten()
         .map(|e| e.at);
     let in_hello =
-        |e: &&crate::flow::Event| e.dir() == dir && first_hello.is_none_or(|f| e.at >= f);
+        |e: &&crate::flow::Event| e.dir().index() == dir && first_hello.is_none_or(|f| e.at >= f);
     let copies = c
         .events
         .iter()
@@ -701,7 +698,7 @@ pub(crate) fn trace(c: &Conn, cd: usize, timeline: &[TimelineEntry]) -> crate::m
             frame: e.at.frame(),
             file: e.at.file(),
             ts: e.at.ts,
-            from_client: e.dir() == cd,
+            from_client: e.dir().index() == cd,
             kind,
             start,
             end,

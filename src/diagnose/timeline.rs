@@ -26,7 +26,7 @@ pub(crate) fn timeline(
     for e in &c.events {
         let dir = match e.kind() {
             EventKind::Icmp { .. } => text::FROM_PATH,
-            _ if e.dir() == cd => text::TO_SERVER,
+            _ if e.dir().index() == cd => text::TO_SERVER,
             _ => text::TO_CLIENT,
         };
         // Fixed texts are shared (`Cow::Borrowed`), the rest written once into their string.
@@ -93,7 +93,7 @@ fn data_label(
 ) -> String {
     use std::fmt::Write as _;
     let mut label = String::with_capacity(48);
-    let ch_n = if e.dir() == cd {
+    let ch_n = if e.dir().index() == cd {
         ch_frames.iter().position(|f| *f == e.at)
     } else {
         None
@@ -121,7 +121,7 @@ fn data_label(
         let _ = label.write_fmt(args);
         sep = ", ";
     };
-    if tf.sh_at == Some(e.at) && e.dir() != cd {
+    if tf.sh_at == Some(e.at) && e.dir().index() != cd {
         note(&mut label, format_args!("ServerHello"));
     }
     if tf.hrr_at == Some(e.at) {
@@ -130,7 +130,7 @@ fn data_label(
     for a in tf
         .alerts
         .iter()
-        .filter(|a| a.at == e.at && a.dir == e.dir())
+        .filter(|a| a.at == e.at && a.dir == e.dir().index())
     {
         match a.plain {
             Some((l, d)) => note(
