@@ -335,7 +335,7 @@ impl Conn {
         if off < reasm.delivered() && tls.restart_on_hello(i, off, seg.payload) {
             reasm.rewind(off);
         }
-        let mut sink = |p: Piece<'_>, from: FrameRef| tls.feed_piece(i, p, from);
+        let mut sink = |p: Piece<'_>, from: FrameRef| feed_piece(tls, i, p, from);
         reasm.push(off, seg.payload, at, &mut sink);
         let cut = u64::from(seg.wire_len).saturating_sub(seg.payload.len() as u64);
         if cut > 0 {
@@ -383,7 +383,7 @@ impl Conn {
             let reasm = &mut self.dirs[d].reasm;
             while reasm.has_held() {
                 if reasm
-                    .skip_gap(&mut |p, from| tls.feed_piece(d.index(), p, from))
+                    .skip_gap(&mut |p, from| feed_piece(tls, d.index(), p, from))
                     .is_none()
                 {
                     break;
@@ -394,5 +394,14 @@ impl Conn {
             self.dirs[Dir::Orig].first_at,
             self.dirs[Dir::Reply].first_at,
         ]);
+    }
+}
+
+/// Hands the TLS layer what the reassembler delivered: bytes, or bytes known to exist but not
+/// captured.
+fn feed_piece(tls: &mut TlsConn, d: usize, p: Piece<'_>, at: FrameRef) {
+    match p {
+        Piece::Bytes(b) => tls.feed(d, b, at),
+        Piece::Missing(n) => tls.missing(d, n, at),
     }
 }

@@ -13,7 +13,6 @@ use super::record::{
     HEADER_LEN,
 };
 use crate::capture::FrameRef;
-use crate::flow::reassembly::Piece;
 
 /// How far into a plaintext stream a later TLS hello is looked for (STARTTLS, CONNECT).
 const STARTTLS_SCAN: u64 = 64 * 1024;
@@ -132,14 +131,6 @@ impl TlsConn {
                 }
                 s.joiner.release();
             }
-        }
-    }
-
-    /// Feeds what the reassembler delivered: bytes, or bytes known to exist but not captured.
-    pub fn feed_piece(&mut self, d: usize, p: Piece<'_>, at: FrameRef) {
-        match p {
-            Piece::Bytes(b) => self.feed(d, b, at),
-            Piece::Missing(n) => self.missing(d, n, at),
         }
     }
 
