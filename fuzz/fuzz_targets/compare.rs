@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
                     timeline: true,
                     width: Some(80),
                     color: true,
+                    ..Default::default()
                 };
                 for format in [Format::Text, Format::Json, Format::Ndjson, Format::Markdown] {
                     let _ = render(&c, format, &RenderOptions::default());
