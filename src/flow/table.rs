@@ -607,9 +607,11 @@ impl FlowTable {
                 .retain(|_, t| now.saturating_sub(i64::from(t.last_s)) < keep);
         }
         // Bounded like the live table: under a flood of short connections, forget all
-        // tombstones rather than grow (a late packet may then open a new stream).
+        // tombstones rather than grow (a late packet may then open a new stream). The map keeps
+        // its buckets: grown anew, it held its old and new buckets at once at each doubling
+        // (10 MB at the default cap, the peak of a 1M-SYN flood).
         if self.index.len() + self.tombs.len() > 2 * self.cfg.max_live.max(1024) {
-            self.tombs = FxHashMap::default();
+            self.tombs.clear();
             self.tombstones_dropped += 1;
         }
     }
