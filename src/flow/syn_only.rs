@@ -14,7 +14,6 @@ use crate::wire::{PacketType, TcpSegment};
 /// What a connection's SYNs told, while there are at most two and nothing else.
 #[derive(Debug, Clone)]
 pub(crate) struct SynOnly {
-    ends: [Endpoint; 2],
     /// Frames of the SYNs, oldest first; both the same while there is one.
     syns: [FrameRef; 2],
     /// Their fingerprints and interfaces, to recognise capture copies of them.
@@ -45,14 +44,12 @@ impl SynOnly {
     /// The record of a connection opened by `seg` (which [`SynOnly::takes`]).
     pub(crate) fn new(
         seg: &TcpSegment<'_>,
-        ends: [Endpoint; 2],
         at: FrameRef,
         iface: u32,
         pkttype: Option<PacketType>,
     ) -> Self {
         let sig = fingerprint(seg);
         SynOnly {
-            ends,
             syns: [at, at],
             sigs: [sig, sig],
             ifaces: [iface, iface],
@@ -63,10 +60,6 @@ impl SynOnly {
             mss: seg.mss(),
             tsval: seg.timestamps().map(|(v, _)| v),
         }
-    }
-
-    pub(crate) fn ends(&self) -> [Endpoint; 2] {
-        self.ends
     }
 
     /// The first sequence number of each direction (the reply has sent nothing).
@@ -111,10 +104,11 @@ impl SynOnly {
         true
     }
 
-    /// The full connection these SYNs make: the state [`Conn::on_segment`] leaves after them.
-    pub(crate) fn to_conn(&self, stream: u64, cfg: &FlowConfig) -> Conn {
+    /// The full connection these SYNs make, sent from `ends[0]` to `ends[1]`: the state
+    /// [`Conn::on_segment`] leaves after them.
+    pub(crate) fn to_conn(&self, ends: [Endpoint; 2], stream: u64, cfg: &FlowConfig) -> Conn {
         let n = self.count();
-        let [src, dst] = self.ends;
+        let [src, dst] = ends;
         let mut c = Conn::new(stream, src, dst, self.syns[0], cfg);
         let s = &mut c.dirs[Dir::Orig];
         for i in 0..n {
@@ -218,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_syn_only_record_with_its_heap_fits_in_128_bytes() {
-        assert!(std::mem::size_of::<SynOnly>() <= 120);
+        assert!(std::mem::size_of::<SynOnly>() <= 80);
         assert!(crate::flow::table::live_size() <= 128);
     }
 
