@@ -257,6 +257,15 @@ pub struct Connection {
     pub file: Option<usize>,
     pub start_time: String,
     pub duration_s: f64,
+    /// The TCP round trip (ms): SYN to SYN-ACK where the connection was captured on the
+    /// client, SYN-ACK to ACK on the server, SYN to ACK where its capture point is unknown
+    /// (its own packets tell it, or `--vantage`).
+    pub tcp_rtt_ms: Option<f64>,
+    /// From the first ClientHello transmission to the first ServerHello (or
+    /// HelloRetryRequest) byte.
+    pub server_hello_delay_s: Option<f64>,
+    /// From the first SYN to the handshake's end (both sides encrypted).
+    pub handshake_s: Option<f64>,
     /// From the first ClientHello to the client's first FIN or RST.
     pub gave_up_after_s: Option<f64>,
     /// A known timeout the give-up time matches.

@@ -63,6 +63,12 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
         let short: String = b.chars().take(28).collect();
         parts.push(format!("server: \"{short}\""));
     }
+    if let Some(d) = c
+        .server_hello_delay_s
+        .filter(|d| *d > crate::diagnose::verdict::SLOW_SERVER_HELLO_S)
+    {
+        parts.push(format!("ServerHello after {d:.1}s"));
+    }
     if let Some(s) = c.gave_up_after_s.filter(|_| c.verdict.is_failure()) {
         parts.push(format!("gave up {s:.1}s"));
     }
