@@ -291,6 +291,23 @@ pub struct ServerRollup {
     pub server: String,
     pub connections: u64,
     pub verdicts: std::collections::BTreeMap<String, u64>,
+    /// The TCP round trip of its connections (each as `Connection::tcp_rtt_ms`), when measured.
+    pub tcp_rtt_ms: Option<Spread>,
+    /// First ClientHello to first ServerHello byte of its connections, when measured.
+    pub server_hello_delay_ms: Option<Spread>,
+}
+
+/// How a time spreads over a server's connections, in milliseconds: percentiles by nearest
+/// rank, exact up to 1,024 connections, beyond that from an HDR histogram (within 1 %); `max`
+/// always exact.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Connections measured.
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 /// Capture-wide capture-point decision.

@@ -1,5 +1,5 @@
 //! How long each step took: per connection (`tcp_rtt_ms`, `server_hello_delay_s`,
-//! `handshake_s`), checked against the times the
+//! `handshake_s`) and per server (`{p50, p90, p99, max}`), checked against the times the
 //! capture files themselves hold, read here straight from their record headers.
 //!
 //! Frame numbers are tshark's (`tshark -r samples/NAME -T fields -e frame.number -e ip.src
@@ -192,7 +192,133 @@ fn slow_backend_names_the_delay_and_the_timeouts_it_exceeds() {
         "{e}"
     );
     assert!(c["next_step"].as_str().unwrap().contains("slow to answer"));
-    // The table says so too.
+    // The table says so too, and the ticket's headline names the server.
     let (_, text, _) = bin(&["--all", &path]);
     assert!(text.contains("ServerHello after 7.0s"), "{text}");
+    let (_, md, _) = bin(&["--format", "markdown", &path]);
+    assert!(
+        md.contains(
+            "**All 1 connection(s) completed their handshake or carried no TLS. 10.99.2.2:443 is \
+             slow to answer the ClientHello: p99 7.0 s, max 7.0 s.**"
+        ),
+        "{md}"
+    );
+}
+
+/// Nearest rank: the smallest value that at least `p` % of them do not exceed.
+fn percentile(sorted: &[f64], p: usize) -> f64 {
+    sorted[(p * sorted.len()).div_ceil(100) - 1]
+}
+
+/// Milliseconds as the text and Markdown server lists write them.
+fn ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Many samples as one capture (a busy backend at 10.99.2.2:443, others beside it): every
+/// server's percentiles are those of its connections' own times, in every format.
+#[test]
+fn busy_capture_rollup_has_the_percentiles_in_every_format() {
+    let (_dir, slow) = slow_backend();
+    let mut inputs: Vec<String> = [
+        "tls13_ok.pcap",
+        "tls12_ok.pcap",
+        "healthy.client.pcap",
+        "mixed.pcap",
+        "client_alert_tls12.pcap",
+        "client_alert_tls13.pcap",
+        "server_alert_protocol_version.pcap",
+        "tls13_ok_nano.pcap",
+        "tls13_ok_sll2.pcap",
+        "tls12_ok_vlan.pcap",
+        "nat.client.pcap",
+    ]
+    .iter()
+    .map(|s| sample(s))
+    .collect();
+    inputs.push(slow);
+    let args: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let report = json(&args);
+    let servers = report["summary"]["servers"].as_array().unwrap();
+    let busiest = &servers[0];
+    assert!(busiest["connections"].as_u64().unwrap() >= 8, "{busiest}");
+    let mut checked = 0;
+    for sv in servers {
+        let name = sv["server"].as_str().unwrap();
+        let of = |key: &str, scale: f64| {
+            let mut v: Vec<f64> = report["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| {
+                    let ip = c["server_ip"].as_str().unwrap();
+                    let ep = if ip.contains(':') {
+                        format!("[{ip}]:{}", c["server_port"])
+                    } else {
+                        format!("{ip}:{}", c["server_port"])
+                    };
+                    ep == name
+                })
+                .filter_map(|c| c[key].as_f64())
+                .map(|x| x * scale)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        for (key, values) in [
+            ("tcp_rtt_ms", of("tcp_rtt_ms", 1.0)),
+            ("server_hello_delay_ms", of("server_hello_delay_s", 1e3)),
+        ] {
+            let spread = &sv[key];
+            if values.is_empty() {
+                assert!(spread.is_null(), "{name} {key}: {spread}");
+                continue;
+            }
+            assert_eq!(spread["count"].as_u64(), Some(values.len() as u64));
+            for (p, k) in [(50, "p50"), (90, "p90"), (99, "p99")] {
+                close(
+                    &spread[k],
+                    percentile(&values, p),
+                    &format!("{name} {key} {k}"),
+                );
+            }
+            close(&spread["max"], values[values.len() - 1], "max");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} spreads checked");
+    // The slow backend's 7 s is the busiest server's maximum, and more than 1 % of its
+    // connections: its p99.
+    let sh = &busiest["server_hello_delay_ms"];
+    assert!(sh["p99"].as_f64().unwrap() > 7000.0, "{sh}");
+    let line = |spread: &Value| {
+        ["p50", "p90", "p99", "max"]
+            .map(|k| ms(spread[k].as_f64().unwrap()))
+            .join("/")
+    };
+    let (rtt, sh) = (line(&busiest["tcp_rtt_ms"]), line(sh));
+    let name = busiest["server"].as_str().unwrap();
+    let (_, text, _) = bin(&args);
+    assert!(
+        text.contains(&format!(
+            "    ms p50/p90/p99/max: TCP round trip {rtt}; ServerHello delay {sh}\n"
+        )),
+        "{text}"
+    );
+    let mut md_args = vec!["--format", "markdown"];
+    md_args.extend_from_slice(&args);
+    let (_, md, _) = bin(&md_args);
+    assert!(md.contains(&format!(" | {rtt} | {sh} |\n")), "{md}");
+    assert!(
+        md.contains(&format!(
+            "{name} is slow to answer the ClientHello: p99 7.0 s"
+        )),
+        "{md}"
+    );
 }
