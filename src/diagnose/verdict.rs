@@ -259,9 +259,9 @@ fn slow_answer(delay: f64) -> String {
         .copied()
         .collect();
     exceeded.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // Just over a second would read "1.0 s": one more digit there.
+    // Just over a second would read "1.0 s": to the millisecond there.
     let mut s = if delay < 1.05 {
-        format!("the server answered the ClientHello after {delay:.2} s")
+        format!("the server answered the ClientHello after {delay:.3} s")
     } else {
         format!("the server answered the ClientHello after {delay:.1} s")
     };
@@ -798,8 +798,12 @@ mod tests {
             "{}",
             j.explanation
         );
-        let j = judge(&completed_after(1.03));
-        assert!(j.explanation.ends_with("after 1.03 s"), "{}", j.explanation);
+        let j = judge(&completed_after(1.003));
+        assert!(
+            j.explanation.ends_with("after 1.003 s"),
+            "{}",
+            j.explanation
+        );
         // A second is not slow; nor is a fast server.
         for delay in [1.0, 0.009] {
             let j = judge(&completed_after(delay));

@@ -133,20 +133,21 @@ fn slow_server(s: &crate::model::Summary) -> Option<String> {
             .filter(|(_, x)| x.p99 > SLOW_MS)
             .max_by(|a, b| a.1.p99.total_cmp(&b.1.p99))
     };
+    let secs = |ms: f64| super::text::seconds(ms / 1e3);
     if let Some((sv, x)) = worst(|sv| sv.server_hello_delay_ms.as_ref()) {
         return Some(format!(
-            "{} is slow to answer the ClientHello: p99 {:.1} s, max {:.1} s.",
+            "{} is slow to answer the ClientHello: p99 {} s, max {} s.",
             cell(&sv.server),
-            x.p99 / 1e3,
-            x.max / 1e3
+            secs(x.p99),
+            secs(x.max)
         ));
     }
     let (sv, x) = worst(|sv| sv.tcp_rtt_ms.as_ref())?;
     Some(format!(
-        "The TCP round trip to {} is slow: p99 {:.1} s, max {:.1} s.",
+        "The TCP round trip to {} is slow: p99 {} s, max {} s.",
         cell(&sv.server),
-        x.p99 / 1e3,
-        x.max / 1e3
+        secs(x.p99),
+        secs(x.max)
     ))
 }
 

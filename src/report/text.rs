@@ -47,6 +47,16 @@ fn ms(v: f64) -> String {
     }
 }
 
+/// Seconds to 0.1 s, or to the millisecond just over a second (where "1.0" would hide that
+/// it is more).
+pub(crate) fn seconds(s: f64) -> String {
+    if s < 1.05 {
+        format!("{s:.3}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
 /// A server's time as "p50/p90/p99/max" in milliseconds, "-" when not measured.
 pub(crate) fn spread(s: Option<&crate::model::Spread>) -> String {
     match s {
@@ -86,7 +96,7 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
         .server_hello_delay_s
         .filter(|d| *d > crate::diagnose::verdict::SLOW_SERVER_HELLO_S)
     {
-        parts.push(format!("ServerHello after {d:.1}s"));
+        parts.push(format!("ServerHello after {}s", seconds(d)));
     }
     if let Some(s) = c.gave_up_after_s.filter(|_| c.verdict.is_failure()) {
         parts.push(format!("gave up {s:.1}s"));
