@@ -42,7 +42,9 @@ impl Wording {
             (None, own) => own,
         };
         let judged = verdict::judge(&s.facts, side);
-        let mut c = record::connection(s.facts, judged, side);
+        // The round trip is timed from the side known when the connection settled.
+        let measured_from = self.vantage_override.unwrap_or(s.evidence);
+        let mut c = record::connection(s.facts, judged, side, measured_from);
         if let Some(limit) = self.timeline_limit {
             c.timeline.truncate(limit);
         }

@@ -257,6 +257,15 @@ pub struct Connection {
     pub file: Option<usize>,
     pub start_time: String,
     pub duration_s: f64,
+    /// The TCP round trip (ms): SYN to SYN-ACK where the connection was captured on the
+    /// client, SYN-ACK to ACK on the server, SYN to ACK where its capture point is unknown
+    /// (its own packets tell it, or `--vantage`).
+    pub tcp_rtt_ms: Option<f64>,
+    /// From the first ClientHello transmission to the first ServerHello (or
+    /// HelloRetryRequest) byte.
+    pub server_hello_delay_s: Option<f64>,
+    /// From the first SYN to the handshake's end (both sides encrypted).
+    pub handshake_s: Option<f64>,
     /// From the first ClientHello to the client's first FIN or RST.
     pub gave_up_after_s: Option<f64>,
     /// A known timeout the give-up time matches.
@@ -282,6 +291,23 @@ pub struct ServerRollup {
     pub server: String,
     pub connections: u64,
     pub verdicts: std::collections::BTreeMap<String, u64>,
+    /// The TCP round trip of its connections (each as `Connection::tcp_rtt_ms`), when measured.
+    pub tcp_rtt_ms: Option<Spread>,
+    /// First ClientHello to first ServerHello byte of its connections, when measured.
+    pub server_hello_delay_ms: Option<Spread>,
+}
+
+/// How a time spreads over a server's connections, in milliseconds: percentiles by nearest
+/// rank, exact up to 1,024 connections, beyond that from an HDR histogram (within 1 %); `max`
+/// always exact.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Connections measured.
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 /// Capture-wide capture-point decision.

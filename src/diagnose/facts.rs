@@ -13,7 +13,7 @@ use crate::capture::{FrameRef, Nanos};
 use crate::diagnose::vantage::{self, Clues, Evidence};
 use crate::escape;
 use crate::flow::{Conn, Dir, Endpoint, EventKind};
-use crate::model::{CertInfo, ClientHelloInfo, TimelineEntry};
+use crate::model::{CertInfo, ClientHelloInfo, Side, TimelineEntry};
 use crate::tls::names::{self, Name};
 use crate::tls::{TlsFacts, SHORT_ENCRYPTED};
 use crate::wire;
@@ -113,6 +113,8 @@ pub struct Facts {
     pub first_syn: Option<Ev>,
     pub last_syn: Option<Ev>,
     pub synack: Option<Ev>,
+    /// The client's ACK of the SYN-ACK (the TCP handshake's third packet).
+    pub handshake_ack: Option<Ev>,
     pub synack_seen: bool,
     pub established: bool,
     pub icmp: Option<IcmpFact>,
@@ -179,6 +181,36 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// The TCP round trip in seconds, as capture point `side` sees it: on the client, the
+    /// last SYN (the one answered) to the SYN-ACK; on the server, the SYN-ACK to the client's
+    /// ACK; where the capture point is unknown, the last SYN to the ACK (both legs: from any
+    /// point between the ends, the whole client-server round trip).
+    pub fn tcp_rtt_s(&self, side: Side) -> Option<f64> {
+        let (from, to) = match side {
+            Side::Client => (self.last_syn?, self.synack?),
+            Side::Server => (self.synack?, self.handshake_ack?),
+            Side::Unknown => (self.last_syn?, self.handshake_ack?),
+        };
+        span(from, to)
+    }
+
+    /// Seconds from the first ClientHello transmission to the server's first TLS byte, when
+    /// that began its ServerHello (or a HelloRetryRequest): how long the server thought.
+    pub fn server_hello_delay_s(&self) -> Option<f64> {
+        if self.serverhello.is_none() && !self.hello_retry_request {
+            return None;
+        }
+        span(
+            self.clienthello?,
+            self.server_first_tls.or(self.serverhello)?,
+        )
+    }
+
+    /// Seconds from the first SYN to the handshake's end (both sides encrypted).
+    pub fn handshake_s(&self) -> Option<f64> {
+        span(self.first_syn?, self.handshake_done?)
+    }
+
     /// How the client gave up, if it did: its first FIN or RST.
     pub fn client_gave_up(&self) -> Option<(Ev, &'static str)> {
         match (self.client_fin, self.client_rst) {
@@ -188,6 +220,11 @@ impl Facts {
             (None, None) => None,
         }
     }
+}
+
+/// Seconds from `from` to `to`, when `to` is not earlier.
+fn span(from: Ev, to: Ev) -> Option<f64> {
+    (to.t >= from.t).then(|| round6(to.t - from.t))
 }
 
 /// Known client-side timeouts: (seconds, who).
@@ -546,6 +583,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         first_syn: cdir.syns[0].map(ev),
         last_syn: cdir.syns[1].map(ev),
         synack: synack_at.map(ev),
+        handshake_ack: c.handshake_ack.map(ev),
         synack_seen: sdir.synack_count > 0,
         established: sdir.synack_count > 0
             && (c.handshake_ack.is_some() || cdir.payload_segments > 0)

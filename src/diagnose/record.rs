@@ -14,8 +14,18 @@ fn at(e: Ev) -> At {
     }
 }
 
-/// The connection as reported: its facts, verdict `j` worded for capture point `side`.
-pub fn connection(f: Facts, j: Judgement, side: Side) -> Connection {
+/// Seconds as milliseconds, to the microsecond.
+pub(crate) fn ms(s: f64) -> f64 {
+    (s * 1e6).round() / 1e3
+}
+
+/// The connection as reported: its facts, verdict `j` worded for capture point `side`; its
+/// round trip measured as capture point `measured_from` sees it (the `--vantage` override or
+/// the connection's own evidence, both known when it settles, unlike the capture's side).
+pub fn connection(f: Facts, j: Judgement, side: Side, measured_from: Side) -> Connection {
+    let tcp_rtt_ms = f.tcp_rtt_s(measured_from).map(ms);
+    let server_hello_delay_s = f.server_hello_delay_s();
+    let handshake_s = f.handshake_s();
     let http = (f.http_request.is_some() || f.http_status.is_some()).then_some(HttpOut {
         request_line: f.http_request,
         status_line: f.http_status,
@@ -78,6 +88,9 @@ pub fn connection(f: Facts, j: Judgement, side: Side) -> Connection {
         file: f.file,
         start_time: crate::timefmt::rfc3339_nanos(f.start),
         duration_s: f.duration_s,
+        tcp_rtt_ms,
+        server_hello_delay_s,
+        handshake_s,
         gave_up_after_s: f.gave_up_after_s,
         timeout_match: f.timeout_match,
         client_retransmissions: f.client_retransmissions,

@@ -7,7 +7,7 @@
 //! first that matches decides. The code never depends on the capture point; the wording does.
 
 use super::clock::Ev;
-use super::facts::{endpoint_text, Facts};
+use super::facts::{endpoint_text, Facts, KNOWN_TIMEOUTS};
 pub use crate::model::{Side, VerdictCode};
 
 /// The decision for one connection.
@@ -219,15 +219,63 @@ fn not_tls(f: &Facts, ch: Ev) -> Option<Judgement> {
     ))
 }
 
-/// 5. Success.
+/// 5. Success; a slow server said so.
 fn completed(f: &Facts) -> Option<Judgement> {
     let done = f.handshake_done?;
     let v = f.tls_version.as_deref().unwrap_or("TLS");
+    let mut explanation = format!("the {v} handshake completed: both sides encrypted by {done}");
+    let Some(delay) = f
+        .server_hello_delay_s()
+        .filter(|d| *d > SLOW_SERVER_HELLO_S)
+    else {
+        return Some(j(
+            VerdictCode::TlsOk,
+            explanation,
+            "Nothing to do for the handshake.",
+        ));
+    };
+    explanation.push_str("; ");
+    explanation.push_str(&slow_answer(delay));
     Some(j(
         VerdictCode::TlsOk,
-        format!("the {v} handshake completed: both sides encrypted by {done}"),
-        "Nothing to do for the handshake.",
+        explanation,
+        "The handshake succeeded, but the backend was slow to answer the ClientHello, and a \
+         gateway with a shorter timeout gives up (502/504): check the backend's load (CPU, \
+         accept queue, worker threads) and what it does before answering (key or certificate \
+         lookup, OCSP).",
     ))
+}
+
+/// A completed handshake whose server took longer than this (seconds) to answer the
+/// ClientHello names the delay.
+pub const SLOW_SERVER_HELLO_S: f64 = 1.0;
+
+/// "the server answered the ClientHello after 7.0 s, longer than A and B would wait": the
+/// known gateway timeouts the delay exceeds, shortest first.
+fn slow_answer(delay: f64) -> String {
+    let mut exceeded: Vec<(f64, &str)> = KNOWN_TIMEOUTS
+        .iter()
+        .filter(|(t, _)| delay > *t)
+        .copied()
+        .collect();
+    exceeded.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Just over a second would read "1.0 s": to the millisecond there.
+    let mut s = if delay < 1.05 {
+        format!("the server answered the ClientHello after {delay:.3} s")
+    } else {
+        format!("the server answered the ClientHello after {delay:.1} s")
+    };
+    if let Some(((_, last), rest)) = exceeded.split_last() {
+        let rest: Vec<&str> = rest.iter().map(|(_, who)| *who).collect();
+        s.push_str(", longer than ");
+        if !rest.is_empty() {
+            s.push_str(&rest.join(", "));
+            s.push_str(" and ");
+        }
+        s.push_str(last);
+        s.push_str(" would wait");
+    }
+    s
 }
 
 /// 6. The server's flight started but the handshake did not finish.
@@ -702,6 +750,95 @@ mod tests {
         assert!(match_timeout(5.1).is_some_and(|s| s.contains("Envoy")));
         assert_eq!(match_timeout(30.0), None);
         assert_eq!(match_timeout(57.5), None);
+    }
+
+    /// A completed handshake whose ServerHello came `delay` seconds after the ClientHello.
+    fn completed_after(delay: f64) -> Facts {
+        let mut f = with_hello(1, true);
+        f.serverhello = ev(6, 0.002 + delay);
+        f.server_first_tls = f.serverhello;
+        f.handshake_done = ev(9, 0.01 + delay);
+        f.tls_version = Some("TLSv1.3".into());
+        f
+    }
+
+    #[test]
+    fn slow_server_hello_names_the_gateway_timeouts_it_exceeds() {
+        let j = judge(&completed_after(7.0));
+        assert_eq!(j.code, VerdictCode::TlsOk);
+        assert!(
+            j.explanation.ends_with(
+                "; the server answered the ClientHello after 7.0 s, longer than the Apigee Edge \
+                 connect timeout (3 s) and Envoy's default cluster connect_timeout (5 s) would \
+                 wait"
+            ),
+            "{}",
+            j.explanation
+        );
+        assert!(j.next_step.contains("slow to answer"), "{}", j.next_step);
+        // Past Go's 10 s: three, shortest first, in a list.
+        let j = judge(&completed_after(12.5));
+        assert!(
+            j.explanation.contains(
+                "after 12.5 s, longer than the Apigee Edge connect timeout (3 s), Envoy's default \
+                 cluster connect_timeout (5 s) and Go's http.Transport TLSHandshakeTimeout \
+                 (10 s) would wait"
+            ),
+            "{}",
+            j.explanation
+        );
+    }
+
+    #[test]
+    fn slow_server_hello_below_every_timeout_names_only_the_delay() {
+        let j = judge(&completed_after(1.5));
+        assert!(
+            j.explanation
+                .ends_with("; the server answered the ClientHello after 1.5 s"),
+            "{}",
+            j.explanation
+        );
+        let j = judge(&completed_after(1.003));
+        assert!(
+            j.explanation.ends_with("after 1.003 s"),
+            "{}",
+            j.explanation
+        );
+        // A second is not slow; nor is a fast server.
+        for delay in [1.0, 0.009] {
+            let j = judge(&completed_after(delay));
+            assert!(!j.explanation.contains("answered"), "{}", j.explanation);
+            assert_eq!(j.next_step, "Nothing to do for the handshake.");
+        }
+    }
+
+    #[test]
+    fn timings_from_recorded_events() {
+        let mut f = completed_after(7.0);
+        f.last_syn = ev(1, 0.0);
+        f.synack = ev(2, 0.0004);
+        f.handshake_ack = ev(3, 0.0005);
+        assert_eq!(f.tcp_rtt_s(Side::Client), Some(0.0004));
+        assert_eq!(f.tcp_rtt_s(Side::Server), Some(0.0001));
+        assert_eq!(f.tcp_rtt_s(Side::Unknown), Some(0.0005));
+        assert_eq!(f.server_hello_delay_s(), Some(7.0));
+        assert_eq!(f.handshake_s(), Some(7.01));
+        // Not measurable: no SYN-ACK, no ServerHello, no end.
+        f.synack = None;
+        f.serverhello = None;
+        f.handshake_done = None;
+        assert_eq!(f.tcp_rtt_s(Side::Client), None);
+        assert_eq!(f.tcp_rtt_s(Side::Server), None);
+        assert_eq!(f.tcp_rtt_s(Side::Unknown), Some(0.0005));
+        assert_eq!(
+            f.server_hello_delay_s(),
+            None,
+            "an alert is not a ServerHello"
+        );
+        assert_eq!(f.handshake_s(), None);
+        // A HelloRetryRequest is the server's first answer.
+        f.hello_retry_request = true;
+        assert_eq!(f.server_hello_delay_s(), Some(7.0));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::options::Options;
 use crate::analysis::{Settled, Wording};
 use crate::diagnose::clock::Ctx;
 use crate::diagnose::facts::{summarise, trace, Facts};
-use crate::diagnose::rollup::Rollup;
+use crate::diagnose::rollup::{Rollup, Times};
 use crate::diagnose::vantage::{self, Evidence};
 use crate::diagnose::verdict::{self, Side};
 use crate::flow::Conn;
@@ -109,7 +109,14 @@ impl<'o, 'c> Settler<'o, 'c> {
         let Some(kept) = p.kept else {
             return;
         };
-        self.rollup.add(kept.settled.facts.server, kept.code);
+        // The round trip as the connection's own evidence (or --vantage) places it: the
+        // capture's side is known only at the end.
+        let f = &kept.settled.facts;
+        let times = Times {
+            tcp_rtt_s: f.tcp_rtt_s(self.opts.vantage.unwrap_or(kept.settled.evidence)),
+            server_hello_delay_s: f.server_hello_delay_s(),
+        };
+        self.rollup.add(f.server, kept.code, times);
         self.evidence.add(kept.evidence);
         let stored = match self.on_settled.as_mut() {
             Some(emit) => {

@@ -88,13 +88,16 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
     if s.connections == 0 {
         return "No TCP connections in the capture.".into();
     }
+    let slow = slow_server(s)
+        .map(|slow| format!(" {slow}"))
+        .unwrap_or_default();
     let Some(((verdict, server), g)) = groups
         .iter()
         .filter(|(_, g)| g.example.verdict.is_failure())
         .max_by_key(|((v, _), g)| (g.count, severity(v)))
     else {
         return format!(
-            "All {} connection(s) completed their handshake or carried no TLS.",
+            "All {} connection(s) completed their handshake or carried no TLS.{slow}",
             s.connections
         );
     };
@@ -115,7 +118,37 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
         }
     }
     h.push('.');
+    h.push_str(&slow);
     h
+}
+
+/// The server slowest to answer ClientHellos, when its p99 is over a second, else the one
+/// with the slowest TCP round trip over a second: a sentence naming it.
+fn slow_server(s: &crate::model::Summary) -> Option<String> {
+    const SLOW_MS: f64 = 1000.0;
+    let worst = |what: fn(&crate::model::ServerRollup) -> Option<&crate::model::Spread>| {
+        s.servers
+            .iter()
+            .filter_map(|sv| Some((sv, *what(sv)?)))
+            .filter(|(_, x)| x.p99 > SLOW_MS)
+            .max_by(|a, b| a.1.p99.total_cmp(&b.1.p99))
+    };
+    let secs = |ms: f64| super::text::seconds(ms / 1e3);
+    if let Some((sv, x)) = worst(|sv| sv.server_hello_delay_ms.as_ref()) {
+        return Some(format!(
+            "{} is slow to answer the ClientHello: p99 {} s, max {} s.",
+            cell(&sv.server),
+            secs(x.p99),
+            secs(x.max)
+        ));
+    }
+    let (sv, x) = worst(|sv| sv.tcp_rtt_ms.as_ref())?;
+    Some(format!(
+        "The TCP round trip to {} is slow: p99 {} s, max {} s.",
+        cell(&sv.server),
+        secs(x.p99),
+        secs(x.max)
+    ))
 }
 
 /// The problems chosen for a section, each with its connections counted, some of their
@@ -224,8 +257,12 @@ fn verdicts_section(r: &Report, max_servers: usize, w: &mut dyn Write) -> io::Re
         writeln!(w, "| `{v}` | {n} |")?;
     }
     writeln!(w, "\n### Servers\n")?;
-    writeln!(w, "| server | connections | verdicts |")?;
-    writeln!(w, "|---|---|---|")?;
+    writeln!(
+        w,
+        "| server | connections | verdicts | TCP round trip ms (p50/p90/p99/max) | ServerHello \
+         delay ms (p50/p90/p99/max) |"
+    )?;
+    writeln!(w, "|---|---|---|---|---|")?;
     for sv in s.servers.iter().take(max_servers) {
         let d: Vec<String> = sv
             .verdicts
@@ -234,16 +271,18 @@ fn verdicts_section(r: &Report, max_servers: usize, w: &mut dyn Write) -> io::Re
             .collect();
         writeln!(
             w,
-            "| {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             cell(&sv.server),
             sv.connections,
-            d.join(", ")
+            d.join(", "),
+            super::text::spread(sv.tcp_rtt_ms.as_ref()),
+            super::text::spread(sv.server_hello_delay_ms.as_ref())
         )?;
     }
     if let Some(rest) = s.servers.get(max_servers..).filter(|r| !r.is_empty()) {
         writeln!(
             w,
-            "| {} more servers | {} | |",
+            "| {} more servers | {} | | | |",
             rest.len(),
             rest.iter().map(|sv| sv.connections).sum::<u64>()
         )?;
@@ -251,7 +290,7 @@ fn verdicts_section(r: &Report, max_servers: usize, w: &mut dyn Write) -> io::Re
     if s.unlisted_server_connections > 0 {
         writeln!(
             w,
-            "| any other server | {} | not listed: more than {} servers |",
+            "| any other server | {} | not listed: more than {} servers | | |",
             s.unlisted_server_connections,
             s.servers.len()
         )?;

@@ -36,6 +36,35 @@ pub(crate) fn endpoint(ip: &str, port: u16) -> String {
     }
 }
 
+/// Milliseconds, to the microsecond below 1 ms, then to 0.1 ms, then whole.
+fn ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Seconds to 0.1 s, or to the millisecond just over a second (where "1.0" would hide that
+/// it is more).
+pub(crate) fn seconds(s: f64) -> String {
+    if s < 1.05 {
+        format!("{s:.3}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+/// A server's time as "p50/p90/p99/max" in milliseconds, "-" when not measured.
+pub(crate) fn spread(s: Option<&crate::model::Spread>) -> String {
+    match s {
+        Some(s) => format!("{}/{}/{}/{}", ms(s.p50), ms(s.p90), ms(s.p99), ms(s.max)),
+        None => "-".into(),
+    }
+}
+
 /// Short evidence for the table's last column.
 pub(crate) fn key_evidence(c: &Connection) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -62,6 +91,12 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
     if let Some(b) = &c.server_first_bytes {
         let short: String = b.chars().take(28).collect();
         parts.push(format!("server: \"{short}\""));
+    }
+    if let Some(d) = c
+        .server_hello_delay_s
+        .filter(|d| *d > crate::diagnose::verdict::SLOW_SERVER_HELLO_S)
+    {
+        parts.push(format!("ServerHello after {}s", seconds(d)));
     }
     if let Some(s) = c.gave_up_after_s.filter(|_| c.verdict.is_failure()) {
         parts.push(format!("gave up {s:.1}s"));
@@ -183,6 +218,14 @@ fn summary(r: &Report, w: &mut dyn Write) -> io::Result<()> {
                 sv.connections,
                 detail.join(", ")
             )?;
+            if sv.tcp_rtt_ms.is_some() || sv.server_hello_delay_ms.is_some() {
+                writeln!(
+                    w,
+                    "    ms p50/p90/p99/max: TCP round trip {}; ServerHello delay {}",
+                    spread(sv.tcp_rtt_ms.as_ref()),
+                    spread(sv.server_hello_delay_ms.as_ref())
+                )?;
+            }
         }
         if s.servers.len() > 20 {
             writeln!(w, "  ... and {} more servers", s.servers.len() - 20)?;
