@@ -1,0 +1,133 @@
+//! The command line's conventions, run on the real binary: `--generate` (man page, shell
+//! completions), `tlsdiag help`, `-r FILE`, counts that refuse 0, corrupt compressed input
+//! named as such.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tlsdiag(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("run tlsdiag")
+}
+
+/// Standard output of a run that must succeed.
+fn stdout(args: &[&str]) -> String {
+    let out = tlsdiag(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// A run that must be refused with status 2; its standard error.
+fn refused(args: &[&str]) -> String {
+    let out = tlsdiag(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    assert!(out.stdout.is_empty(), "{args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tlsdiag-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn generate_writes_a_man_page_and_completions_that_know_compare() {
+    let man = stdout(&["--generate", "man"]);
+    assert!(man.contains("\n.TH tlsdiag 1 "), "no title: {man}");
+    for needle in [
+        ".SH OPTIONS",
+        "max\\-connections",
+        ".SH COMPARE",
+        "client\\-side",
+    ] {
+        assert!(man.contains(needle), "man page lacks {needle}");
+    }
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let script = stdout(&["--generate", &format!("complete-{shell}")]);
+        assert!(script.contains("compare"), "{shell}: no compare");
+        assert!(script.contains("client-side"), "{shell}: no --client-side");
+        assert!(script.contains("max-connections"), "{shell}");
+    }
+    refused(&["--generate", "man", "samples/tls13_ok.pcap"]);
+    refused(&["--generate", "complete-tcsh"]);
+}
+
+#[test]
+fn help_is_a_command_and_a_file_named_help_is_a_path() {
+    let help = stdout(&["help"]);
+    assert!(
+        help.contains("Usage: tlsdiag") && help.contains("--format"),
+        "{help}"
+    );
+    let help = stdout(&["help", "compare"]);
+    assert!(help.contains("--client-side"), "{help}");
+    let err = refused(&["./help"]);
+    assert!(err.starts_with("tlsdiag: ./help: cannot open"), "{err}");
+}
+
+#[test]
+fn dash_r_reads_a_capture_like_tcpdump_and_repeats_in_order() {
+    let (a, b) = ("samples/tls13_ok.pcap", "samples/syn_dropped.pcap");
+    let positional = stdout(&["-q", "-f", "json", "--all", a, b]);
+    assert_eq!(
+        stdout(&["-q", "-f", "json", "--all", "-r", a, "-r", b]),
+        positional
+    );
+    assert_eq!(
+        stdout(&["-q", "-f", "json", "--all", "-r", a, b]),
+        positional
+    );
+    let swapped = stdout(&["-q", "-f", "json", "--all", "-r", b, a]);
+    assert_ne!(
+        swapped, positional,
+        "file order must follow the command line"
+    );
+}
+
+#[test]
+fn zero_is_refused_for_counts_where_it_means_nothing() {
+    for flag in ["--max-connections", "--reassembly-cap"] {
+        let err = refused(&[flag, "0", "samples/tls13_ok.pcap"]);
+        assert!(err.contains(flag) && err.contains("at least 1"), "{err}");
+        stdout(&["-q", flag, "1", "samples/tls13_ok.pcap"]);
+    }
+}
+
+#[test]
+fn corrupt_compressed_input_is_called_corrupt_not_empty() {
+    let pcap =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tls13_ok.pcap")).unwrap();
+    let mut gz = Vec::new();
+    {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::default());
+        e.write_all(&pcap).unwrap();
+        e.finish().unwrap();
+    }
+    // A valid gzip header, then deflate data overwritten with garbage.
+    gz[10..50].fill(0xff);
+    let mut zst = vec![0x28, 0xb5, 0x2f, 0xfd];
+    zst.extend([0xff; 60]);
+    for (name, bytes, kind) in [("bad.pcap.gz", gz, "gzip"), ("bad.pcap.zst", zst, "zstd")] {
+        let p = scratch(name, &bytes);
+        let err = refused(&["-q", p.to_str().unwrap()]);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("{}: corrupt {kind} data", p.display())),
+            "{err}"
+        );
+        assert!(!err.contains("empty"), "{err}");
+    }
+}
