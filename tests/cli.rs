@@ -1,9 +1,10 @@
 //! The command line's conventions, run on the real binary: `--generate` (man page, shell
 //! completions), `tlsdiag help`, `-r FILE`, counts that refuse 0, corrupt compressed input
-//! named as such.
+//! named as such, and the machine-readable details of the reports (`events_not_kept`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -130,4 +131,35 @@ fn corrupt_compressed_input_is_called_corrupt_not_empty() {
         );
         assert!(!err.contains("empty"), "{err}");
     }
+}
+
+#[test]
+fn a_cut_timeline_says_events_not_kept_instead_of_a_fake_event() {
+    // tls13_ok: the application data after the handshake is not kept in the ladder.
+    let report: Value = serde_json::from_str(&stdout(&[
+        "-q",
+        "-f",
+        "json",
+        "--all",
+        "samples/tls13_ok.pcap",
+    ]))
+    .unwrap();
+    let c = &report["connections"][0];
+    assert_eq!(c["events_not_kept"], 4, "{c}");
+    let timeline = c["timeline"].as_array().unwrap();
+    assert!(timeline
+        .iter()
+        .all(|e| e["dir"] != "" && !e["event"].as_str().unwrap().contains("not kept")));
+    // Whole ladders say 0.
+    let report: Value = serde_json::from_str(&stdout(&[
+        "-q",
+        "-f",
+        "json",
+        "samples/clienthello_dropped.client.pcap",
+    ]))
+    .unwrap();
+    assert_eq!(report["connections"][0]["events_not_kept"], 0);
+    // The text ladder still closes with the count.
+    let text = stdout(&["-q", "--all", "--timeline", "samples/tls13_ok.pcap"]);
+    assert!(text.contains("  4 later events not kept\n"), "{text}");
 }

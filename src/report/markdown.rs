@@ -25,6 +25,9 @@ pub fn cell(s: &str) -> String {
     out
 }
 
+/// Ladder rows shown for a problem's example connection.
+const MAX_LADDER_ROWS: usize = 40;
+
 /// How a verdict ranks among groups of the same size: the failure this tool exists for first.
 fn severity(v: &str) -> usize {
     const ORDER: [&str; 9] = [
@@ -293,7 +296,7 @@ fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) ->
     }
     writeln!(w, "| frame | time (s) | direction | event |")?;
     writeln!(w, "|---:|---:|:---:|---|")?;
-    for e in ex.timeline.iter().take(40) {
+    for e in ex.timeline.iter().take(MAX_LADDER_ROWS) {
         let dir = match &*e.dir {
             "->" => "client → server",
             "<-" => "client ← server",
@@ -306,6 +309,13 @@ fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) ->
             e.frame,
             e.t,
             cell(&e.event)
+        )?;
+    }
+    if ex.events_not_kept > 0 && ex.timeline.len() < MAX_LADDER_ROWS {
+        writeln!(
+            w,
+            "| {} | {:.6} |  | {} later events not kept |",
+            ex.last_frame, ex.duration_s, ex.events_not_kept
         )?;
     }
     Ok(())
