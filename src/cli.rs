@@ -193,7 +193,7 @@ pub struct CompareArgs {
     /// A file of the capture taken near the server (repeat for several files, in order).
     #[arg(long, value_name = "FILE", requires = "client_side")]
     pub server_side: Vec<String>,
-    /// Output format (ndjson: one pair per line).
+    /// Output format (ndjson: one pair per line, then a summary line).
     #[arg(long, short = 'f', value_enum, default_value = "text")]
     pub format: FormatArg,
     /// List and explain every pair, not only a few failed ones per verdict.

@@ -1,6 +1,7 @@
 //! The command line's conventions, run on the real binary: `--generate` (man page, shell
 //! completions), `tlsdiag help`, `-r FILE`, counts that refuse 0, corrupt compressed input
-//! named as such, and the machine-readable details of the reports (`events_not_kept`).
+//! named as such, and the machine-readable details of the reports (`events_not_kept`, NDJSON
+//! summary lines, Markdown `#N` that cannot become an issue link).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,6 +34,12 @@ fn refused(args: &[&str]) -> String {
     assert_eq!(out.status.code(), Some(2), "{args:?}");
     assert!(out.stdout.is_empty(), "{args:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
@@ -162,4 +169,52 @@ fn a_cut_timeline_says_events_not_kept_instead_of_a_fake_event() {
     // The text ladder still closes with the count.
     let text = stdout(&["-q", "--all", "--timeline", "samples/tls13_ok.pcap"]);
     assert!(text.contains("  4 later events not kept\n"), "{text}");
+}
+
+#[test]
+fn ndjson_summary_lines_carry_the_tool_and_close_compare_too() {
+    let nd = lines(&stdout(&["-q", "-f", "ndjson", "samples/mixed.pcap"]));
+    let last = nd.last().unwrap();
+    assert_eq!(last["tool"]["name"], "tlsdiag");
+    assert_eq!(last["tool"]["version"], env!("CARGO_PKG_VERSION"));
+    let nd = lines(&stdout(&[
+        "compare",
+        "-f",
+        "ndjson",
+        "samples/nat.client.pcap",
+        "samples/nat.server.pcap",
+    ]));
+    let (last, pairs) = nd.split_last().unwrap();
+    assert!(!pairs.is_empty() && pairs.iter().all(|p| p.get("verdict").is_some()));
+    assert_eq!(last["summary"]["pairs"], pairs.len());
+    assert_eq!(last["tool"]["name"], "tlsdiag");
+    assert!(
+        last["clock"].is_object() && last["unmatched"].is_array(),
+        "{last}"
+    );
+}
+
+/// `#` then a digit, escaped or not: GitHub links it to an issue either way.
+fn issue_link(md: &str) -> Option<&str> {
+    md.lines().find(|l| {
+        l.as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'#' && w[1].is_ascii_digit())
+    })
+}
+
+#[test]
+fn markdown_numbers_after_a_hash_cannot_become_issue_links() {
+    let md = stdout(&["-q", "-f", "markdown", "--all", "samples/syn_dropped.pcap"]);
+    assert!(md.contains("SYN retransmission #<!-- -->1"), "{md}");
+    assert_eq!(issue_link(&md), None);
+    let md = stdout(&[
+        "compare",
+        "-f",
+        "markdown",
+        "samples/clienthello_dropped.client.pcap",
+        "samples/clienthello_dropped.server.pcap",
+    ]);
+    assert!(md.contains("| #<!-- -->1 SYN |"), "{md}");
+    assert_eq!(issue_link(&md), None);
 }
