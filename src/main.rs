@@ -1,4 +1,5 @@
-//! tlsdiag command line: flags -> options -> analyze (or compare) -> render -> exit status.
+//! tlsdiag command line: flags -> options -> analyze (or compare) -> render -> exit status;
+//! `--generate` prints the man page or a completion script instead (src/generate.rs).
 //! Exit status: 0 analysed; 1 with `--check` when some connection failed; 2 bad usage or an
 //! unreadable input. Only this binary prints.
 
