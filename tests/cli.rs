@@ -9,6 +9,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::packets::{Conv, ACK, FIN, PSH, SYN};
+use common::pcap::{Pcap, LINKTYPE_RAW};
+
 fn tlsdiag(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -169,6 +173,43 @@ fn a_cut_timeline_says_events_not_kept_instead_of_a_fake_event() {
     // The text ladder still closes with the count.
     let text = stdout(&["-q", "--all", "--timeline", "samples/tls13_ok.pcap"]);
     assert!(text.contains("  4 later events not kept\n"), "{text}");
+}
+
+/// A long cleartext transfer: the ladder stops at its cap (96 events, more for the teardown)
+/// and `events_not_kept` counts the rest, so that ladder + count = every packet.
+#[test]
+fn a_ladder_past_its_cap_counts_every_packet_it_left_out() {
+    let conv = Conv::default();
+    let chunk = [b'x'; 100];
+    let mut frames = vec![
+        conv.seg(true, 100, 0, SYN, b""),
+        conv.seg(false, 500, 101, SYN | ACK, b""),
+        conv.seg(true, 101, 501, ACK, b""),
+    ];
+    let mut seq = 101;
+    for _ in 0..150 {
+        frames.push(conv.seg(true, seq, 501, ACK | PSH, &chunk));
+        seq += chunk.len() as u32;
+    }
+    frames.push(conv.seg(true, seq, 501, FIN | ACK, b""));
+    frames.push(conv.seg(false, 501, seq + 1, FIN | ACK, b""));
+    let p = scratch("long.pcap", &Pcap::of(LINKTYPE_RAW, &frames));
+    let json = stdout(&["-q", "-f", "json", "--all", p.to_str().unwrap()]);
+    let report: Value = serde_json::from_str(&json).unwrap();
+    let c = &report["connections"][0];
+    let ladder = c["timeline"].as_array().unwrap();
+    let not_kept = c["events_not_kept"].as_u64().unwrap() as usize;
+    assert!(
+        ladder.len() < 120 && not_kept > 30,
+        "{} + {not_kept}",
+        ladder.len()
+    );
+    assert_eq!(ladder.len() + not_kept, frames.len());
+    assert_eq!(
+        ladder.last().unwrap()["event"],
+        "FIN",
+        "teardown is always kept"
+    );
 }
 
 #[test]
