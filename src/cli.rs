@@ -1,10 +1,11 @@
 //! The command line as clap reads it, and its translation into the library's options.
 //!
 //! `tlsdiag FILE...` analyses (no subcommand name needed); `tlsdiag compare ...` compares two
-//! captures. A capture file literally named `compare` is given as `./compare`. Hands `main`
-//! a [`Cli`] and the [`tlsdiag::Options`] / [`CompareOptions`] built from it.
+//! captures; `tlsdiag help [compare]` prints help. A capture file literally named `compare` or
+//! `help` is given as `./compare`, `./help`. Hands `main` a [`Cli`] and the
+//! [`tlsdiag::Options`] / [`CompareOptions`] built from it.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::net::IpAddr;
 use tlsdiag::compare::CompareOptions;
 use tlsdiag::model::Side;
@@ -17,16 +18,51 @@ use tlsdiag::report::Format;
     version,
     about,
     after_help = "Two captures of the same connections (gateway side and backend side): tlsdiag compare --help",
+    // `-r FILE` stands for a CAPTURE, which clap's own usage line would show as optional.
+    override_usage = "tlsdiag [OPTIONS] <CAPTURE>...\n       tlsdiag [OPTIONS] -r <FILE>...\n       \
+                      tlsdiag compare [OPTIONS] <CLIENT_SIDE> <SERVER_SIDE>\n       tlsdiag help [compare]",
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true,
-    // `tlsdiag help` would otherwise stop reading a capture file named `help`.
-    disable_help_subcommand = true
+    subcommand_negates_reqs = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub analyse: AnalyseArgs,
+    /// Print a man page or a shell completion script to standard output.
+    #[arg(long, value_enum, value_name = "WHAT", exclusive = true)]
+    pub generate: Option<GenerateArg>,
+}
+
+impl Cli {
+    /// The command line, or clap's usage message and exit status 2.
+    pub fn parse_args() -> Cli {
+        Cli::from_matches(&Cli::command().get_matches()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Reads parsed arguments; captures given with `-r` join the positional ones in
+    /// command-line order (the order of rotated files matters).
+    fn from_matches(m: &ArgMatches) -> Result<Cli, clap::Error> {
+        let mut cli = Cli::from_arg_matches(m)?;
+        let at = |id: &str| m.indices_of(id).map(Iterator::collect).unwrap_or_default();
+        let (read_at, inputs_at): (Vec<usize>, Vec<usize>) = (at("read"), at("inputs"));
+        let a = &mut cli.analyse;
+        let mut all: Vec<(usize, String)> = read_at.into_iter().zip(a.read.drain(..)).collect();
+        all.extend(inputs_at.into_iter().zip(a.inputs.drain(..)));
+        all.sort_by_key(|(i, _)| *i);
+        a.inputs = all.into_iter().map(|(_, f)| f).collect();
+        Ok(cli)
+    }
+}
+
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateArg {
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+    CompletePowershell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,8 +104,11 @@ pub enum VantageArg {
 pub struct AnalyseArgs {
     /// Capture files (pcap, pcapng, optionally gzip/zstd); several files are one capture in
     /// the order given; `-` reads standard input.
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(required_unless_present = "read", value_name = "CAPTURE")]
     pub inputs: Vec<String>,
+    /// A capture file, as tcpdump and tshark take it (repeatable; same as a CAPTURE).
+    #[arg(short = 'r', value_name = "FILE")]
+    pub read: Vec<String>,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value = "text")]
     pub format: FormatArg,
@@ -95,7 +134,7 @@ pub struct AnalyseArgs {
     #[arg(long)]
     pub check: bool,
     /// Bytes of each direction analysed per connection.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = at_least_one::<u64>)]
     pub reassembly_cap: u64,
     /// Replace addresses (prefix-preserving) and names (hashed) in all output, for sharing.
     #[arg(long)]
@@ -107,9 +146,9 @@ pub struct AnalyseArgs {
     #[arg(long, requires = "redact")]
     pub keep_names: bool,
     /// Connections open at once before the least recently active are settled early.
-    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    #[arg(long, default_value_t = 200_000, value_name = "N", value_parser = at_least_one::<usize>)]
     pub max_connections: usize,
-    /// No progress output.
+    /// No progress bar, no warnings on standard error (the report keeps them).
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
@@ -154,7 +193,7 @@ pub struct CompareArgs {
     /// A file of the capture taken near the server (repeat for several files, in order).
     #[arg(long, value_name = "FILE", requires = "client_side")]
     pub server_side: Vec<String>,
-    /// Output format (ndjson: one pair per line).
+    /// Output format (ndjson: one pair per line, then a summary line).
     #[arg(long, short = 'f', value_enum, default_value = "text")]
     pub format: FormatArg,
     /// List and explain every pair, not only a few failed ones per verdict.
@@ -195,6 +234,15 @@ impl CompareArgs {
     }
 }
 
+/// A count where 0 would mean nothing (no bytes analysed, no connection kept open).
+fn at_least_one<T: std::str::FromStr + From<u8> + PartialOrd>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
 fn parse_server(s: &str) -> Result<(IpAddr, Option<u16>), String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok((ip, None));
@@ -211,7 +259,8 @@ mod tests {
     use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tlsdiag").chain(args.iter().copied()))
+        let args = std::iter::once("tlsdiag").chain(args.iter().copied());
+        Cli::from_matches(&Cli::command().try_get_matches_from(args)?)
     }
 
     #[test]
@@ -250,9 +299,37 @@ mod tests {
     }
 
     #[test]
-    fn a_file_named_help_is_a_capture() {
-        let cli = parse(&["help"]).unwrap();
-        assert_eq!(cli.analyse.inputs, ["help"]);
+    fn help_is_a_subcommand_and_a_file_named_help_is_given_as_a_path() {
+        let e = parse(&["help"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        let e = parse(&["help", "compare"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(e.to_string().contains("--client-side"), "{e}");
+        assert_eq!(parse(&["./help"]).unwrap().analyse.inputs, ["./help"]);
+    }
+
+    #[test]
+    fn read_flag_files_join_the_captures_in_command_line_order() {
+        let cli = parse(&["-r", "a.pcap", "b.pcap", "-r", "c.pcap", "d.pcap"]).unwrap();
+        assert_eq!(cli.analyse.inputs, ["a.pcap", "b.pcap", "c.pcap", "d.pcap"]);
+        let cli = parse(&["-q", "-r", "-"]).unwrap();
+        assert_eq!(cli.analyse.inputs, ["-"]);
+    }
+
+    #[test]
+    fn zero_is_refused_where_it_means_nothing() {
+        for flag in ["--max-connections", "--reassembly-cap"] {
+            let e = parse(&[flag, "0", "a.pcap"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{flag}");
+            assert!(parse(&[flag, "1", "a.pcap"]).is_ok(), "{flag}");
+        }
+    }
+
+    #[test]
+    fn generate_needs_no_capture_and_takes_no_other_argument() {
+        let cli = parse(&["--generate", "complete-bash"]).unwrap();
+        assert_eq!(cli.generate, Some(GenerateArg::CompleteBash));
+        assert!(parse(&["--generate", "man", "a.pcap"]).is_err());
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! tlsdiag command line: flags -> options -> analyze (or compare) -> render -> exit status.
+//! tlsdiag command line: flags -> options -> analyze (or compare) -> render -> exit status;
+//! `--generate` prints the man page or a completion script instead (src/generate.rs).
 //! Exit status: 0 analysed; 1 with `--check` when some connection failed; 2 bad usage or an
 //! unreadable input. Only this binary prints.
 
 mod cli;
+mod generate;
 
-use clap::Parser;
 use cli::{AnalyseArgs, Cli, Command, CompareArgs, FormatArg};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -16,7 +17,12 @@ const CHECK_FAILED: u8 = 1;
 const TROUBLE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
+    if let Some(what) = cli.generate {
+        return write_stdout(false, false, &mut |_, w| generate::generate(what, w))
+            .err()
+            .unwrap_or(ExitCode::SUCCESS);
+    }
     match &cli.command {
         Some(Command::Compare(args)) => compare(args),
         None => analyse(&cli.analyse),

@@ -276,6 +276,10 @@ pub struct Connection {
     /// Facts the capture leaves uncertain (snaplen, gaps, caps, mid-stream start).
     pub uncertain: Vec<String>,
     pub timeline: Vec<TimelineEntry>,
+    /// Packets of the connection left out of `timeline` (data after the handshake, long
+    /// transfers); 0 when the timeline is whole.
+    #[serde(default)]
+    pub events_not_kept: u32,
 }
 
 /// Verdict count.

@@ -270,7 +270,7 @@ fn command_line_formats_and_exit_status() {
     assert_eq!(code, 1, "--check with a failed pair");
     assert!(md.contains("| t (s) | client side (gateway) | | server side (backend) | seen |"));
     assert!(
-        md.contains("| #4 ClientHello (517 bytes) | → | — | lost |"),
+        md.contains("| #<!-- -->4 ClientHello (517 bytes) | → | — | lost |"),
         "{md}"
     );
 

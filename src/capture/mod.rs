@@ -194,6 +194,11 @@ pub enum CaptureError {
         path: String,
         len: usize,
     },
+    /// The compressed stream fails to decompress before a whole capture header came out.
+    Corrupt {
+        path: String,
+        compression: Compression,
+    },
     /// More input files than one analysis can name ([`MAX_FILES`]).
     TooManyFiles {
         first: String,
@@ -214,6 +219,15 @@ impl fmt::Display for CaptureError {
                 f,
                 "{path}: capture is truncated inside its file header (only {len} bytes); \
                  nothing to analyse"
+            ),
+            CaptureError::Corrupt { path, compression } => write!(
+                f,
+                "{path}: corrupt {} data: it does not decompress (damaged or cut short before \
+                 the capture header); nothing to analyse",
+                match compression {
+                    Compression::Gzip => "gzip",
+                    Compression::Zstd => "zstd",
+                }
             ),
             CaptureError::TooManyFiles { first, count } => write!(
                 f,

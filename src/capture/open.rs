@@ -1,6 +1,7 @@
 //! Opening an input: a path or standard input (`-`), compression peeled off by its magic bytes
 //! (gzip, zstd), and the container recognised by pcap-parser, with a clear error when the input
-//! is empty, foreign, or cut inside its own header.
+//! is empty, foreign, corrupt (compressed data that does not decompress), or cut inside its own
+//! header.
 //!
 //! Hands on an [`Opened`] input: pcap-parser's block reader over the decompressed bytes, and
 //! the counters the read loop reports from.
@@ -71,6 +72,17 @@ pub(super) fn open(path: &str) -> Result<Opened, CaptureError> {
         path: path.to_string(),
         source,
     })?;
+    let corrupt = || {
+        compression
+            .filter(|_| damaged.load(Ordering::Relaxed))
+            .map(|compression| CaptureError::Corrupt {
+                path: path.to_string(),
+                compression,
+            })
+    };
+    if let Some(e) = corrupt().filter(|_| head.len() < 16) {
+        return Err(e);
+    }
     if head.is_empty() {
         return Err(CaptureError::Empty {
             path: path.to_string(),
@@ -85,7 +97,8 @@ pub(super) fn open(path: &str) -> Result<Opened, CaptureError> {
         }
         Err(_) => {
             let have = counter.load(Ordering::Relaxed) as usize;
-            return Err(header_failure(path, &head, have, compression));
+            let e = corrupt().unwrap_or_else(|| header_failure(path, &head, have, compression));
+            return Err(e);
         }
     };
     Ok(Opened {
@@ -282,9 +295,9 @@ fn open_decompressed(
     }
     if head.starts_with(&ZSTD_MAGIC) {
         let d = ruzstd::decoding::StreamingDecoder::new(io::BufReader::with_capacity(1 << 16, r))
-            .map_err(|e| CaptureError::NotACapture {
+            .map_err(|_| CaptureError::Corrupt {
             path: path.to_string(),
-            starts_with: format!("a zstd header that does not decode ({e})"),
+            compression: Compression::Zstd,
         })?;
         // Small reads: ruzstd loses the blocks of a read that hits damage.
         let d = Tolerant {

@@ -178,6 +178,8 @@ pub struct Facts {
     /// Facts the capture leaves uncertain (snaplen, gaps, caps, mid-stream start).
     pub uncertain: Vec<String>,
     pub timeline: Vec<TimelineEntry>,
+    /// Events left out of the timeline (data after the handshake, long transfers).
+    pub events_not_kept: u32,
 }
 
 impl Facts {
@@ -636,6 +638,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         timeout_match: gave_up_after_s.and_then(match_timeout),
         uncertain,
         timeline: timeline(c, cd, ctx, &ch.frames),
+        events_not_kept: c.events_dropped,
     };
     Built {
         facts,
@@ -717,7 +720,7 @@ pub(crate) fn trace(c: &Conn, cd: usize, timeline: &[TimelineEntry]) -> crate::m
     use crate::model::{TraceKind, TracePacket};
     let (cdir, sdir) = (&c.dirs[cd], &c.dirs[1 - cd]);
     let mut packets = Vec::with_capacity(c.events.len());
-    // The timeline has one entry per event, in order (plus a closing note).
+    // The timeline has one entry per event, in order.
     for (e, entry) in c.events.iter().zip(timeline) {
         let (kind, start, end) = match e.kind() {
             EventKind::Syn => (TraceKind::Syn, 0, 0),

@@ -98,5 +98,6 @@ pub fn connection(f: Facts, j: Judgement, side: Side, measured_from: Side) -> Co
         server_payload_bytes: f.server_payload_bytes,
         uncertain: f.uncertain,
         timeline: f.timeline,
+        events_not_kept: f.events_not_kept,
     }
 }

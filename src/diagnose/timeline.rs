@@ -7,7 +7,8 @@ use crate::flow::{Conn, EventKind};
 use crate::model::TimelineEntry;
 use crate::tls::names;
 use crate::wire;
-/// The connection's ladder: frame, time since its first packet, direction, event.
+/// The connection's ladder: frame, time since its first packet, direction, event. Events not
+/// kept (`Conn::events_dropped`) are counted in the record, not shown as a fake event.
 ///
 /// Runs for every connection, so each label is written once into its own string.
 pub(crate) fn timeline(
@@ -20,7 +21,7 @@ pub(crate) fn timeline(
     use std::borrow::Cow;
     let tf = c.tls_facts();
     let base = c.first.ts;
-    let mut out = Vec::with_capacity(c.events.len() + 1);
+    let mut out = Vec::with_capacity(c.events.len());
     let mut syns = 0;
     let mut seen_end = [0u64; 2];
     for e in &c.events {
@@ -67,15 +68,6 @@ pub(crate) fn timeline(
             dir: Cow::Borrowed(dir),
             event,
             file: ctx.multi_file.then_some(e.at.file()),
-        });
-    }
-    if c.events_dropped > 0 {
-        out.push(TimelineEntry {
-            frame: c.last.frame(),
-            t: round6(secs(c.last.ts.saturating_sub(base))),
-            dir: Cow::Borrowed(text::NO_DIRECTION),
-            event: format!("{} later events not kept", c.events_dropped).into(),
-            file: None,
         });
     }
     out

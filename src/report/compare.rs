@@ -1,7 +1,8 @@
 //! Renders a [`Comparison`] (two captures of the same connections) as a terminal report, JSON
-//! or Markdown with a two-column ladder (client side | server side).
+//! or Markdown with a two-column ladder (client side | server side); NDJSON is one pair per
+//! line, then a summary line.
 
-use super::markdown::cell;
+use super::markdown::{cell, NO_ISSUE_LINK};
 use super::text::paint;
 use super::{Format, RenderOptions};
 use crate::compare::{Comparison, LadderRow, Pair, PairEnd};
@@ -30,11 +31,26 @@ pub fn render_to(
                 serde_json::to_writer(&mut *w, p).map_err(io::Error::other)?;
                 writeln!(w)?;
             }
-            Ok(())
+            ndjson_summary(c, w)
         }
         Format::Text => text(c, o, w),
         Format::Markdown => markdown(c, o, w),
     }
+}
+
+/// The closing NDJSON line, `{"summary": ...}`: everything the JSON document has but the pairs.
+fn ndjson_summary(c: &Comparison, w: &mut dyn Write) -> io::Result<()> {
+    let tail = serde_json::json!({
+        "summary": c.summary,
+        "clock": c.clock,
+        "client_side": c.client_side,
+        "server_side": c.server_side,
+        "unmatched": c.unmatched,
+        "warnings": c.warnings,
+        "schema_version": c.schema_version,
+        "tool": c.tool,
+    });
+    writeln!(w, "{tail}")
 }
 
 pub fn render(c: &Comparison, format: Format, o: &RenderOptions) -> String {
@@ -338,9 +354,9 @@ fn markdown_pair(p: &Pair, w: &mut dyn Write) -> io::Result<()> {
 fn markdown_ladder_row(r: &LadderRow) -> String {
     let (c, s) = (
         r.client_frame
-            .map(|_| format!("#{}", frame(r.client_frame, r.client_file))),
+            .map(|_| format!("#{NO_ISSUE_LINK}{}", frame(r.client_frame, r.client_file))),
         r.server_frame
-            .map(|_| format!("#{}", frame(r.server_frame, r.server_file))),
+            .map(|_| format!("#{NO_ISSUE_LINK}{}", frame(r.server_frame, r.server_file))),
     );
     let (left, right) = match r.dir {
         "->" => (c.map(|f| format!("{f} {}", cell(&r.event))), s),

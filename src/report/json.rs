@@ -65,6 +65,7 @@ pub fn render_ndjson(r: &Report, w: &mut dyn Write) -> io::Result<()> {
         "warnings": r.warnings,
         "captures": r.captures,
         "schema_version": r.schema_version,
+        "tool": r.tool,
     });
     writeln!(w, "{tail}")
 }

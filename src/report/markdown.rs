@@ -9,11 +9,21 @@ use crate::wire::linktype_name;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+/// Written between `#` and a number (`#<!-- -->18`) so GitHub does not link issue 18: it links
+/// `#18` even when escaped as `\#18` (github/cmark-gfm issue 181); the empty comment renders as
+/// nothing.
+pub const NO_ISSUE_LINK: &str = "<!-- -->";
+
 /// Escapes text for a Markdown table cell or paragraph.
 pub fn cell(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(ch) = chars.next() {
         match ch {
+            '#' if chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push('#');
+                out.push_str(NO_ISSUE_LINK);
+            }
             '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '\\' | '~' => {
                 out.push('\\');
                 out.push(ch);
@@ -24,6 +34,9 @@ pub fn cell(s: &str) -> String {
     }
     out
 }
+
+/// Ladder rows shown for a problem's example connection.
+const MAX_LADDER_ROWS: usize = 40;
 
 /// How a verdict ranks among groups of the same size: the failure this tool exists for first.
 fn severity(v: &str) -> usize {
@@ -332,7 +345,7 @@ fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) ->
     }
     writeln!(w, "| frame | time (s) | direction | event |")?;
     writeln!(w, "|---:|---:|:---:|---|")?;
-    for e in ex.timeline.iter().take(40) {
+    for e in ex.timeline.iter().take(MAX_LADDER_ROWS) {
         let dir = match &*e.dir {
             "->" => "client → server",
             "<-" => "client ← server",
@@ -347,6 +360,13 @@ fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) ->
             cell(&e.event)
         )?;
     }
+    if ex.events_not_kept > 0 && ex.timeline.len() < MAX_LADDER_ROWS {
+        writeln!(
+            w,
+            "| {} | {:.6} |  | {} later events not kept |",
+            ex.last_frame, ex.duration_s, ex.events_not_kept
+        )?;
+    }
     Ok(())
 }
 
@@ -357,5 +377,13 @@ mod tests {
     #[test]
     fn cells_cannot_break_tables() {
         assert_eq!(cell("a|b`c\nd"), "a\\|b\\`c d");
+    }
+
+    #[test]
+    fn a_hash_before_a_number_cannot_become_an_issue_link() {
+        assert_eq!(
+            cell("retransmission #12, C# #x"),
+            "retransmission #<!-- -->12, C\\# \\#x"
+        );
     }
 }

@@ -352,6 +352,13 @@ impl Explanations {
                     e.frame, e.t, e.dir, e.event
                 )?;
             }
+            if c.events_not_kept > 0 {
+                writeln!(
+                    w,
+                    "      {:>7}  {:>10.6}  {:<2}  {} later events not kept",
+                    c.last_frame, c.duration_s, "", c.events_not_kept
+                )?;
+            }
         }
         Ok(())
     }
