@@ -79,3 +79,24 @@ fn out_of_order(firsts: &[Option<Nanos>]) -> Option<(usize, usize)> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_names_the_first_file_that_starts_before_one_given_earlier() {
+        assert_eq!(
+            out_of_order(&[Some(1), Some(2), Some(2), None, Some(5)]),
+            None
+        );
+        assert_eq!(out_of_order(&[]), None);
+        // Glob order of tcpdump -C pieces: x.pcap, x.pcap1, x.pcap10, x.pcap2.
+        assert_eq!(
+            out_of_order(&[Some(0), Some(1), Some(10), Some(2)]),
+            Some((2, 3))
+        );
+        // An empty file in between says nothing about the order.
+        assert_eq!(out_of_order(&[Some(5), None, Some(3)]), Some((0, 2)));
+    }
+}
