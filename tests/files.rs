@@ -225,3 +225,50 @@ fn live_input_writes_a_refused_connection_while_the_input_stays_open() {
     assert_eq!(rest.len(), 1, "{rest:?}");
     assert!(rest[0].contains("\"summary\""), "{rest:?}");
 }
+
+/// With several files, text and Markdown write frames `file:frame` (explanations and ladders)
+/// under a legend of the numbered files; with one file, bare numbers and no legend.
+#[test]
+fn several_files_write_frames_as_file_and_frame_with_a_legend() {
+    let all = records("mixed.pcap");
+    let dir = temp_dir("legend");
+    let (a, b) = (dir.join("a.pcap"), dir.join("b.pcap"));
+    write_capture(&a, &all[..100]);
+    write_capture(&b, &all[100..]);
+    let inputs = [a.display().to_string(), b.display().to_string()];
+    let report = json(&inputs);
+    let render = |format: &str| {
+        let mut args = vec!["-q", "--format", format, "--all", "--timeline"];
+        args.extend(inputs.iter().map(String::as_str));
+        common::bin(&args).1
+    };
+    let (text, markdown) = (render("text"), render("markdown"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(text.contains("Frames are written file:frame"), "{text}");
+    assert!(
+        markdown.contains("Frames are written `file:frame`"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("| 1 | "), "{markdown}");
+    // A connection in the second file: its ladder and its explanation name file 1.
+    let c = report["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == 1 && c["verdict"] != "tls_ok")
+        .expect("a failed connection in the second file");
+    let first = &c["timeline"][0];
+    let at = format!("1:{}", first["frame"]);
+    assert!(text.contains(&format!("  {at}  ")), "{at} in\n{text}");
+    assert!(
+        markdown.contains(&format!("| {at} | ")),
+        "{at} in\n{markdown}"
+    );
+    let explanation = c["explanation"].as_str().unwrap();
+    assert!(explanation.contains("frame 1:"), "{explanation}");
+    assert!(text.contains(explanation), "{text}");
+
+    let (_, single, _) = common::bin(&["-q", "--all", "--timeline", &sample("mixed.pcap")]);
+    assert!(!single.contains("Frames are written"), "{single}");
+    assert!(!single.contains("frame 0:"), "{single}");
+}
