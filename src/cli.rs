@@ -66,8 +66,8 @@ pub enum VantageArg {
 /// Analysing one capture (the command without a subcommand).
 #[derive(Debug, Args)]
 pub struct AnalyseArgs {
-    /// Capture files (pcap, pcapng, optionally gzip/zstd); several files are one capture in
-    /// the order given; `-` reads standard input.
+    /// Capture files (pcap, pcapng, optionally gzip/zstd); several files are one capture,
+    /// merged by packet time; `-` reads standard input.
     #[arg(required = true, value_name = "CAPTURE")]
     pub inputs: Vec<String>,
     /// Output format.
