@@ -272,3 +272,35 @@ fn several_files_write_frames_as_file_and_frame_with_a_legend() {
     assert!(!single.contains("Frames are written"), "{single}");
     assert!(!single.contains("frame 0:"), "{single}");
 }
+
+/// Standard input among files is not merged (it cannot be read twice): the inputs are read in
+/// the order given, and a warning says so.
+#[test]
+fn standard_input_among_files_is_read_in_the_order_given_with_a_warning() {
+    let stdin = std::fs::File::open(sample("port_closed.pcap")).expect("sample");
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+        .args(["-q", "--format", "json", &sample("tls13_ok.pcap"), "-"])
+        .stdin(stdin)
+        .output()
+        .expect("run tlsdiag");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["captures"][1]["path"], "-");
+    let verdicts = &report["summary"]["verdicts"];
+    assert_eq!(
+        (
+            verdicts["tls_ok"].as_u64(),
+            verdicts["tcp_refused"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(
+        report["warnings"].to_string().contains("not merged"),
+        "{}",
+        report["warnings"]
+    );
+}

@@ -128,6 +128,11 @@ fn read_inputs(
         run.inputs = merged.inputs;
         return Ok(());
     }
+    run.notes.push(
+        "standard input among files: the inputs were read one after another in the order \
+         given, not merged by packet time"
+            .into(),
+    );
     for (i, path) in paths.iter().enumerate() {
         let mut on_frame = |f: &Frame<'_>| run.frame(f);
         let mut on_progress = |bytes: u64| progress(i, bytes);
