@@ -102,8 +102,8 @@ pub enum VantageArg {
 /// Analysing one capture (the command without a subcommand).
 #[derive(Debug, Args)]
 pub struct AnalyseArgs {
-    /// Capture files (pcap, pcapng, optionally gzip/zstd); several files are one capture in
-    /// the order given; `-` reads standard input.
+    /// Capture files (pcap, pcapng, optionally gzip/zstd); several files are one capture,
+    /// merged by packet time; `-` reads standard input.
     #[arg(required_unless_present = "read", value_name = "CAPTURE")]
     pub inputs: Vec<String>,
     /// A capture file, as tcpdump and tshark take it (repeatable; same as a CAPTURE).

@@ -124,12 +124,17 @@ fn round_trip_is_measured_from_the_capture_point() {
 /// tls13_ok.pcap with every frame from the ServerHello on 7 s later (the kernel's ACK of the
 /// ClientHello stays where it was): a backend that thinks for 7 s.
 fn slow_backend() -> (tempdir::Dir, String) {
+    slow_backend_after(0)
+}
+
+/// [`slow_backend`], the whole capture moved `offset` seconds later (so that, analysed with
+/// the sample it was made from, it is another connection, not the same packets again).
+fn slow_backend_after(offset: u32) -> (tempdir::Dir, String) {
     let mut bytes = std::fs::read(sample("tls13_ok.pcap")).expect("sample");
     for (i, (_, at)) in frame_times(&bytes).into_iter().enumerate() {
-        if i + 1 >= 6 {
-            let secs = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) + 7;
-            bytes[at..at + 4].copy_from_slice(&secs.to_le_bytes());
-        }
+        let delay = if i + 1 >= 6 { 7 } else { 0 };
+        let secs = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) + offset + delay;
+        bytes[at..at + 4].copy_from_slice(&secs.to_le_bytes());
     }
     let dir = tempdir::Dir::new("slow-backend");
     let path = dir.path.join("slow_backend.pcap");
@@ -225,9 +230,11 @@ fn ms(v: f64) -> String {
 /// server's percentiles are those of its connections' own times, in every format.
 #[test]
 fn busy_capture_rollup_has_the_percentiles_in_every_format() {
-    let (_dir, slow) = slow_backend();
+    // Files given together are one capture, merged by packet time: the slow copy stands in
+    // for tls13_ok.pcap (the same 4-tuple and ISN would be the same connection, as Wireshark
+    // sees it), and comes an hour after the samples.
+    let (_dir, slow) = slow_backend_after(3600);
     let mut inputs: Vec<String> = [
-        "tls13_ok.pcap",
         "tls12_ok.pcap",
         "healthy.client.pcap",
         "mixed.pcap",

@@ -10,17 +10,20 @@
 //! Hands on [`Frame`]s (for `wire` to decode) and one [`InputSummary`] per input.
 //! The files: `open` (path or standard input, compression, the container's magic), `pcap` and
 //! `pcapng` (each format's headers and timestamps), `reader` (the block loop and its guards),
-//! `threaded` (the same loop on a second thread, frames handed over in batches).
+//! `threaded` (the same loop on a second thread, frames handed over in batches; standard input
+//! live), `merge` (several files as one capture, frames in capture-time order).
 
+mod merge;
 mod open;
 mod pcap;
 mod pcapng;
 mod reader;
 mod threaded;
 
+pub use merge::Merged;
 pub use open::describe_head;
 pub use reader::{read_input, read_input_with_progress};
-pub use threaded::read_input_threaded;
+pub use threaded::{read_input_threaded, read_live, read_merged_threaded, QUIET_TICK};
 
 use std::fmt;
 use std::io;

@@ -68,7 +68,7 @@ pub(super) fn open(path: &str) -> Result<Opened, CaptureError> {
     let counter = Arc::new(AtomicU64::new(0));
     let damaged = Arc::new(AtomicBool::new(false));
     let (reader, compression) = open_decompressed(path, &counter, &damaged)?;
-    let (head, reader) = peek_head(reader).map_err(|source| CaptureError::Open {
+    let (head, mut reader) = peek_head(reader).map_err(|source| CaptureError::Open {
         path: path.to_string(),
         source,
     })?;
@@ -83,6 +83,7 @@ pub(super) fn open(path: &str) -> Result<Opened, CaptureError> {
     if let Some(e) = corrupt().filter(|_| head.len() < 16) {
         return Err(e);
     }
+    reader.skip_probe_read = true;
     if head.is_empty() {
         return Err(CaptureError::Empty {
             path: path.to_string(),
@@ -145,17 +146,46 @@ fn header_failure(
 }
 
 /// A reader that first replays the bytes already peeked, and makes its first read return at
-/// least a few KiB (or everything, if shorter): pcap-parser probes the format from a single
-/// read, which a pipe would otherwise answer with a handful of bytes.
+/// least the container's file header (or everything, if shorter): pcap-parser probes the format
+/// from a single read, which a pipe would otherwise answer with a handful of bytes. No more
+/// than the header: live, the packets after it may not have been captured yet.
 struct Replay<R> {
     head: Vec<u8>,
     pos: usize,
     inner: R,
     first: bool,
+    /// The next read returns nothing: pcap-parser's reader reads once more right after its
+    /// probe, which on a live pipe would wait for the next packet before the first is read.
+    /// (An empty read there is "no data yet"; the reader reads again when it needs to.)
+    skip_next: bool,
+    /// Whether the read after the first one is skipped so (the reader pcap-parser probes).
+    skip_probe_read: bool,
+}
+
+/// Bytes pcap-parser's probe needs from a container starting with `head`: a legacy pcap file
+/// header, or a whole pcapng section header block (its length in the byte order its magic
+/// says), at most a few KiB.
+fn probe_len(head: &[u8]) -> usize {
+    const MOST: usize = 4096;
+    match (head.first_chunk::<4>(), head.get(4..8), head.get(8..12)) {
+        (Some(&PCAPNG_MAGIC), Some(&[a, b, c, d]), Some(order)) => {
+            let len = if order == [0x4d, 0x3c, 0x2b, 0x1a] {
+                u32::from_le_bytes([a, b, c, d])
+            } else {
+                u32::from_be_bytes([a, b, c, d])
+            };
+            (len as usize).clamp(28, MOST)
+        }
+        (Some(m), _, _) if CAPTURE_MAGIC.contains(&u32::from_le_bytes(*m)) => 24,
+        _ => MOST,
+    }
 }
 
 impl<R: Read> Read for Replay<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if std::mem::take(&mut self.skip_next) {
+            return Ok(0);
+        }
         let mut n = 0;
         if let Some(left) = self.head.get(self.pos..) {
             let k = left.len().min(buf.len());
@@ -163,7 +193,12 @@ impl<R: Read> Read for Replay<R> {
             self.pos += k;
             n = k;
         }
-        let want = if self.first { buf.len().min(4096) } else { 1 };
+        let want = if self.first {
+            buf.len().min(probe_len(&self.head))
+        } else {
+            1
+        };
+        self.skip_next = self.first && self.skip_probe_read;
         self.first = false;
         while n < buf.len() && (n < want || n == 0) {
             match self.inner.read(&mut buf[n..]) {
@@ -197,6 +232,8 @@ fn peek_head<R: Read>(mut r: R) -> io::Result<(Vec<u8>, Replay<R>)> {
             pos: 0,
             inner: r,
             first: true,
+            skip_next: false,
+            skip_probe_read: false,
         },
     ))
 }

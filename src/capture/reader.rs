@@ -10,7 +10,7 @@
 use super::open::{self, Opened, READ_BUFFER};
 use super::pcap::LegacyFile;
 use super::pcapng::Section;
-use super::{CaptureError, Compression, Frame, InputSummary, MAX_BLOCK};
+use super::{CaptureError, Compression, Frame, InputSummary, Nanos, MAX_BLOCK};
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
@@ -29,59 +29,132 @@ pub fn read_input(
     read_input_with_progress(path, file_index, on_frame, &mut |_| {})
 }
 
-/// [`read_input`], calling `progress` now and then with the raw bytes read so far.
+/// [`read_input`], calling `progress` now and then with the raw bytes read so far, and each
+/// time the buffered input is used up, before reading (perhaps waiting for) more.
 pub fn read_input_with_progress(
     path: &str,
     file_index: usize,
     on_frame: &mut dyn FnMut(&Frame<'_>),
     progress: &mut dyn FnMut(u64),
 ) -> Result<InputSummary, CaptureError> {
-    let mut input = open::open(path)?;
-    let mut blocks = Blocks {
-        file: file_index,
-        number: 0,
-        sum: InputSummary {
-            path: path.to_string(),
-            compression: input.compression,
-            ..Default::default()
-        },
-        legacy: None,
-        section: Section::default(),
-        on_frame,
-    };
-    let read = read_blocks(&mut input, &mut blocks, progress);
-    let mut sum = blocks.sum;
-    if read.is_err() || sum.format.is_none() {
-        return Err(input.not_a_capture(path));
+    let mut file = FileReader::open(path, file_index)?;
+    file.read_until(NO_LIMIT, on_frame, progress);
+    file.finish(progress)
+}
+
+/// A [`FileReader::read_until`] limit that holds no frame back.
+pub(super) const NO_LIMIT: (Nanos, usize) = (Nanos::MAX, usize::MAX);
+
+/// One input being read, which can stop before a frame and go on later: the merge of several
+/// files reads each up to the time of the next file's frame.
+pub(super) struct FileReader<'p> {
+    path: &'p str,
+    input: Opened,
+    state: Blocks,
+    guard: Guard,
+    /// How the input ended, once it has.
+    end: Option<Result<(), NotACapture>>,
+}
+
+impl<'p> FileReader<'p> {
+    /// Opens `path` (`-` = standard input) as input number `file_index`.
+    pub(super) fn open(path: &'p str, file_index: usize) -> Result<Self, CaptureError> {
+        let input = open::open(path)?;
+        Ok(FileReader {
+            path,
+            state: Blocks {
+                file: file_index,
+                number: 0,
+                sum: InputSummary {
+                    path: path.to_string(),
+                    compression: input.compression,
+                    ..Default::default()
+                },
+                legacy: None,
+                section: Section::default(),
+                limit: NO_LIMIT,
+            },
+            input,
+            guard: Guard {
+                capacity: READ_BUFFER,
+                stalled: 0,
+            },
+            end: None,
+        })
     }
-    blocks.section.finish(&mut sum);
-    if input.damaged.load(Ordering::Relaxed) {
-        sum.warnings
-            .push(damaged_warning(input.compression, &input.counter));
+
+    /// Hands on frames until the input ends (`None`) or the next frame, captured at the
+    /// returned time, comes after `limit` (capture time, then file index): that frame stays
+    /// unread, and the next call starts with it.
+    pub(super) fn read_until(
+        &mut self,
+        limit: (Nanos, usize),
+        on_frame: &mut dyn FnMut(&Frame<'_>),
+        progress: &mut dyn FnMut(u64),
+    ) -> Option<Nanos> {
+        if self.end.is_some() {
+            return None;
+        }
+        self.state.limit = limit;
+        match read_blocks(
+            &mut self.input,
+            &mut self.state,
+            &mut self.guard,
+            on_frame,
+            progress,
+        ) {
+            Ok(Some(held)) => Some(held),
+            Ok(None) => {
+                self.end = Some(Ok(()));
+                None
+            }
+            Err(e) => {
+                self.end = Some(Err(e));
+                None
+            }
+        }
     }
-    progress(input.counter.load(Ordering::Relaxed));
-    Ok(sum)
+
+    /// What was learnt about the input, once it has ended; an error when it never looked like
+    /// a capture.
+    pub(super) fn finish(
+        self,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<InputSummary, CaptureError> {
+        let mut sum = self.state.sum;
+        if matches!(self.end, Some(Err(_))) || sum.format.is_none() {
+            return Err(self.input.not_a_capture(self.path));
+        }
+        self.state.section.finish(&mut sum);
+        if self.input.damaged.load(Ordering::Relaxed) {
+            sum.warnings
+                .push(damaged_warning(self.input.compression, &self.input.counter));
+        }
+        progress(self.input.counter.load(Ordering::Relaxed));
+        Ok(sum)
+    }
 }
 
 /// The input turned out not to be a capture (corrupt before any file header was read).
 struct NotACapture;
 
-/// Reads blocks until the input ends, cleanly or not.
+/// Reads blocks until the input ends, cleanly or not (`None`), or until a frame beyond the
+/// limit, left unread (its capture time).
 fn read_blocks(
     input: &mut Opened,
-    blocks: &mut Blocks<'_>,
+    blocks: &mut Blocks,
+    guard: &mut Guard,
+    on_frame: &mut dyn FnMut(&Frame<'_>),
     progress: &mut dyn FnMut(u64),
-) -> Result<(), NotACapture> {
-    let mut guard = Guard {
-        capacity: READ_BUFFER,
-        stalled: 0,
-    };
+) -> Result<Option<Nanos>, NotACapture> {
     let rdr = input.blocks.as_mut();
     loop {
         let hitch = match rdr.next() {
             Ok((len, block)) => {
                 guard.stalled = 0;
-                blocks.block(block);
+                if let Some(held) = blocks.block(block, on_frame) {
+                    return Ok(Some(held));
+                }
                 rdr.consume_noshift(len);
                 blocks.sum.bytes += len as u64;
                 if blocks.sum.packets.is_multiple_of(PROGRESS_EVERY) {
@@ -91,16 +164,20 @@ fn read_blocks(
             }
             Err(e) => Hitch::of(&e),
         };
+        if let Hitch::Incomplete = hitch {
+            // Before reading more, which on a pipe may wait for the next packet.
+            progress(input.counter.load(Ordering::Relaxed));
+        }
         match guard.recover(hitch, rdr, &mut blocks.sum, blocks.number) {
             Next::Read => {}
-            Next::Stop => return Ok(()),
+            Next::Stop => return Ok(None),
             Next::NotACapture => return Err(NotACapture),
         }
     }
 }
 
-/// The state of one input between blocks, and where its frames go.
-struct Blocks<'f> {
+/// The state of one input between blocks.
+struct Blocks {
     file: usize,
     /// Frames (packet blocks) so far: Wireshark's `frame.number` of the last one.
     number: u64,
@@ -108,20 +185,26 @@ struct Blocks<'f> {
     /// The legacy pcap file header, once read.
     legacy: Option<LegacyFile>,
     section: Section,
-    on_frame: &'f mut dyn FnMut(&Frame<'_>),
+    /// Frames after this (capture time, file index) are held back.
+    limit: (Nanos, usize),
 }
 
-impl Blocks<'_> {
-    /// Takes one block: a file or section header, an interface, or a packet.
-    fn block(&mut self, block: PcapBlockOwned<'_>) {
+impl Blocks {
+    /// Takes one block: a file or section header, an interface, or a packet. Returns the
+    /// capture time of a packet held back by the limit (the block is then left unread).
+    fn block(
+        &mut self,
+        block: PcapBlockOwned<'_>,
+        on_frame: &mut dyn FnMut(&Frame<'_>),
+    ) -> Option<Nanos> {
+        let next = self.number + 1;
         match block {
             PcapBlockOwned::LegacyHeader(h) => {
                 self.legacy = Some(LegacyFile::from_header(&h, &mut self.sum));
             }
             PcapBlockOwned::Legacy(rec) => {
                 if let Some(legacy) = self.legacy {
-                    self.number += 1;
-                    self.deliver(&legacy.frame(self.file, self.number, &rec));
+                    return self.deliver(&legacy.frame(self.file, next, &rec), on_frame);
                 }
             }
             PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
@@ -131,27 +214,31 @@ impl Blocks<'_> {
                 self.section.interface(&idb, &mut self.sum);
             }
             PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                self.number += 1;
-                let frame = self
-                    .section
-                    .enhanced(&epb, self.file, self.number, &mut self.sum);
-                if let Some(f) = frame {
-                    self.deliver(&f);
+                match self.section.enhanced(&epb, self.file, next, &mut self.sum) {
+                    Some(f) => return self.deliver(&f, on_frame),
+                    None => self.number = next,
                 }
             }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                self.number += 1;
-                if let Some(f) = self.section.simple(&spb, self.file, self.number, &self.sum) {
-                    self.deliver(&f);
+                match self.section.simple(&spb, self.file, next, &self.sum) {
+                    Some(f) => return self.deliver(&f, on_frame),
+                    None => self.number = next,
                 }
             }
             PcapBlockOwned::NG(_) => {}
         }
+        None
     }
 
-    fn deliver(&mut self, f: &Frame<'_>) {
+    /// Hands a frame on, or holds it back (its time) when it comes after the limit.
+    fn deliver(&mut self, f: &Frame<'_>, on_frame: &mut dyn FnMut(&Frame<'_>)) -> Option<Nanos> {
+        if (f.ts, f.file) > self.limit {
+            return Some(f.ts);
+        }
+        self.number = f.number;
         self.sum.count_frame(f.linktype, f.ts);
-        (self.on_frame)(f);
+        on_frame(f);
+        None
     }
 }
 

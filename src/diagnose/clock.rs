@@ -18,7 +18,11 @@ pub struct Ev {
 
 impl fmt::Display for Ev {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frame {} at {:.3} s", self.frame, self.t)
+        match self.file {
+            // Several files: the frame within its file, as Wireshark numbers each.
+            Some(file) => write!(f, "frame {file}:{} at {:.3} s", self.frame, self.t),
+            None => write!(f, "frame {} at {:.3} s", self.frame, self.t),
+        }
     }
 }
 

@@ -51,22 +51,9 @@ pub fn analyze_live(
     }
     let mut run = Run::new(paths.len() > 1, opts);
     run.settler.on_settled = on_settled;
-    let read_all =
-        |run: &mut Run<'_, '_>, progress: &mut dyn FnMut(usize, u64)| -> Result<(), CaptureError> {
-            for (i, path) in paths.iter().enumerate() {
-                let mut on_frame = |f: &Frame<'_>| run.frame(f);
-                let mut on_progress = |bytes: u64| progress(i, bytes);
-                // Files are read on a second thread; standard input (live use) frame by frame,
-                // so a frame is analysed the moment it arrives.
-                let summary = if path == "-" {
-                    capture::read_input_with_progress(path, i, &mut on_frame, &mut on_progress)?
-                } else {
-                    capture::read_input_threaded(path, i, &mut on_frame, &mut on_progress)?
-                };
-                run.inputs.push(summary);
-            }
-            Ok(())
-        };
+    let read_all = |run: &mut Run<'_, '_>, progress: &mut dyn FnMut(usize, u64)| {
+        read_inputs(run, paths, progress)
+    };
     if settle_in_line_for_tests() {
         read_all(&mut run, progress)?;
         return Ok(run.finish());
@@ -104,6 +91,59 @@ pub fn analyze_live(
         read?;
         Ok(run.finish())
     })
+}
+
+/// Reads the inputs into the packet thread: one file, several merged by packet time, or
+/// standard input live (settling also on the wall clock while no packet comes). Standard input
+/// among files is read in the order given.
+fn read_inputs(
+    run: &mut Run<'_, '_>,
+    paths: &[String],
+    progress: &mut dyn FnMut(usize, u64),
+) -> Result<(), CaptureError> {
+    if let [path] = paths {
+        let mut on_progress = |bytes: u64| progress(0, bytes);
+        let summary = if path == "-" {
+            let run = std::cell::RefCell::new(&mut *run);
+            let mut on_frame = |f: &Frame<'_>| run.borrow_mut().frame(f);
+            let mut on_quiet = |quiet| run.borrow_mut().quiet(quiet);
+            capture::read_live(path, 0, &mut on_frame, &mut on_quiet, &mut on_progress)?
+        } else {
+            let mut on_frame = |f: &Frame<'_>| run.frame(f);
+            capture::read_input_threaded(path, 0, &mut on_frame, &mut on_progress)?
+        };
+        run.inputs.push(summary);
+        return Ok(());
+    }
+    if !paths.iter().any(|p| p == "-") {
+        let mut on_frame = |f: &Frame<'_>| run.frame(f);
+        let merged = capture::read_merged_threaded(paths, &mut on_frame, progress)?;
+        if let Some((a, b)) = merged.out_of_order {
+            run.notes.push(format!(
+                "files given out of time order ({} before {}, which starts earlier); merged by \
+                 packet time",
+                paths[a], paths[b]
+            ));
+        }
+        run.inputs = merged.inputs;
+        return Ok(());
+    }
+    run.notes.push(
+        "standard input among files: the inputs were read one after another in the order \
+         given, not merged by packet time"
+            .into(),
+    );
+    for (i, path) in paths.iter().enumerate() {
+        let mut on_frame = |f: &Frame<'_>| run.frame(f);
+        let mut on_progress = |bytes: u64| progress(i, bytes);
+        let summary = if path == "-" {
+            capture::read_input_with_progress(path, i, &mut on_frame, &mut on_progress)?
+        } else {
+            capture::read_input_threaded(path, i, &mut on_frame, &mut on_progress)?
+        };
+        run.inputs.push(summary);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub(super) struct Run<'o, 'c> {
     #[allow(clippy::vec_box)]
     pub(super) given_back: Option<std::sync::mpsc::Receiver<Vec<Box<Conn>>>>,
     pub(super) inputs: Vec<InputSummary>,
+    /// Warnings about the inputs as a whole (their order).
+    pub(super) notes: Vec<String>,
     since_sweep: u32,
     last_sweep: Nanos,
     peak_live: usize,
@@ -63,6 +65,7 @@ impl<'o, 'c> Run<'o, 'c> {
             batch: Vec::new(),
             given_back: None,
             inputs: Vec::new(),
+            notes: Vec::new(),
             since_sweep: 0,
             last_sweep: 0,
             peak_live: 0,
@@ -82,6 +85,25 @@ impl<'o, 'c> Run<'o, 'c> {
         {
             self.sweep();
         }
+    }
+
+    /// Live input, no packet for `quiet` of wall time: the capture clock runs on from the last
+    /// packet, and connections quiet (or idle) by it are settled, though no packet came.
+    pub(super) fn quiet(&mut self, quiet: std::time::Duration) {
+        if self.ctx.capture_start.is_none() {
+            return;
+        }
+        let last_packet = self.ctx.capture_end;
+        let elapsed = Nanos::try_from(quiet.as_nanos()).unwrap_or(Nanos::MAX);
+        let now = last_packet.saturating_add(elapsed);
+        if now.saturating_sub(self.last_sweep) < self.opts.flow.sweep_interval {
+            return;
+        }
+        // Connections settled now see the capture run until now; the summary's last time
+        // stays the last packet's.
+        self.ctx.capture_end = now;
+        self.sweep();
+        self.ctx.capture_end = last_packet;
     }
 
     fn sweep(&mut self) {
@@ -208,7 +230,7 @@ impl<'o, 'c> Run<'o, 'c> {
     /// What the reader should know about the whole capture (damaged inputs, limits hit).
     fn warnings(&self, counted: &crate::diagnose::rollup::Counted) -> Vec<String> {
         let n = self.counters;
-        let mut warnings: Vec<String> = Vec::new();
+        let mut warnings: Vec<String> = self.notes.clone();
         for i in &self.inputs {
             for w in &i.warnings {
                 warnings.push(format!("{}: {w}", i.path));

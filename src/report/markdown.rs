@@ -231,14 +231,29 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
 fn capture_section(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     let s = &r.summary;
     writeln!(w, "### Capture\n")?;
-    writeln!(w, "| file | format | packets | link types |")?;
-    writeln!(w, "|---|---|---|---|")?;
-    for c in &r.captures {
+    // Several files: numbered, for the frames written file:frame.
+    let several = r.captures.len() > 1;
+    let (head, rule) = if several {
+        (
+            "| # | file | format | packets | link types |",
+            "|---:|---|---|---|---|",
+        )
+    } else {
+        (
+            "| file | format | packets | link types |",
+            "|---|---|---|---|",
+        )
+    };
+    writeln!(w, "{head}\n{rule}")?;
+    for (i, c) in r.captures.iter().enumerate() {
         let links: Vec<String> = c
             .link_types
             .iter()
             .map(|(lt, _)| linktype_name(*lt))
             .collect();
+        if several {
+            write!(w, "| {i} ")?;
+        }
         writeln!(
             w,
             "| {} | {} | {} | {} |",
@@ -246,6 +261,12 @@ fn capture_section(r: &Report, w: &mut dyn Write) -> io::Result<()> {
             c.format.map(|f| f.to_string()).unwrap_or_default(),
             c.packets,
             cell(&links.join(", "))
+        )?;
+    }
+    if several {
+        writeln!(
+            w,
+            "\nFrames are written `file:frame`, the file numbered as in the table."
         )?;
     }
     if let (Some(a), Some(b)) = (&s.first_time, &s.last_time) {
@@ -355,7 +376,7 @@ fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) ->
         writeln!(
             w,
             "| {} | {:.6} | {dir} | {} |",
-            e.frame,
+            super::text::frame_at(e.frame, e.file),
             e.t,
             cell(&e.event)
         )?;

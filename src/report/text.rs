@@ -65,6 +65,15 @@ pub(crate) fn spread(s: Option<&crate::model::Spread>) -> String {
     }
 }
 
+/// A frame number, `file:frame` when several files make the capture (files numbered as
+/// listed, from 0).
+pub(crate) fn frame_at(frame: u64, file: Option<usize>) -> String {
+    match file {
+        Some(file) => format!("{file}:{frame}"),
+        None => frame.to_string(),
+    }
+}
+
 /// Short evidence for the table's last column.
 pub(crate) fn key_evidence(c: &Connection) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -184,6 +193,12 @@ fn summary(r: &Report, w: &mut dyn Write) -> io::Result<()> {
             } else {
                 links.join(", ")
             }
+        )?;
+    }
+    if r.captures.len() > 1 {
+        writeln!(
+            w,
+            "Frames are written file:frame, the file numbered as above"
         )?;
     }
     let s = &r.summary;
@@ -349,7 +364,10 @@ impl Explanations {
                 writeln!(
                     w,
                     "      {:>7}  {:>10.6}  {:<2}  {}",
-                    e.frame, e.t, e.dir, e.event
+                    frame_at(e.frame, e.file),
+                    e.t,
+                    e.dir,
+                    e.event
                 )?;
             }
             if c.events_not_kept > 0 {
