@@ -83,7 +83,20 @@ fn a_connection_older_than_the_capture_is_not_judged() {
         "listed only with --all: {text}"
     );
     let (_, md, _) = bin(&["--format", "markdown", &sample("midstream.pcap")]);
-    assert!(md.contains("1 not judged"), "{md}");
+    assert!(
+        md.contains(
+            "none was judged: the capture does not hold the whole handshake of its 1 connection(s)"
+        ),
+        "{md}"
+    );
+    let both = [sample("midstream.pcap"), sample("tls13_ok.pcap")];
+    let (_, md, _) = bin(&["--format", "markdown", &both[0], &both[1]]);
+    assert!(
+        md.contains(
+            "No connection failed: 1 completed their handshake or carried no TLS; 1 not judged"
+        ),
+        "{md}"
+    );
     // A real failure next to it still fails --check.
     let (code, _, _) = bin(&[
         "--check",
