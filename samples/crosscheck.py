@@ -5,7 +5,8 @@ gen_expected.py reads tshark *fields* and computes the facts itself (sequence co
 raw ClientHello bytes). This script checks the same facts a second, independent way: it
 counts frames matching Wireshark display filters (`-z io,stat`), so a user can repeat any
 check in Wireshark. The ClientHello count is cross-checked as
-  dissected ClientHellos (tls.handshake.type == 1, first copy only)
+  dissected first ClientHello (tls.handshake.type == 1 before the first hello's end; a
+  second hello after a HelloRetryRequest is a new message, not a transmission of the first)
   + client retransmissions that start inside the ClientHello (tcp.analysis.retransmission).
 
 Usage: python3 crosscheck.py [SAMPLES_DIR]
@@ -18,7 +19,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TLS_PORTS = [4431, 4432, 4433, 4434, 8443, 8444, 8445, 9001, 9002, 9003, 9004, 9005]
+TLS_PORTS = [4431, 4432, 4433, 4434, 4435, 8443, 8444, 8445, 9001, 9002, 9003, 9004, 9005,
+             9009, 9010]
 NAMES = {"protocol_version": 70, "handshake_failure": 40, "unknown_ca": 48}
 VERS = {"TLSv1.3": "0x0304", "TLSv1.2": "0x0303"}
 
@@ -86,6 +88,7 @@ def main():
                     ch_end = fields(path, "%s && %s && tcp.seq==1 && tcp.len>0" % (s, fromc), "tcp.nxtseq")
                     first = "%s && %s && tcp.seq==1 && tcp.len>0 && !tcp.analysis.retransmission" % (s, fromc)
                 end = int(ch_end[0])
+                first += " && tcp.seq<%d" % end
                 checks.append((c["stream"], "clienthello_count", None, c["clienthello_count"]))
                 flts.append(first)
                 flts.append("%s && %s && tcp.analysis.retransmission && tcp.len>0 && tcp.seq<%d"

@@ -72,6 +72,13 @@ INTENT = {
     # close (the connection was still open when the capture ended); the :443 connection after
     # it proves the capture ran while the ClientHello and the forged RST were sent
     "reset_injected.server.pcap": ("server", ["incomplete", "tls_ok"]),
+    # the client offers a key share for X25519 only, the server takes P-256 only: a
+    # HelloRetryRequest, then a second ClientHello (not a retransmission of the first)
+    "hello_retry.pcap": ("client", ["tls_ok"]),
+    # the server closed (FIN) at accept; the ClientHello sent 0.2 s later is reset by its kernel
+    "server_closed_on_accept.pcap": ("client", ["server_closed"]),
+    # a proxy held the server's first bytes back 7 s
+    "slow_backend.pcap": ("client", ["tls_ok"]),
     "mixed.pcap": ("client", Counter({
         "tls_ok": 5, "client_alert": 2, "tls_no_server_response": 2, "server_reset": 1,
         "server_closed": 1, "tcp_no_synack": 1, "tcp_refused": 1, "icmp_unreachable": 2,
@@ -79,7 +86,8 @@ INTENT = {
 }
 
 # TLS on ports tshark would not try on its own (8080 stays HTTP on purpose)
-TLS_PORTS = [4431, 4432, 4433, 4434, 8443, 8444, 8445, 9001, 9002, 9003, 9004, 9005]
+TLS_PORTS = [4431, 4432, 4433, 4434, 4435, 8443, 8444, 8445, 9001, 9002, 9003, 9004, 9005,
+             9009, 9010]
 
 ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
           22: "record_overflow", 40: "handshake_failure", 42: "bad_certificate",
@@ -235,6 +243,11 @@ def facts(c):
     # a RST in the server's name whose TTL differs from the server's first packet: forged
     srst = next((p for p in S if p["flags"] & RST), None)
     f["server_rst_forged"] = bool(srst) and len(S) >= 2 and srst["ttl"] != S[0]["ttl"]
+    # the server's FIN came before the client sent any data: it closed on accept, and the
+    # RST that follows is its kernel answering data sent to a closed socket
+    sfin = next((p for p in S if p["flags"] & FIN), None)
+    cdata = next((p for p in C if p["len"] > 0), None)
+    f["server_closed_first"] = bool(sfin) and bool(cdata) and sfin["frame"] < cdata["frame"]
     f["handshake"] = bool(synack) and any(
         p["flags"] & ACK and not p["flags"] & (SYN | RST) and p["ack"] == (synack[0]["seq"] + 1) % M32
         for p in C)
@@ -339,6 +352,8 @@ def oracle(f, vantage):
         if not (20 <= b[0] <= 24 and b[1] == 3):
             return "not_tls"
         return "incomplete"
+    if f["server_rst"] and f["server_closed_first"] and not f["server_rst_forged"]:
+        return "server_closed"
     if f["server_rst"]:
         return "middlebox_reset" if f["server_rst_forged"] else "server_reset"
     if f["server_fin"]:

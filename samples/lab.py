@@ -9,13 +9,19 @@ Servers (dual-stack, listen on [::]:PORT):
   silent PORT            accept, never read, never answer (stalled backend)
   reset PORT             accept, read 5 bytes, close with the rest unread -> RST
   close PORT             accept, read the whole first TLS record, close -> FIN
+  close-on-accept PORT   accept and close at once, before anything arrives -> FIN; the
+                         kernel then resets whatever the client sends
+  delay-proxy PORT TARGET_PORT SECONDS
+                         forward to 127.0.0.1:TARGET_PORT, holding the server's first
+                         bytes back SECONDS (a backend slow to answer the ClientHello)
   reuse-server PORT CERT KEY
                          1st connection: full TLS handshake; later ones: silent
   udp PORT               answer every UDP datagram with a short reply (DNS-ish noise)
 Clients:
-  tls HOST PORT SNI TIMEOUT [--rst] [--sport N]
+  tls HOST PORT SNI TIMEOUT [--rst] [--sport N] [--wait S]
                          TLS handshake with a timeout; on timeout close (FIN), or
-                         with --rst set SO_LINGER 0 first so close sends RST
+                         with --rst set SO_LINGER 0 first so close sends RST;
+                         --wait sleeps S seconds between connect and ClientHello
   reuse HOST PORT SPORT SNI
                          two connections from the same source port: the first does
                          a handshake and resets (no TIME_WAIT), the second gives up
@@ -87,6 +93,35 @@ def h_close(c):
     c.close()          # everything read -> FIN
 
 
+def h_close_on_accept(c):
+    c.close()          # nothing read, nothing queued -> FIN
+
+
+def pump(src, dst, delay):
+    first = True
+    try:
+        while True:
+            d = src.recv(65536)
+            if not d:
+                break
+            if first and delay:
+                time.sleep(delay)
+            first = False
+            dst.sendall(d)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def cmd_delay_proxy(port, target, delay):
+    s = listen(port)
+    while True:
+        c, _ = s.accept()
+        b = socket.create_connection(("127.0.0.1", target))
+        threading.Thread(target=pump, args=(c, b, 0), daemon=True).start()
+        threading.Thread(target=pump, args=(b, c, delay), daemon=True).start()
+
+
 def cmd_reuse_server(port, cert, key):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -128,7 +163,7 @@ def rst_close(s):
     s.close()
 
 
-def tls_attempt(host, port, sni, timeout, sport=None):
+def tls_attempt(host, port, sni, timeout, sport=None, wait=0):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     if sport:
@@ -136,6 +171,7 @@ def tls_attempt(host, port, sni, timeout, sport=None):
         s.bind(("", sport))
     s.settimeout(timeout)
     s.connect((host, port))
+    time.sleep(wait)
     t = client_ctx().wrap_socket(s, server_hostname=sni, do_handshake_on_connect=False)
     t0 = time.monotonic()
     try:
@@ -150,7 +186,8 @@ def tls_attempt(host, port, sni, timeout, sport=None):
 def cmd_tls(args):
     host, port, sni, timeout = args[0], int(args[1]), args[2], float(args[3])
     sport = int(args[args.index("--sport") + 1]) if "--sport" in args else None
-    t, what = tls_attempt(host, port, sni, timeout, sport)
+    wait = float(args[args.index("--wait") + 1]) if "--wait" in args else 0
+    t, what = tls_attempt(host, port, sni, timeout, sport, wait)
     if "--rst" in args:
         rst_close(t)
         what += ", closed with RST"
@@ -214,11 +251,14 @@ def main():
     if not a:
         sys.exit(__doc__)
     cmd, rest = a[0], a[1:]
-    handlers = {"silent": h_silent, "reset": h_reset, "close": h_close}
+    handlers = {"silent": h_silent, "reset": h_reset, "close": h_close,
+                "close-on-accept": h_close_on_accept}
     if cmd in handlers:
         serve(int(rest[0]), handlers[cmd])
     elif cmd == "reuse-server":
         cmd_reuse_server(int(rest[0]), rest[1], rest[2])
+    elif cmd == "delay-proxy":
+        cmd_delay_proxy(int(rest[0]), int(rest[1]), float(rest[2]))
     elif cmd == "udp":
         cmd_udp(int(rest[0]))
     elif cmd == "tls":

@@ -23,7 +23,8 @@
 #   8080 nginx plain HTTP, "return 502"   81 nothing (closed)
 #   4431 s_server -tls1_3 only   4432 s_server TLS 1.2 one cipher   4433 s_server big chain
 #   9001/8445 lab.py silent   9002 lab.py reset   9003 lab.py close   9005 lab.py reuse-server
-#   udp/53 lab.py udp
+#   udp/53 lab.py udp   4435 s_server TLS 1.3, P-256 only (HelloRetryRequest)
+#   9009 lab.py close-on-accept   9010 lab.py delay-proxy (7 s) -> 127.0.0.1:4436 s_server
 # Router rules: 8443 SYN dropped; 8444 SYN rejected with ICMP admin-prohibited (v4 and v6);
 # ICMP frag-needed from the router itself dropped (path-MTU black hole while r0 MTU is 1280).
 # Only while their scenario records: 9007 SYN dropped (syn_blocked); 9008 ClientHello with
@@ -100,7 +101,7 @@ stopcaps() {
 
 CURL=(curl -s -o /dev/null --resolve backend.test:443:10.99.2.2)
 url() { echo "https://backend.test:$1/"; }   # --resolve for every port is added below
-for p in 81 4431 4432 4433 4434 8080 8443 8444 9001 9002 9003 9004 9007; do
+for p in 81 4431 4432 4433 4434 8080 8443 8444 9001 9002 9003 9004 9007 9009 9010; do
     CURL+=(--resolve "backend.test:$p:10.99.2.2")
 done
 
@@ -223,6 +224,11 @@ EOF
         -cipher ECDHE-ECDSA-AES128-GCM-SHA256 -www -quiet
     bg td-srv openssl s_server -accept 4433 -cert "$d/big.crt" -key "$d/big.key" \
         -cert_chain "$d/chain.crt" -www -quiet
+    bg td-srv openssl s_server -accept 4435 -cert "$d/ec.crt" -key "$d/ec.key" -tls1_3 \
+        -groups P-256 -www -quiet
+    bg td-srv openssl s_server -accept 127.0.0.1:4436 -cert "$d/ec.crt" -key "$d/ec.key" -www -quiet
+    bg td-srv $LAB close-on-accept 9009
+    bg td-srv $LAB delay-proxy 9010 4436 7
     bg td-srv $LAB silent 9001
     bg td-srv $LAB silent 8445
     bg td-srv $LAB reset 9002
@@ -231,7 +237,7 @@ EOF
     bg td-srv $LAB udp 53
     # wait until every TCP port listens
     local p
-    for p in 443 4431 4432 4433 4434 8080 9001 9002 9003 9004 9005 9006 9007 9008 8445; do
+    for p in 443 4431 4432 4433 4434 4435 4436 8080 9001 9002 9003 9004 9005 9006 9007 9008 9009 9010 8445; do
         for _ in $(seq 50); do
             srv ss -Hltn "sport = :$p" | grep -q LISTEN && break
             sleep 0.1
@@ -312,6 +318,25 @@ server_closed() {
     log "server_closed (server reads the ClientHello and closes)"
     cap server_closed.pcap td-cli c0 "tcp port 9003"
     try cli "${CURL[@]}" -k --max-time 5 "$(url 9003)"
+    stopcaps
+}
+hello_retry() {
+    log "hello_retry (client's key share X25519, server accepts P-256 only -> HelloRetryRequest)"
+    cap hello_retry.pcap td-cli c0 "tcp port 4435"
+    try cli timeout 5 openssl s_client -connect 10.99.2.2:4435 -servername backend.test \
+        -groups X25519:P-256 </dev/null
+    stopcaps
+}
+server_closed_on_accept() {
+    log "server_closed_on_accept (server closes at accept; the ClientHello follows 0.2 s later)"
+    cap server_closed_on_accept.pcap td-cli c0 "tcp port 9009"
+    try cli $LAB tls 10.99.2.2 9009 backend.test 5 --wait 0.2
+    stopcaps
+}
+slow_backend() {
+    log "slow_backend (a proxy holds the server's first bytes back 7 s)"
+    cap slow_backend.pcap td-cli c0 "tcp port 9010"
+    try cli "${CURL[@]}" -k --max-time 15 "$(url 9010)"
     stopcaps
 }
 syn_dropped() {
@@ -575,7 +600,8 @@ ALL=(tls13_ok tls12_ok tls13_ok_ipv6 silent_backend clienthello_dropped mtu_blac
      server_reset server_closed syn_dropped port_closed icmp_admin_prohibited server_alert
      client_alert not_tls cleartext tcp_no_data clienthello_split tls13_ok_sll2
      port_closed_sll tls12_ok_vlan server_alert_pcapng tls13_ok_nano tls13_ok_snap96
-     midstream port_reuse mixed healthy syn_blocked reset_injected nat)
+     midstream port_reuse mixed healthy syn_blocked reset_injected hello_retry
+     server_closed_on_accept slow_backend nat)
 
 certs
 topology

@@ -77,11 +77,16 @@ impl VerdictCode {
         }
     }
 
-    /// Whether this outcome is a failure worth listing (`--check` exit status, default table).
+    /// Whether this outcome is a failure worth listing (`--check` exit status, default table,
+    /// `summary.failed`). `incomplete` is not judged, so not a failure: the capture missed the
+    /// handshake, and `summary.verdicts` counts it apart.
     pub fn is_failure(self) -> bool {
         !matches!(
             self,
-            VerdictCode::TlsOk | VerdictCode::TcpNoData | VerdictCode::Cleartext
+            VerdictCode::TlsOk
+                | VerdictCode::TcpNoData
+                | VerdictCode::Cleartext
+                | VerdictCode::Incomplete
         )
     }
 }
@@ -226,6 +231,8 @@ pub struct Connection {
     pub syn_copies: u32,
     pub synack_seen: bool,
     pub tcp_established: bool,
+    /// Transmissions of the first ClientHello; the second one after a HelloRetryRequest is
+    /// not one of them.
     pub clienthello_count: u32,
     /// Capture copies of frames carrying the ClientHello, not counted in `clienthello_count`.
     pub clienthello_copies: u32,

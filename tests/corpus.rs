@@ -19,9 +19,12 @@
 //! - `endpoints`: facts `client -> server` vs `client_ip:client_port -> server_ip:server_port`.
 //! - `syn_count`, `synack_seen`: same names on both sides; tlsdiag's side is `syn_count +
 //!   syn_copies`, because Wireshark counts a packet the capture recorded twice as two frames.
-//! - `clienthello_count`: facts `client_hello.count` (messages plus retransmitted copies) vs
-//!   `clienthello_count + clienthello_copies` (transmissions of the first ClientHello, by
-//!   sequence coverage, plus capture copies of frames carrying it).
+//! - `clienthello_count`: facts `client_hello.count` (messages plus retransmitted copies) less
+//!   the messages after the first (`client_hello.tshark[]` beyond one) vs `clienthello_count +
+//!   clienthello_copies` (transmissions of the first ClientHello, by sequence coverage, plus
+//!   capture copies of frames carrying it). tshark's `tls.handshake.type == 1` also counts the
+//!   second hello after a HelloRetryRequest (or a duplicate hello), a new message that
+//!   tlsdiag does not count as a transmission of the first.
 //! - `serverhello_seen`: facts `server_hello_seen` (a HelloRetryRequest counts there).
 //! - `alert`: the first of the facts' `alerts[]` vs `alert`, both as `<sender endpoint>
 //!   <description>` or `<sender endpoint> encrypted`; an inferred tlsdiag alert counts as none.
@@ -263,6 +266,18 @@ fn tshark_frame_range(s: &Value) -> Result<(u64, u64), String> {
 }
 
 /// The streams of one facts file.
+/// tshark's ClientHello count without the hello messages after the first: a second hello
+/// (after a HelloRetryRequest) is not a transmission of the first.
+fn first_hello_transmissions(ch: &Value) -> Result<u64, String> {
+    let count = u64_at(ch, "count")?;
+    let messages = ch
+        .get("tshark")
+        .and_then(Value::as_array)
+        .ok_or("client_hello.tshark: not an array")?
+        .len() as u64;
+    Ok(count - messages.saturating_sub(1).min(count.saturating_sub(1)))
+}
+
 fn tshark_streams(facts: &Value) -> Result<Vec<Stream>, String> {
     let mut out = Vec::new();
     for s in array_at(facts, "streams")? {
@@ -321,7 +336,7 @@ fn tshark_streams(facts: &Value) -> Result<Vec<Stream>, String> {
             last_frame,
             syn_count: u64_at(s, "syn_count").map_err(ctx)?,
             synack_seen: bool_at(s, "synack_seen").map_err(ctx)?,
-            clienthello_count: u64_at(key(s, "client_hello").map_err(ctx)?, "count")
+            clienthello_count: first_hello_transmissions(key(s, "client_hello").map_err(ctx)?)
                 .map_err(ctx)?,
             serverhello_seen: bool_at(s, "server_hello_seen").map_err(ctx)?,
             alert,

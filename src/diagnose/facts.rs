@@ -314,13 +314,9 @@ fn hello(c: &Conn, cd: usize) -> Hello {
         .first()
         .copied()
         .or(if from_client { tf.ch_at } else { None });
-    // Transmissions of the first ClientHello, plus any later ClientHello message (the second
-    // one after a HelloRetryRequest, or a new one on the same connection).
-    let count = if first.is_some() {
-        count.max(1) + tf.client_hellos.saturating_sub(1)
-    } else {
-        0
-    };
+    // Transmissions of the first ClientHello only: the second one after a HelloRetryRequest
+    // is a new message, not a retransmission (the evidence says "HRR" for it).
+    let count = if first.is_some() { count.max(1) } else { 0 };
     let acked = match (tf.ch_range, from_client) {
         (Some((_, end)), true) => Some(c.dirs[cd].acked.is_some_and(|a| a >= end)),
         _ => None,

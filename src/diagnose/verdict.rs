@@ -356,8 +356,32 @@ fn no_tls_answer(f: &Facts, ch: Ev, side: Side) -> Judgement {
     j(VerdictCode::TlsNoServerResponse, explanation, next)
 }
 
+/// The server's application closed on accept: its FIN left before the ClientHello arrived,
+/// and its kernel then reset the ClientHello that came to a closed socket. The RST is the
+/// kernel's answer, the FIN the application's decision, so this is `server_closed`.
+fn closed_on_accept(f: &Facts, ch: Ev) -> Option<Judgement> {
+    let fin = f.server_fin.filter(|fin| fin.t <= ch.t)?;
+    let rst = f
+        .server_rst
+        .filter(|r| r.t >= fin.t && f.server_rst_forged.is_none())?;
+    Some(j(
+        VerdictCode::ServerClosed,
+        format!(
+            "the server closed the connection with FIN ({fin}) before the ClientHello \
+             ({ch}), so its application closed on accept; its kernel then reset the \
+             ClientHello ({rst})"
+        ),
+        "The backend accepted and closed at once, before any TLS: check its accept-time \
+         limits and logs (connection or rate limits, an overloaded or restarting service, \
+         an allow-list on the client's address).",
+    ))
+}
+
 /// The server reset or closed before the client gave up, without a TLS answer.
 fn server_ended(f: &Facts, ch: Ev, acked: &str, side: Side) -> Option<Judgement> {
+    if let Some(closed) = closed_on_accept(f, ch) {
+        return Some(closed);
+    }
     let client_end = f.client_gave_up().map(|(e, _)| e.t);
     if let Some(rst) = f.server_rst.filter(|r| client_end.is_none_or(|t| r.t <= t)) {
         if let Some(why) = &f.server_rst_forged {
@@ -456,7 +480,9 @@ fn judge_without_hello(f: &Facts) -> Judgement {
             V::Incomplete,
             "the capture began after this connection's handshake, so the handshake was not seen"
                 .into(),
-            "Start the capture before the connection opens to see its handshake.",
+            "Not judged: the connection is older than the capture (a pooled or kept-alive \
+             connection), and nothing seen here failed. Only if this connection's own \
+             handshake is in question does it take a capture from before it opened.",
         );
     }
     if let Some(jump) = f.client_seq_jump {
@@ -683,6 +709,43 @@ mod tests {
         assert_eq!(judge(&f).code, VerdictCode::TlsNoServerResponse);
         f.server_fin = ev(5, 1.0);
         assert_eq!(judge(&f).code, VerdictCode::ServerClosed);
+    }
+
+    #[test]
+    fn a_connection_older_than_the_capture_is_not_judged_and_not_a_failure() {
+        let f = Facts {
+            began_midstream: true,
+            client_payload_bytes: 120,
+            server_payload_bytes: 300,
+            ..Default::default()
+        };
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::Incomplete);
+        assert!(j.next_step.starts_with("Not judged"), "{}", j.next_step);
+        assert!(
+            !j.next_step.contains("Start the capture"),
+            "{}",
+            j.next_step
+        );
+        assert!(!VerdictCode::Incomplete.is_failure());
+    }
+
+    #[test]
+    fn a_fin_before_the_hello_then_a_reset_is_a_close_on_accept() {
+        let mut f = with_hello(1, false);
+        f.server_fin = ev(4, 0.001);
+        f.server_rst = ev(7, 0.209);
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::ServerClosed);
+        assert!(
+            j.explanation.contains("closed on accept"),
+            "{}",
+            j.explanation
+        );
+        // A FIN after the ClientHello with a RST later is not a close on accept: the RST wins.
+        f.server_fin = ev(8, 0.3);
+        f.server_rst = ev(9, 0.4);
+        assert_eq!(judge(&f).code, VerdictCode::ServerReset);
     }
 
     #[test]

@@ -109,6 +109,21 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
         .filter(|(_, g)| g.example.verdict.is_failure())
         .max_by_key(|((v, _), g)| (g.count, severity(v)))
     else {
+        let not_judged = s.verdicts.get("incomplete").copied().unwrap_or(0);
+        if not_judged == s.connections {
+            return format!(
+                "No connection failed and none was judged: the capture does not hold the \
+                 whole handshake of its {not_judged} connection(s) (`incomplete`).{slow}"
+            );
+        }
+        if not_judged > 0 {
+            return format!(
+                "No connection failed: {} completed their handshake or carried no TLS; \
+                 {not_judged} not judged (`incomplete`: the capture does not hold their whole \
+                 handshake).{slow}",
+                s.connections.saturating_sub(not_judged)
+            );
+        }
         return format!(
             "All {} connection(s) completed their handshake or carried no TLS.{slow}",
             s.connections

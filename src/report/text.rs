@@ -3,7 +3,7 @@
 
 use super::RenderOptions;
 use crate::analysis::Report;
-use crate::model::Connection;
+use crate::model::{Connection, VerdictCode};
 use crate::wire::linktype_name;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use std::io::{self, Write};
@@ -74,6 +74,14 @@ pub(crate) fn frame_at(frame: u64, file: Option<usize>) -> String {
     }
 }
 
+/// ", N not judged" when some connections are `incomplete` (neither failed nor succeeded).
+pub(crate) fn not_judged(s: &crate::model::Summary) -> String {
+    match s.verdicts.get("incomplete") {
+        Some(n) if *n > 0 => format!(", {n} not judged"),
+        _ => String::new(),
+    }
+}
+
 /// Short evidence for the table's last column.
 pub(crate) fn key_evidence(c: &Connection) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -86,6 +94,9 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
         parts.push(format!("CH x{}{acked}", c.clienthello_count));
     } else if c.syn_count > 1 {
         parts.push(format!("SYN x{}", c.syn_count));
+    }
+    if c.hello_retry_request {
+        parts.push("HRR".into());
     }
     if let Some(a) = &c.alert {
         parts.push(format!(
@@ -110,7 +121,9 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
     if let Some(s) = c.gave_up_after_s.filter(|_| c.verdict.is_failure()) {
         parts.push(format!("gave up {s:.1}s"));
     }
-    if c.server_rst.is_some() {
+    if c.server_rst.is_some() && c.verdict == VerdictCode::ServerClosed {
+        parts.push("server FIN, then RST".into());
+    } else if c.server_rst.is_some() {
         parts.push("server RST".into());
     } else if c.server_fin.is_some() && c.verdict.is_failure() {
         parts.push("server FIN".into());
@@ -212,8 +225,12 @@ fn summary(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "Connections: {} ({} did not succeed); TCP packets {}, duplicates from -i any ignored {}",
-        s.connections, s.failed, s.tcp_packets, s.duplicates_ignored
+        "Connections: {} ({} did not succeed{}); TCP packets {}, duplicates from -i any ignored {}",
+        s.connections,
+        s.failed,
+        not_judged(s),
+        s.tcp_packets,
+        s.duplicates_ignored
     )?;
     for (v, n) in &s.verdicts {
         writeln!(w, "  {v:<24} {n}")?;
