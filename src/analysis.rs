@@ -79,6 +79,19 @@ impl Report {
         self.store.is_empty()
     }
 
+    /// Addresses, file paths and (unless kept) names were replaced (`--redact`).
+    pub fn redacted(&self) -> bool {
+        self.wording.redactor.is_some()
+    }
+
+    /// Redacted with names kept (`--keep-names`).
+    pub fn names_kept(&self) -> bool {
+        self.wording
+            .redactor
+            .as_ref()
+            .is_some_and(Redactor::keeps_names)
+    }
+
     /// Connection `i` in output order, with its verdict worded for its capture point.
     pub fn connection(&self, i: usize) -> std::io::Result<Connection> {
         Ok(self.word(self.store.get(i)?))

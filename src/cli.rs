@@ -136,7 +136,7 @@ pub struct AnalyseArgs {
     /// Bytes of each direction analysed per connection.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = at_least_one::<u64>)]
     pub reassembly_cap: u64,
-    /// Replace addresses (prefix-preserving) and names (hashed) in all output, for sharing.
+    /// Replace addresses (prefix-preserving), names (hashed) and file paths in all output.
     #[arg(long)]
     pub redact: bool,
     /// Key for --redact: the same key gives the same mapping (default: random per run).
@@ -208,6 +208,15 @@ pub struct CompareArgs {
     /// Exit with status 1 when some pair did not succeed.
     #[arg(long)]
     pub check: bool,
+    /// Replace addresses (same mapping on both sides), names and file paths, for sharing.
+    #[arg(long)]
+    pub redact: bool,
+    /// Key for --redact: the same key gives the same mapping (default: random per run).
+    #[arg(long, value_name = "KEY", requires = "redact")]
+    pub redact_key: Option<String>,
+    /// With --redact, keep SNI and certificate names.
+    #[arg(long, requires = "redact")]
+    pub keep_names: bool,
 }
 
 impl CompareArgs {
@@ -228,6 +237,10 @@ impl CompareArgs {
             analysis: tlsdiag::Options {
                 host: self.host,
                 port: self.port,
+                redact: self.redact.then(|| tlsdiag::RedactOptions {
+                    key: self.redact_key.clone(),
+                    keep_names: self.keep_names,
+                }),
                 ..Default::default()
             },
         })

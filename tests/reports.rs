@@ -50,6 +50,50 @@ fn contains_token(hay: &str, needle: &str) -> bool {
     })
 }
 
+/// The addresses and names a capture's plain report shows.
+fn secrets_of(path: &str) -> Vec<String> {
+    let plain: Value = serde_json::from_str(&run(&["--format", "json", path])).expect("json");
+    let mut secrets: Vec<String> = Vec::new();
+    for c in plain["connections"].as_array().expect("connections") {
+        for k in ["client_ip", "server_ip", "sni"] {
+            if let Some(s) = c[k].as_str() {
+                secrets.push(s.to_string());
+            }
+        }
+        if let Some(r) = c["icmp"]["reporter"].as_str() {
+            secrets.push(r.to_string());
+        }
+        for n in c["certificate"]["dns_names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            secrets.push(n.as_str().unwrap_or_default().to_string());
+        }
+    }
+    secrets.sort();
+    secrets.dedup();
+    secrets
+}
+
+/// Every format says whether it is redacted: JSON at the top level (NDJSON on its summary
+/// line), text and Markdown in a line of their own.
+fn says_redacted(out: &str, format: &str, redacted: bool) {
+    let marked = match format {
+        "json" => {
+            let v: Value = serde_json::from_str(out).expect("json");
+            v["redacted"].as_bool().expect("redacted: a boolean")
+        }
+        "ndjson" => {
+            let last = out.lines().last().expect("a summary line");
+            let v: Value = serde_json::from_str(last).expect("json");
+            v["redacted"].as_bool().expect("redacted: a boolean")
+        }
+        _ => out.lines().any(|l| l.starts_with("Redacted: addresses")),
+    };
+    assert_eq!(marked, redacted, "--format {format}:\n{out}");
+}
+
 #[test]
 fn redaction_leaves_no_address_or_name_in_any_format() {
     for name in [
@@ -59,27 +103,7 @@ fn redaction_leaves_no_address_or_name_in_any_format() {
         "cleartext.pcap",
     ] {
         let path = common::samples_dir().join(name).display().to_string();
-        let plain: Value = serde_json::from_str(&run(&["--format", "json", &path])).expect("json");
-        let mut secrets: Vec<String> = Vec::new();
-        for c in plain["connections"].as_array().expect("connections") {
-            for k in ["client_ip", "server_ip", "sni"] {
-                if let Some(s) = c[k].as_str() {
-                    secrets.push(s.to_string());
-                }
-            }
-            if let Some(r) = c["icmp"]["reporter"].as_str() {
-                secrets.push(r.to_string());
-            }
-            for n in c["certificate"]["dns_names"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                secrets.push(n.as_str().unwrap_or_default().to_string());
-            }
-        }
-        secrets.sort();
-        secrets.dedup();
+        let secrets = secrets_of(&path);
         assert!(!secrets.is_empty(), "{name}: nothing to redact?");
         // The check can fail: without --redact the addresses are there.
         let shown = run(&["--format", "markdown", "--all", &path]);
@@ -101,12 +125,128 @@ fn redaction_leaves_no_address_or_name_in_any_format() {
                     "{name} --format {format} --redact still shows {s}"
                 );
             }
+            assert!(
+                !shows_name(&out, name),
+                "{name} --format {format}: file path"
+            );
+            assert!(out.contains("capture 0"), "{name} --format {format}");
+            says_redacted(&out, format, true);
         }
+        says_redacted(&run(&["--format", "json", &path]), "json", false);
         // Same key, same mapping; the subnet structure survives.
         let a = run(&["--format", "json", "--redact", "--redact-key", "k", &path]);
         let b = run(&["--format", "json", "--redact", "--redact-key", "k", &path]);
         assert_eq!(a, b);
     }
+}
+
+/// Rotated files (`tcpdump -C`) with an address in their names, given out of time order: the
+/// warning that names them, the capture list and every format say `capture N` instead.
+#[test]
+fn redaction_hides_file_paths_in_the_list_and_in_warnings() {
+    let dir = std::env::temp_dir().join(format!("tlsdiag-redact-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let base = dir.join("acme-10.99.2.2.pcap").display().to_string();
+    let (first, second) = (format!("{base}10"), format!("{base}2"));
+    // mixed starts after tls12_ok: given first (glob order), it is out of time order.
+    std::fs::copy(common::samples_dir().join("mixed.pcap"), &first).expect("copy");
+    std::fs::copy(common::samples_dir().join("tls12_ok.pcap"), &second).expect("copy");
+    let plain = run(&["--format", "json", &first, &second]);
+    assert!(plain.contains("out of time order"), "{plain}");
+    for format in ["text", "json", "ndjson", "markdown"] {
+        let out = run(&["-q", "--format", format, "--redact", &first, &second]);
+        assert!(!out.contains("acme"), "--format {format}:\n{out}");
+        assert!(
+            !out.contains(&*dir.display().to_string()),
+            "--format {format}"
+        );
+        if format != "ndjson" {
+            assert!(
+                out.contains("capture 0 before capture 1"),
+                "--format {format}:\n{out}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+/// `compare --redact` over every client/server pair of samples: no address, name or file path
+/// in any format; the same address is the same redacted address on both sides.
+#[test]
+fn compare_redaction_leaves_no_address_name_or_path_in_any_format() {
+    let mut pairs = 0;
+    let mut dir: Vec<_> = std::fs::read_dir(common::samples_dir())
+        .expect("samples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    dir.sort();
+    for client in dir {
+        let name = client.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(stem) = name.strip_suffix(".client.pcap") else {
+            continue;
+        };
+        let server = client.with_file_name(format!("{stem}.server.pcap"));
+        let (c, s) = (client.display().to_string(), server.display().to_string());
+        let mut secrets = secrets_of(&c);
+        secrets.extend(secrets_of(&s));
+        assert!(!secrets.is_empty(), "{stem}: nothing to redact?");
+        let plain = run(&["compare", "--format", "markdown", "--all", &c, &s]);
+        assert!(secrets.iter().any(|x| contains_token(&plain, x)), "{stem}");
+        let files = [name.to_string(), format!("{stem}.server.pcap")];
+        assert!(files.iter().all(|f| shows_name(&plain, f)), "{stem}");
+        for format in ["text", "json", "ndjson", "markdown"] {
+            let args = [
+                "compare",
+                "-f",
+                format,
+                "--all",
+                "--redact",
+                "--redact-key",
+                "k",
+            ];
+            let out = run(&[&args[..], &[&c, &s]].concat());
+            for x in &secrets {
+                assert!(!contains_token(&out, x), "{stem} -f {format} shows {x}");
+            }
+            for f in &files {
+                assert!(!shows_name(&out, f), "{stem} -f {format}: {f}\n{out}");
+            }
+            says_redacted(&out, format, true);
+        }
+        says_redacted(&run(&["compare", "-f", "json", &c, &s]), "json", false);
+        pairs += same_mapping_on_both_sides(&c, &s);
+    }
+    assert!(pairs >= 5, "{pairs} pairs without NAT");
+}
+
+/// `name` appears in `out`, as is or escaped for Markdown.
+fn shows_name(out: &str, name: &str) -> bool {
+    out.contains(name) || out.contains(&name.replace('_', "\\_"))
+}
+
+/// With a random key, a pair's server address (outside NAT) is still one address on both
+/// sides: both captures share one mapping. Returns the pairs checked.
+fn same_mapping_on_both_sides(c: &str, s: &str) -> usize {
+    let json = |args: &[&str]| -> Value {
+        serde_json::from_str(&run(&[&["compare", "-f", "json"], args].concat())).expect("json")
+    };
+    let (plain, redacted) = (json(&[c, s]), json(&["--redact", c, s]));
+    let mut checked = 0;
+    for (p, r) in plain["pairs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .zip(redacted["pairs"].as_array().into_iter().flatten())
+    {
+        let server = |v: &Value, side: &str| v[side]["server"].as_str().map(str::to_string);
+        if p["nat"].is_null() && server(p, "server_side").is_some() {
+            assert_eq!(server(p, "client_side"), server(p, "server_side"));
+            assert_eq!(server(r, "client_side"), server(r, "server_side"), "{c}");
+            assert_ne!(server(r, "client_side"), server(p, "client_side"), "{c}");
+            checked += 1;
+        }
+    }
+    checked
 }
 
 #[test]

@@ -14,12 +14,14 @@
 //!
 //! The rooms, in pipeline order: [`matching`] pairs the connections, [`clock`] estimates the
 //! offset between the captures' clocks, [`fate`] follows each packet across the path, and
-//! [`verdict`] judges each pair and words it. This module runs them and owns the result types
-//! ([`Comparison`]), which `report::compare` renders.
+//! [`verdict`] judges each pair and words it; [`redact`] redacts the whole result when asked.
+//! This module runs them and owns the result types ([`Comparison`]), which `report::compare`
+//! renders.
 
 mod clock;
 mod fate;
 mod matching;
+mod redact;
 mod verdict;
 
 pub use clock::Clock;
@@ -45,7 +47,9 @@ pub struct CompareOptions {
     /// The sides are as given (`--client-side` / `--server-side`); otherwise they are
     /// inferred and swapped when the evidence says so.
     pub sides_given: bool,
-    /// Filters and limits, as for a single capture.
+    /// Filters and limits, as for a single capture; its `redact` redacts the comparison
+    /// (one mapping for both captures; file paths become `capture N`, N counting the
+    /// client-side files, then the server-side ones, as given).
     pub analysis: Options,
 }
 
@@ -152,6 +156,11 @@ pub struct CompareSummary {
 pub struct Comparison {
     pub schema_version: u32,
     pub tool: Tool,
+    /// Addresses, file paths and (unless kept) names were replaced.
+    pub redacted: bool,
+    /// Redacted with names kept.
+    #[serde(skip)]
+    pub names_kept: bool,
     pub client_side: CaptureSide,
     pub server_side: CaptureSide,
     pub clock: Clock,
@@ -165,6 +174,8 @@ pub struct Comparison {
 pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
     let mut opts = o.analysis.clone();
     opts.trace = true;
+    // Matching needs the real addresses; the result is redacted as a whole.
+    let redaction = opts.redact.take();
     let a = crate::analyze(&o.client_side, &opts)?;
     let b = crate::analyze(&o.server_side, &opts)?;
     let mut warnings = Vec::new();
@@ -181,9 +192,11 @@ pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
     if clock.offset_s.is_none() && !pairs.is_empty() {
         warnings.push("no packet was seen on both sides: the clock offset is unknown, so losses are judged without timing".into());
     }
-    Ok(Comparison {
+    let mut c = Comparison {
         schema_version: 1,
         tool: Tool::default(),
+        redacted: false,
+        names_kept: false,
         client_side: capture_side(
             sides.client_report,
             sides.client_files,
@@ -199,7 +212,18 @@ pub fn compare(o: &CompareOptions) -> Result<Comparison, CaptureError> {
         pairs,
         unmatched,
         warnings,
-    })
+    };
+    if let Some(how) = redaction {
+        let given: Vec<String> = o
+            .client_side
+            .iter()
+            .chain(&o.server_side)
+            .cloned()
+            .collect();
+        let r = crate::redact::Redactor::new(how.key.as_deref(), how.keep_names);
+        redact::comparison(&mut c, &r, &given);
+    }
+    Ok(c)
 }
 
 /// A connection of one side with its packets.

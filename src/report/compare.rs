@@ -49,6 +49,7 @@ fn ndjson_summary(c: &Comparison, w: &mut dyn Write) -> io::Result<()> {
         "warnings": c.warnings,
         "schema_version": c.schema_version,
         "tool": c.tool,
+        "redacted": c.redacted,
     });
     writeln!(w, "{tail}")
 }
@@ -126,6 +127,7 @@ fn text_head(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result
         paint("tlsdiag", "1", o.color),
         c.tool.version
     )?;
+    redaction_note(c, "", w)?;
     for (name, side) in [
         ("Client side", &c.client_side),
         ("Server side", &c.server_side),
@@ -151,6 +153,14 @@ fn text_head(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Result
     }
     for warn in &c.warnings {
         writeln!(w, "warning: {}", escape::text(warn))?;
+    }
+    Ok(())
+}
+
+/// Says so when the comparison is redacted; `gap` ends the line (Markdown: a paragraph).
+fn redaction_note(c: &Comparison, gap: &str, w: &mut dyn Write) -> io::Result<()> {
+    if c.redacted {
+        writeln!(w, "{}{gap}", super::redaction_line(c.names_kept))?;
     }
     Ok(())
 }
@@ -286,6 +296,7 @@ fn markdown_head(c: &Comparison, w: &mut dyn Write) -> io::Result<()> {
             s.pairs
         )?,
     }
+    redaction_note(c, "\n", w)?;
     for (name, side) in [
         ("Client side (gateway)", &c.client_side),
         ("Server side (backend)", &c.server_side),

@@ -26,6 +26,7 @@ pub fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "{{")?;
     writeln!(w, "  \"schema_version\": {},", r.schema_version)?;
     writeln!(w, "  \"tool\": {},", indent(&json(&r.tool)?, 2))?;
+    writeln!(w, "  \"redacted\": {},", r.redacted())?;
     writeln!(w, "  \"captures\": {},", indent(&json(&r.captures)?, 2))?;
     writeln!(w, "  \"vantage\": {},", indent(&json(&r.vantage)?, 2))?;
     writeln!(w, "  \"summary\": {},", indent(&json(&r.summary)?, 2))?;
@@ -66,6 +67,7 @@ pub fn render_ndjson(r: &Report, w: &mut dyn Write) -> io::Result<()> {
         "captures": r.captures,
         "schema_version": r.schema_version,
         "tool": r.tool,
+        "redacted": r.redacted(),
     });
     writeln!(w, "{tail}")
 }

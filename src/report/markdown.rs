@@ -221,6 +221,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     let groups = group(r, o.all, &chosen)?;
     writeln!(w, "## tlsdiag: TLS handshake findings\n")?;
     writeln!(w, "**{}**\n", headline(r, &groups))?;
+    redaction_note(r, w)?;
     capture_section(r, w)?;
     verdicts_section(r, max_sections, w)?;
     for ((verdict, server), g) in &groups {
@@ -238,6 +239,14 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
         for x in &r.warnings {
             writeln!(w, "- {}", cell(&crate::escape::text(x)))?;
         }
+    }
+    Ok(())
+}
+
+/// Says so when the report is redacted.
+fn redaction_note(r: &Report, w: &mut dyn Write) -> io::Result<()> {
+    if r.redacted() {
+        writeln!(w, "{}\n", super::redaction_line(r.names_kept()))?;
     }
     Ok(())
 }

@@ -64,6 +64,15 @@ pub fn render_to(
     }
 }
 
+/// The line a redacted report opens with (text and Markdown; JSON says `redacted: true`).
+pub(crate) fn redaction_line(names_kept: bool) -> &'static str {
+    if names_kept {
+        "Redacted: addresses and file paths are replaced, names kept; the same key gives the same mapping."
+    } else {
+        "Redacted: addresses, names and file paths are replaced; the same key gives the same mapping."
+    }
+}
+
 /// Appends connection `i` to a buffer, in some format.
 pub(crate) type RenderOne<'a> = dyn Fn(usize, &mut Vec<u8>) -> io::Result<()> + Sync + 'a;
 

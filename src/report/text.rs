@@ -150,6 +150,7 @@ fn table(o: &RenderOptions) -> Table {
 pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "{} {}", paint("tlsdiag", "1", o.color), r.tool.version)?;
     summary(r, w)?;
+    redaction_note(r, w)?;
     // Without --all both parts are bounded (the first TABLE_ROWS rows, the first problems'
     // explanations), so one pass over the connections fills both, and the explanations wait in
     // memory while the table is written; with --all they are written in a second pass.
@@ -177,6 +178,14 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
         for x in &r.warnings {
             writeln!(w, "  {}", crate::escape::text(x))?;
         }
+    }
+    Ok(())
+}
+
+/// Says so when the report is redacted.
+fn redaction_note(r: &Report, w: &mut dyn Write) -> io::Result<()> {
+    if r.redacted() {
+        writeln!(w, "{}", super::redaction_line(r.names_kept()))?;
     }
     Ok(())
 }
