@@ -6,7 +6,8 @@ use crate::analysis::Report;
 use crate::model::Connection;
 use crate::wire::linktype_name;
 use comfy_table::{
-    presets::UTF8_FULL_CONDENSED, Attribute, Cell, Color, ContentArrangement, Table,
+    presets::UTF8_FULL_CONDENSED, Attribute, Cell, Color, ColumnConstraint, ContentArrangement,
+    Table,
 };
 use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
@@ -148,6 +149,12 @@ fn table(o: &RenderOptions, header: &[&str]) -> Table {
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.to_vec());
+    // Verdicts are codes to search for: never cut (every table has one).
+    if let Some(verdict) = header.iter().position(|h| *h == "verdict") {
+        if let Some(c) = t.column_mut(verdict) {
+            c.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
     if let Some(w) = o.width {
         t.set_width(w);
     }
@@ -170,7 +177,9 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
         &super::markdown::headline(r, &groups, false),
         o.width,
     )?;
-    summary(r, o.width, w)?;
+    let mut facts = Vec::new();
+    summary(r, &mut facts)?;
+    fit(&String::from_utf8_lossy(&facts), o.width, w)?;
     let grouped = !o.all && r.summary.failed > GROUP_BEYOND;
     if grouped {
         grouped_table(&groups, (left_out, left_out_connections), o, w)?;
@@ -209,7 +218,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
 }
 
 /// The inputs, the time they span, the capture point, the verdict counts, the busiest servers.
-fn summary(r: &Report, width: Option<u16>, w: &mut dyn Write) -> io::Result<()> {
+fn summary(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     for (i, c) in r.captures.iter().enumerate() {
         let links: Vec<String> = c
             .link_types
@@ -245,11 +254,11 @@ fn summary(r: &Report, width: Option<u16>, w: &mut dyn Write) -> io::Result<()> 
     if let (Some(a), Some(b)) = (&s.first_time, &s.last_time) {
         writeln!(w, "Time: {a} to {b} ({:.1} s)", s.span_s)?;
     }
-    let point = format!(
-        "{} side ({}: {})",
+    writeln!(
+        w,
+        "Capture point: {} side ({}: {})",
         r.vantage.side, r.vantage.decided_by, r.vantage.evidence
-    );
-    prose(w, "Capture point: ", &point, width)?;
+    )?;
     writeln!(
         w,
         "Connections: {} ({} did not succeed); TCP packets {}, duplicates from -i any ignored {}",
@@ -460,7 +469,7 @@ fn grouped_table(
     let mut t = table(
         o,
         &[
-            "connections",
+            "count",
             "verdict",
             "server",
             "streams",
@@ -530,6 +539,20 @@ fn prose(w: &mut dyn Write, lead: &str, text: &str, width: Option<u16>) -> io::R
         }
     }
     writeln!(w, "{line}")
+}
+
+/// Writes `text`, each line wider than `width` wrapped as [`prose`] (its indent kept), the
+/// others as they are (their alignment kept).
+fn fit(text: &str, width: Option<u16>, w: &mut dyn Write) -> io::Result<()> {
+    for line in text.lines() {
+        if width.is_some_and(|width| line.width() > usize::from(width)) {
+            let body = line.trim_start();
+            prose(w, &line[..line.len() - body.len()], body, width)?;
+        } else {
+            writeln!(w, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
 /// A word cut into pieces at most `room` columns wide.
