@@ -122,8 +122,9 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
     {
         parts.push(format!("ServerHello after {}s", seconds(d)));
     }
-    // An alert is the answer itself: "gave up" after it would read as a timeout.
-    let alerted = super::alert_words(c).is_some();
+    // A named alert is the answer itself: "gave up" after it would read as a timeout.
+    let alerted = super::alert_words(c).is_some()
+        && c.alert.as_ref().is_some_and(|a| a.description.is_some());
     if let Some(s) = c
         .gave_up_after_s
         .filter(|_| c.verdict.is_failure() && !alerted)

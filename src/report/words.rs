@@ -54,6 +54,10 @@ pub(crate) fn alert_words(c: &Connection) -> Option<String> {
     };
     Some(match &a.description {
         Some(d) => format!("{who} refused: {d}"),
-        None => format!("{who} ended it with an encrypted alert"),
+        // Unnamed, the alert says less than when it came.
+        None => match c.gave_up_after_s {
+            Some(s) => format!("{who} ended it with an encrypted alert after {s:.1} s"),
+            None => format!("{who} ended it with an encrypted alert"),
+        },
     })
 }
