@@ -214,3 +214,28 @@ fn on_a_100_column_terminal_the_report_is_100_wide_and_coloured() {
     let narrow = on_pty(100, Some("72"));
     assert_fits(&narrow, 72, "COLUMNS=72");
 }
+
+#[test]
+fn the_compare_table_at_60_columns_cuts_no_colour_code() {
+    for pair in ["clienthello_dropped", "server_reset", "mtu_blackhole"] {
+        let o = tlsdiag::compare::CompareOptions {
+            client_side: vec![sample(&format!("{pair}.client.pcap"))],
+            server_side: vec![sample(&format!("{pair}.server.pcap"))],
+            ..Default::default()
+        };
+        let cmp = tlsdiag::compare::compare(&o).expect(pair);
+        let opts = RenderOptions {
+            width: Some(60),
+            ..options(true)
+        };
+        let out = tlsdiag::report::compare::render(&cmp, Format::Text, &opts);
+        // The verdict column wraps at this width: every piece is coloured whole.
+        let table: String = out
+            .lines()
+            .filter(|l| l.starts_with(['┌', '│', '╞', '└']))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(table.contains("\x1b["), "{pair}: no colour in\n{out}");
+        assert_fits(&table, 60, pair);
+    }
+}

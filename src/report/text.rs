@@ -25,7 +25,7 @@ pub(crate) fn paint(s: &str, code: &str, on: bool) -> String {
 
 /// The verdict as a table cell, coloured by the table itself: it colours each wrapped line
 /// whole, so no wrap cuts an escape code.
-fn verdict_cell(verdict: &str, failure: bool) -> Cell {
+pub(crate) fn verdict_cell(verdict: &str, failure: bool) -> Cell {
     let cell = Cell::new(verdict);
     if failure {
         cell.fg(Color::DarkRed).add_attribute(Attribute::Bold)
