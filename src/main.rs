@@ -193,9 +193,13 @@ fn progress_bar(inputs: &[String], quiet: bool) -> Option<indicatif::ProgressBar
     Some(bar)
 }
 
+/// The width of the terminal standard output writes to; `$COLUMNS` overrides it (shells do not
+/// export it, so when set it is the user's choice); 120 when neither says.
 fn terminal_width() -> Option<u16> {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
+        .filter(|w: &u16| *w > 0)
+        .or_else(|| terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0))
         .or(Some(120))
 }

@@ -356,6 +356,12 @@ pub struct Summary {
     pub late_packets: u64,
     /// Most connections open at once.
     pub peak_live_connections: u64,
+    /// With a filter (--host, --port, --server): the connections in the capture before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_seen: Option<u64>,
+    /// The filter as given on the command line, for words about an empty result.
+    #[serde(skip)]
+    pub filter: Option<String>,
 }
 
 /// One packet of a connection's ladder as the capture saw it, for matching against another

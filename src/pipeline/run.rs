@@ -284,6 +284,7 @@ impl<'o, 'c> Run<'o, 'c> {
         let n = self.counters;
         let capture_start = self.ctx.capture_start.unwrap_or(0);
         let capture_end = self.ctx.capture_end;
+        let filter = super::settle::filter_words(self.opts);
         Summary {
             connections: counted.connections,
             failed: counted.failed,
@@ -304,6 +305,9 @@ impl<'o, 'c> Run<'o, 'c> {
             evicted_by_cap: self.table.evicted_by_cap,
             late_packets: self.table.late_packets,
             peak_live_connections: self.peak_live as u64,
+            // Counted before the filter, for "nothing matched" words.
+            connections_seen: filter.is_some().then_some(self.settler.seen),
+            filter,
         }
     }
 }

@@ -46,6 +46,8 @@ pub(super) struct Settler<'o, 'c> {
     pub(super) rollup: Rollup,
     pub(super) evidence: vantage::Tally,
     pub(super) duplicates: u64,
+    /// Connections settled, whether a filter kept them or not.
+    pub(super) seen: u64,
     pub(super) store_error: Option<std::io::Error>,
 }
 
@@ -72,6 +74,7 @@ impl<'o, 'c> Settler<'o, 'c> {
             )),
             evidence: vantage::Tally::default(),
             duplicates: 0,
+            seen: 0,
             store_error: None,
         }
     }
@@ -106,6 +109,7 @@ impl<'o, 'c> Settler<'o, 'c> {
     /// to the caller worded for its own capture-point evidence.
     fn store_prepared(&mut self, p: Prepared) {
         self.duplicates += p.duplicates;
+        self.seen += 1;
         let Some(kept) = p.kept else {
             return;
         };
@@ -204,4 +208,26 @@ fn matches_filters(f: &Facts, o: &Options) -> bool {
         }
     }
     true
+}
+
+/// The filters as given on the command line ("--host 10.9.9.9 --port 443"), None without one;
+/// with --redact the values are left out (they would name what the redaction hides).
+pub(super) fn filter_words(o: &Options) -> Option<String> {
+    let hide = o.redact.is_some();
+    let value = |v: String| if hide { "(redacted)".to_string() } else { v };
+    let mut words = Vec::new();
+    if let Some(h) = o.host {
+        words.push(format!("--host {}", value(h.to_string())));
+    }
+    if let Some(p) = o.port {
+        words.push(format!("--port {p}"));
+    }
+    if let Some((ip, port)) = o.server {
+        let server = match port {
+            Some(p) => std::net::SocketAddr::new(ip, p).to_string(),
+            None => ip.to_string(),
+        };
+        words.push(format!("--server {}", value(server)));
+    }
+    (!words.is_empty()).then(|| words.join(" "))
 }

@@ -7,7 +7,7 @@ use super::text::paint;
 use super::{Format, RenderOptions};
 use crate::compare::{Comparison, LadderRow, Pair, PairEnd};
 use crate::escape;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
 use std::io::{self, Write};
 
 /// Pairs explained in full per verdict (text and Markdown), unless `--all`.
@@ -180,15 +180,19 @@ fn text_table(c: &Comparison, o: &RenderOptions, w: &mut dyn Write) -> io::Resul
     if let Some(width) = o.width {
         t.set_width(width);
     }
+    // Coloured by the table, so no wrap cuts a colour code (see text::verdict_cell).
+    t.force_no_tty();
+    if o.color {
+        t.enforce_styling();
+    }
     let mut rows = 0;
     for p in c.pairs.iter().filter(|p| o.all || p.verdict.is_failure()) {
-        let colour = if p.verdict.is_failure() { "1;31" } else { "32" };
         t.add_row(vec![
-            end(&p.client_side),
-            end(&p.server_side),
-            p.sni.clone().unwrap_or_default(),
-            paint(p.verdict.as_str(), colour, o.color),
-            delays(p),
+            Cell::new(end(&p.client_side)),
+            Cell::new(end(&p.server_side)),
+            Cell::new(p.sni.as_deref().unwrap_or_default()),
+            super::text::verdict_cell(p.verdict.as_str(), p.verdict.is_failure()),
+            Cell::new(delays(p)),
         ]);
         rows += 1;
     }

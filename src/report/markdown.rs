@@ -61,7 +61,7 @@ fn severity(v: &str) -> usize {
 /// headline's group among them), then the biggest, on a tie the more severe, then (as the
 /// headline breaks ties) the later verdict and server. Also how many groups were left out, and
 /// their connections.
-fn chosen(r: &Report, all: bool, max: usize) -> (Vec<(String, String)>, usize, u64) {
+pub(super) fn chosen(r: &Report, all: bool, max: usize) -> (Vec<(String, String)>, usize, u64) {
     let failure = |v: &str| {
         crate::diagnose::verdict::VerdictCode::ALL
             .iter()
@@ -90,18 +90,21 @@ fn chosen(r: &Report, all: bool, max: usize) -> (Vec<(String, String)>, usize, u
 }
 
 /// A distinct problem: one verdict towards one server.
-struct Group {
-    count: u64,
-    example: Connection,
-    streams: Vec<u64>,
+pub(super) struct Group {
+    pub(super) count: u64,
+    pub(super) example: Connection,
+    pub(super) streams: Vec<u64>,
 }
 
-fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
+/// The one-line answer both Markdown and text open with: the biggest problem, or why there is
+/// nothing to report. `md` quotes verdicts as code and escapes names for Markdown.
+pub(super) fn headline(r: &Report, groups: &Groups, md: bool) -> String {
     let s = &r.summary;
     if s.connections == 0 {
-        return "No TCP connections in the capture.".into();
+        return super::empty_words(s);
     }
-    let slow = slow_server(s)
+    let name = |x: &str| if md { cell(x) } else { crate::escape::text(x) };
+    let slow = slow_server(s, name)
         .map(|slow| format!(" {slow}"))
         .unwrap_or_default();
     let Some(((verdict, server), g)) = groups
@@ -134,15 +137,22 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
         .iter()
         .find(|sv| sv.server == *server)
         .map_or(g.count, |sv| sv.connections);
+    let verdict = if md {
+        format!("`{verdict}`")
+    } else {
+        verdict.clone()
+    };
     let mut h = format!(
-        "{} of {to_server} connection(s) to {} ended in `{verdict}`",
+        "{} of {to_server} connection(s) to {} ended in {verdict}",
         g.count,
-        cell(server)
+        name(server)
     );
-    if let Some(gv) = g.example.gave_up_after_s {
+    if let Some(refused) = super::alert_words(&g.example) {
+        h.push_str(&format!("; {}", name(&refused)));
+    } else if let Some(gv) = g.example.gave_up_after_s {
         h.push_str(&format!("; the client gave up after {gv:.1} s"));
         if let Some(m) = &g.example.timeout_match {
-            h.push_str(&format!(", {}", cell(m)));
+            h.push_str(&format!(", {}", name(m)));
         }
     }
     h.push('.');
@@ -152,7 +162,7 @@ fn headline(r: &Report, groups: &BTreeMap<(String, String), Group>) -> String {
 
 /// The server slowest to answer ClientHellos, when its p99 is over a second, else the one
 /// with the slowest TCP round trip over a second: a sentence naming it.
-fn slow_server(s: &crate::model::Summary) -> Option<String> {
+fn slow_server(s: &crate::model::Summary, name: impl Fn(&str) -> String) -> Option<String> {
     const SLOW_MS: f64 = 1000.0;
     let worst = |what: fn(&crate::model::ServerRollup) -> Option<&crate::model::Spread>| {
         s.servers
@@ -165,7 +175,7 @@ fn slow_server(s: &crate::model::Summary) -> Option<String> {
     if let Some((sv, x)) = worst(|sv| sv.server_hello_delay_ms.as_ref()) {
         return Some(format!(
             "{} is slow to answer the ClientHello: p99 {} s, max {} s.",
-            cell(&sv.server),
+            name(&sv.server),
             secs(x.p99),
             secs(x.max)
         ));
@@ -173,7 +183,7 @@ fn slow_server(s: &crate::model::Summary) -> Option<String> {
     let (sv, x) = worst(|sv| sv.tcp_rtt_ms.as_ref())?;
     Some(format!(
         "The TCP round trip to {} is slow: p99 {} s, max {} s.",
-        cell(&sv.server),
+        name(&sv.server),
         secs(x.p99),
         secs(x.max)
     ))
@@ -181,9 +191,9 @@ fn slow_server(s: &crate::model::Summary) -> Option<String> {
 
 /// The problems chosen for a section, each with its connections counted, some of their
 /// streams, and one example connection (a bounded number of them, whatever the capture).
-type Groups = BTreeMap<(String, String), Group>;
+pub(super) type Groups = BTreeMap<(String, String), Group>;
 
-fn group(r: &Report, all: bool, chosen: &[(String, String)]) -> io::Result<Groups> {
+pub(super) fn group(r: &Report, all: bool, chosen: &[(String, String)]) -> io::Result<Groups> {
     let mut groups = Groups::new();
     for c in r.listed(all) {
         let c = c?;
@@ -220,7 +230,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     let (chosen, left_out, left_out_connections) = chosen(r, o.all, max_sections);
     let groups = group(r, o.all, &chosen)?;
     writeln!(w, "## tlsdiag: TLS handshake findings\n")?;
-    writeln!(w, "**{}**\n", headline(r, &groups))?;
+    writeln!(w, "**{}**\n", headline(r, &groups, true))?;
     redaction_note(r, w)?;
     capture_section(r, w)?;
     verdicts_section(r, max_sections, w)?;
@@ -308,6 +318,10 @@ fn capture_section(r: &Report, w: &mut dyn Write) -> io::Result<()> {
 /// Verdict counts, and the busiest servers with theirs (the rest summed in one row).
 fn verdicts_section(r: &Report, max_servers: usize, w: &mut dyn Write) -> io::Result<()> {
     let s = &r.summary;
+    // No connection: the headline says why, and empty tables would say nothing more.
+    if s.verdicts.is_empty() && s.servers.is_empty() && s.unlisted_server_connections == 0 {
+        return Ok(());
+    }
     writeln!(w, "### Verdicts\n")?;
     writeln!(w, "| verdict | connections |")?;
     writeln!(w, "|---|---|")?;

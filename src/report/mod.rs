@@ -7,6 +7,9 @@ pub mod compare;
 pub mod json;
 pub mod markdown;
 pub mod text;
+mod words;
+
+pub(crate) use words::{alert_words, empty_words};
 
 use std::io::{self, Write};
 

@@ -5,8 +5,12 @@ use super::RenderOptions;
 use crate::analysis::Report;
 use crate::model::{Connection, VerdictCode};
 use crate::wire::linktype_name;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use comfy_table::{
+    presets::UTF8_FULL_CONDENSED, Attribute, Cell, Color, ColumnConstraint, ContentArrangement,
+    Table,
+};
 use std::io::{self, Write};
+use unicode_width::UnicodeWidthStr;
 
 /// How many connections of one (verdict, server) group are explained in full.
 const DETAILED_PER_GROUP: usize = 3;
@@ -16,6 +20,17 @@ pub(crate) fn paint(s: &str, code: &str, on: bool) -> String {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {
         s.to_string()
+    }
+}
+
+/// The verdict as a table cell, coloured by the table itself: it colours each wrapped line
+/// whole, so no wrap cuts an escape code.
+pub(crate) fn verdict_cell(verdict: &str, failure: bool) -> Cell {
+    let cell = Cell::new(verdict);
+    if failure {
+        cell.fg(Color::DarkRed).add_attribute(Attribute::Bold)
+    } else {
+        cell.fg(Color::DarkGreen)
     }
 }
 
@@ -118,7 +133,13 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
     {
         parts.push(format!("ServerHello after {}s", seconds(d)));
     }
-    if let Some(s) = c.gave_up_after_s.filter(|_| c.verdict.is_failure()) {
+    // A named alert is the answer itself: "gave up" after it would read as a timeout.
+    let alerted = super::alert_words(c).is_some()
+        && c.alert.as_ref().is_some_and(|a| a.description.is_some());
+    if let Some(s) = c
+        .gave_up_after_s
+        .filter(|_| c.verdict.is_failure() && !alerted)
+    {
         parts.push(format!("gave up {s:.1}s"));
     }
     if c.server_rst.is_some() && c.verdict == VerdictCode::ServerClosed {
@@ -134,23 +155,50 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
 /// Rows of the connection table printed without `--all`.
 const TABLE_ROWS: usize = 1000;
 
-fn table(o: &RenderOptions) -> Table {
+/// The connections' table's columns.
+const CONNECTION_COLUMNS: [&str; 6] = ["stream", "client", "server", "SNI", "verdict", "evidence"];
+
+fn table(o: &RenderOptions, header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(vec![
-            "stream", "client", "server", "SNI", "verdict", "evidence",
-        ]);
+        .set_header(header.to_vec());
+    // Verdicts are codes to search for: never cut (every table has one).
+    if let Some(verdict) = header.iter().position(|h| *h == "verdict") {
+        if let Some(c) = t.column_mut(verdict) {
+            c.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
     if let Some(w) = o.width {
         t.set_width(w);
+    }
+    // The width and colour are the caller's (main asks the terminal): the table does not ask.
+    t.force_no_tty();
+    if o.color {
+        t.enforce_styling();
     }
     t
 }
 
 pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "{} {}", paint("tlsdiag", "1", o.color), r.tool.version)?;
-    summary(r, w)?;
+    let (chosen, left_out, left_out_connections) =
+        super::markdown::chosen(r, false, o.max_problems());
+    let groups = super::markdown::group(r, false, &chosen)?;
+    prose(
+        w,
+        "",
+        &super::markdown::headline(r, &groups, false),
+        o.width,
+    )?;
+    let mut facts = Vec::new();
+    summary(r, &mut facts)?;
+    fit(&String::from_utf8_lossy(&facts), o.width, w)?;
     redaction_note(r, w)?;
+    let grouped = !o.all && r.summary.failed > GROUP_BEYOND;
+    if grouped {
+        grouped_table(&groups, (left_out, left_out_connections), o, w)?;
+    }
     // Without --all both parts are bounded (the first TABLE_ROWS rows, the first problems'
     // explanations), so one pass over the connections fills both, and the explanations wait in
     // memory while the table is written; with --all they are written in a second pass.
@@ -159,7 +207,9 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     let mut waiting = Vec::new();
     for c in r.listed(o.all) {
         let c = c?;
-        rows.add(&c, w)?;
+        if !grouped {
+            rows.add(&c, w)?;
+        }
         if !o.all {
             why.add(&c, o, &mut waiting)?;
         }
@@ -176,7 +226,7 @@ pub fn render(r: &Report, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()
     if !r.warnings.is_empty() {
         writeln!(w, "\nWarnings:")?;
         for x in &r.warnings {
-            writeln!(w, "  {}", crate::escape::text(x))?;
+            prose(w, "  ", &crate::escape::text(x), o.width)?;
         }
     }
     Ok(())
@@ -296,7 +346,7 @@ impl<'o> Rows<'o> {
     fn new(o: &'o RenderOptions) -> Self {
         Rows {
             o,
-            table: table(o),
+            table: table(o, &CONNECTION_COLUMNS),
             rows: 0,
             not_shown: 0,
         }
@@ -308,17 +358,17 @@ impl<'o> Rows<'o> {
             return Ok(());
         }
         self.table.add_row(vec![
-            c.stream.to_string(),
-            endpoint(&c.client_ip, c.client_port),
-            endpoint(&c.server_ip, c.server_port),
-            c.sni.clone().unwrap_or_default(),
-            paint(c.verdict.as_str(), verdict_colour(c), self.o.color),
-            key_evidence(c),
+            Cell::new(c.stream),
+            Cell::new(endpoint(&c.client_ip, c.client_port)),
+            Cell::new(endpoint(&c.server_ip, c.server_port)),
+            Cell::new(c.sni.as_deref().unwrap_or_default()),
+            verdict_cell(c.verdict.as_str(), c.verdict.is_failure()),
+            Cell::new(key_evidence(c)),
         ]);
         self.rows += 1;
         if self.rows.is_multiple_of(TABLE_ROWS) {
             writeln!(w, "\n{}", self.table)?;
-            self.table = table(self.o);
+            self.table = table(self.o, &CONNECTION_COLUMNS);
         }
         Ok(())
     }
@@ -380,10 +430,10 @@ impl Explanations {
             paint(c.verdict.as_str(), verdict_colour(c), o.color),
             c.stream
         )?;
-        writeln!(w, "    {}", c.explanation)?;
-        writeln!(w, "    Next: {}", c.next_step)?;
+        prose(w, "    ", &c.explanation, o.width)?;
+        prose(w, "    Next: ", &c.next_step, o.width)?;
         if !c.uncertain.is_empty() {
-            writeln!(w, "    Uncertain: {}", c.uncertain.join("; "))?;
+            prose(w, "    Uncertain: ", &c.uncertain.join("; "), o.width)?;
         }
         if o.timeline {
             for e in &c.timeline {
@@ -426,4 +476,124 @@ impl Explanations {
         }
         Ok(())
     }
+}
+
+/// Failed connections beyond which the table (without --all) has one row per (verdict,
+/// server), as the Markdown report's sections, instead of one per connection.
+const GROUP_BEYOND: u64 = 20;
+
+/// Streams named in a grouped row.
+const GROUP_STREAMS: usize = 5;
+
+/// The failed connections' table, one row per (verdict, server): how many, some streams, the
+/// first one's evidence; the biggest first.
+fn grouped_table(
+    groups: &super::markdown::Groups,
+    (left_out, left_out_connections): (usize, u64),
+    o: &RenderOptions,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let mut t = table(
+        o,
+        &[
+            "count",
+            "verdict",
+            "server",
+            "streams",
+            "evidence (first stream)",
+        ],
+    );
+    let mut rows: Vec<_> = groups.iter().collect();
+    rows.sort_by_key(|(_, g)| std::cmp::Reverse(g.count));
+    for ((verdict, server), g) in rows {
+        let mut streams: Vec<String> = g
+            .streams
+            .iter()
+            .take(GROUP_STREAMS)
+            .map(u64::to_string)
+            .collect();
+        if g.count > streams.len() as u64 {
+            streams.push("...".into());
+        }
+        t.add_row(vec![
+            Cell::new(g.count),
+            verdict_cell(verdict, g.example.verdict.is_failure()),
+            Cell::new(server),
+            Cell::new(streams.join(", ")),
+            Cell::new(key_evidence(&g.example)),
+        ]);
+    }
+    if !t.is_empty() {
+        writeln!(w, "\n{t}")?;
+    }
+    if left_out > 0 {
+        writeln!(
+            w,
+            "... and {left_out} other problem(s) ({left_out_connections} connection(s)) not in the \
+             table (--all lists every connection)"
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes `lead` and then `text`, wrapped at `width` when known (a terminal), continuation lines
+/// indented two more than the lead; a word wider than the line is cut.
+fn prose(w: &mut dyn Write, lead: &str, text: &str, width: Option<u16>) -> io::Result<()> {
+    let Some(width) = width.map(usize::from) else {
+        return writeln!(w, "{lead}{text}");
+    };
+    let indent = " ".repeat(lead.len() - lead.trim_start().len() + 2);
+    let room = width.saturating_sub(indent.len()).max(8);
+    let mut line = lead.to_string();
+    let mut used = lead.width();
+    let mut bare = true; // no word on this line yet
+    for word in text.split(' ').filter(|x| !x.is_empty()) {
+        for piece in pieces(word, room) {
+            let pw = piece.width();
+            if !bare && used + 1 + pw > width {
+                writeln!(w, "{line}")?;
+                line.clone_from(&indent);
+                used = indent.len();
+                bare = true;
+            }
+            if !bare {
+                line.push(' ');
+                used += 1;
+            }
+            line.push_str(piece);
+            used += pw;
+            bare = false;
+        }
+    }
+    writeln!(w, "{line}")
+}
+
+/// Writes `text`, each line wider than `width` wrapped as [`prose`] (its indent kept), the
+/// others as they are (their alignment kept).
+fn fit(text: &str, width: Option<u16>, w: &mut dyn Write) -> io::Result<()> {
+    for line in text.lines() {
+        if width.is_some_and(|width| line.width() > usize::from(width)) {
+            let body = line.trim_start();
+            prose(w, &line[..line.len() - body.len()], body, width)?;
+        } else {
+            writeln!(w, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// A word cut into pieces at most `room` columns wide.
+fn pieces(word: &str, room: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (i, ch) in word.char_indices() {
+        let cw = unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+        if used + cw > room && i > start {
+            out.push(&word[start..i]);
+            (start, used) = (i, 0);
+        }
+        used += cw;
+    }
+    out.push(&word[start..]);
+    out
 }
