@@ -126,3 +126,28 @@ fn a_slow_backend_names_its_delay() {
     let sv = &v["summary"]["servers"][0];
     assert!(sv["server_hello_delay_ms"]["p99"].as_f64().unwrap() > 7000.0);
 }
+
+/// mtu_blackhole.client.pcap: of the server's 11,880-byte flight only a 1,200-byte segment
+/// (frame 6, rel. seq 2897) and the 616-byte tail (frame 8) arrive; the 1,448-byte segments
+/// between never do. The server-side recording of the same connection sees them retransmitted.
+#[test]
+fn an_mtu_black_hole_is_named_from_both_sides() {
+    let c = json("mtu_blackhole.client.pcap");
+    let c = only_connection(&c);
+    assert_eq!(c["verdict"], "server_response_lost");
+    let e = c["explanation"].as_str().expect("explanation");
+    assert!(e.contains("path MTU black hole"), "{e}");
+    assert!(e.contains("reached 11880 bytes"), "{e}");
+    assert!(e.contains("only 1816 bytes arrived"), "{e}");
+    assert!(e.contains("largest 1200 bytes"), "{e}");
+    let next = c["next_step"].as_str().expect("next_step");
+    assert!(next.contains("path MTU black hole"), "{next}");
+    assert!(!next.contains("asymmetric"), "{next}");
+
+    let s = json("mtu_blackhole.server.pcap");
+    let s = only_connection(&s);
+    assert_eq!(s["verdict"], "server_response_lost");
+    let e = s["explanation"].as_str().expect("explanation");
+    assert!(e.contains("7 of them full-size 1448-byte segments"), "{e}");
+    assert!(e.contains("path MTU black hole"), "{e}");
+}
