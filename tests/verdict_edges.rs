@@ -151,3 +151,37 @@ fn an_mtu_black_hole_is_named_from_both_sides() {
     assert!(e.contains("7 of them full-size 1448-byte segments"), "{e}");
     assert!(e.contains("path MTU black hole"), "{e}");
 }
+
+/// mixed.pcap stream 3 opens with frame 54 at 0.171467 s and its client sends the unknown_ca
+/// alert in frame 73 at 0.347633 s (tshark's frame.time_relative, Wireshark's time column),
+/// 0.176166 s into the connection. Explanations cite Wireshark's column; the ladder's column
+/// says it counts from the connection's first packet.
+#[test]
+fn times_cite_wireshark_column_and_ladders_say_they_count_from_the_connection() {
+    let v = json("mixed.pcap");
+    let conns = v["connections"].as_array().expect("connections");
+    let c = conns.iter().find(|c| c["stream"] == 3).expect("stream 3");
+    let e = c["explanation"].as_str().expect("explanation");
+    assert!(e.contains("(frame 73 at 0.348 s)"), "{e}");
+    let alert = c["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .find(|t| t["frame"] == 73)
+        .expect("frame 73");
+    assert_eq!(
+        alert["t"], 0.176166,
+        "timeline t counts from the connection"
+    );
+    assert_eq!(
+        c["client_rst"]["t"], 0.376321,
+        "At.t counts from the capture"
+    );
+
+    let (_, text, _) = bin(&["--timeline", &sample("mixed.pcap")]);
+    assert!(text.contains("frame 73 at 0.348 s"), "{text}");
+    assert!(text.contains("conn. s") && text.contains("seconds into the connection"));
+    let (_, md, _) = bin(&["--format", "markdown", "--timeline", &sample("mixed.pcap")]);
+    assert!(md.contains("frame 73 at 0.348 s"), "{md}");
+    assert!(md.contains("| frame | s into the connection |"), "{md}");
+}

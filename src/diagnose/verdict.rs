@@ -583,6 +583,7 @@ mod tests {
         Some(Ev {
             frame,
             t,
+            since_capture: t,
             ..Default::default()
         })
     }
