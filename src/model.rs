@@ -119,7 +119,8 @@ impl fmt::Display for Side {
     }
 }
 
-/// Where something was seen: a frame of an input, and seconds since the capture's first packet.
+/// Where something was seen: a frame of an input, and seconds since the capture's first packet
+/// (`t`, Wireshark's default time column, as explanations cite it).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct At {
     pub frame: u64,
@@ -193,7 +194,7 @@ fn shared_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, st
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub frame: u64,
-    /// Seconds since the connection's first packet.
+    /// Seconds since the connection's first packet (not Wireshark's time column: see `At`).
     pub t: f64,
     /// "->" client to server, "<-" server to client, "!" ICMP from the path.
     #[serde(deserialize_with = "shared_text")]

@@ -126,3 +126,62 @@ fn a_slow_backend_names_its_delay() {
     let sv = &v["summary"]["servers"][0];
     assert!(sv["server_hello_delay_ms"]["p99"].as_f64().unwrap() > 7000.0);
 }
+
+/// mtu_blackhole.client.pcap: of the server's 11,880-byte flight only a 1,200-byte segment
+/// (frame 6, rel. seq 2897) and the 616-byte tail (frame 8) arrive; the 1,448-byte segments
+/// between never do. The server-side recording of the same connection sees them retransmitted.
+#[test]
+fn an_mtu_black_hole_is_named_from_both_sides() {
+    let c = json("mtu_blackhole.client.pcap");
+    let c = only_connection(&c);
+    assert_eq!(c["verdict"], "server_response_lost");
+    let e = c["explanation"].as_str().expect("explanation");
+    assert!(e.contains("path MTU black hole"), "{e}");
+    assert!(e.contains("reached 11880 bytes"), "{e}");
+    assert!(e.contains("only 1816 bytes arrived"), "{e}");
+    assert!(e.contains("largest 1200 bytes"), "{e}");
+    let next = c["next_step"].as_str().expect("next_step");
+    assert!(next.contains("path MTU black hole"), "{next}");
+    assert!(!next.contains("asymmetric"), "{next}");
+
+    let s = json("mtu_blackhole.server.pcap");
+    let s = only_connection(&s);
+    assert_eq!(s["verdict"], "server_response_lost");
+    let e = s["explanation"].as_str().expect("explanation");
+    assert!(e.contains("7 of them full-size 1448-byte segments"), "{e}");
+    assert!(e.contains("path MTU black hole"), "{e}");
+}
+
+/// mixed.pcap stream 3 opens with frame 54 at 0.171467 s and its client sends the unknown_ca
+/// alert in frame 73 at 0.347633 s (tshark's frame.time_relative, Wireshark's time column),
+/// 0.176166 s into the connection. Explanations cite Wireshark's column; the ladder's column
+/// says it counts from the connection's first packet.
+#[test]
+fn times_cite_wireshark_column_and_ladders_say_they_count_from_the_connection() {
+    let v = json("mixed.pcap");
+    let conns = v["connections"].as_array().expect("connections");
+    let c = conns.iter().find(|c| c["stream"] == 3).expect("stream 3");
+    let e = c["explanation"].as_str().expect("explanation");
+    assert!(e.contains("(frame 73 at 0.348 s)"), "{e}");
+    let alert = c["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .find(|t| t["frame"] == 73)
+        .expect("frame 73");
+    assert_eq!(
+        alert["t"], 0.176166,
+        "timeline t counts from the connection"
+    );
+    assert_eq!(
+        c["client_rst"]["t"], 0.376321,
+        "At.t counts from the capture"
+    );
+
+    let (_, text, _) = bin(&["--timeline", &sample("mixed.pcap")]);
+    assert!(text.contains("frame 73 at 0.348 s"), "{text}");
+    assert!(text.contains("conn. s") && text.contains("seconds into the connection"));
+    let (_, md, _) = bin(&["--format", "markdown", "--timeline", &sample("mixed.pcap")]);
+    assert!(md.contains("frame 73 at 0.348 s"), "{md}");
+    assert!(md.contains("| frame | s into the connection |"), "{md}");
+}

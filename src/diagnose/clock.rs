@@ -5,8 +5,9 @@ use crate::capture::{FrameRef, Nanos};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A frame and its time: seconds since the connection's first packet (`t`, what explanations
-/// cite) and since the capture's first packet (`since_capture`, Wireshark's time column).
+/// A frame and its time: seconds since the connection's first packet (`t`, what durations are
+/// measured from) and since the capture's first packet (`since_capture`, Wireshark's default
+/// time column, what explanations cite).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Ev {
     pub frame: u64,
@@ -20,8 +21,12 @@ impl fmt::Display for Ev {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.file {
             // Several files: the frame within its file, as Wireshark numbers each.
-            Some(file) => write!(f, "frame {file}:{} at {:.3} s", self.frame, self.t),
-            None => write!(f, "frame {} at {:.3} s", self.frame, self.t),
+            Some(file) => write!(
+                f,
+                "frame {file}:{} at {:.3} s",
+                self.frame, self.since_capture
+            ),
+            None => write!(f, "frame {} at {:.3} s", self.frame, self.since_capture),
         }
     }
 }

@@ -12,7 +12,7 @@ use super::timeline::timeline;
 use crate::capture::{FrameRef, Nanos};
 use crate::diagnose::vantage::{self, Clues, Evidence};
 use crate::escape;
-use crate::flow::{Conn, Dir, Endpoint, EventKind};
+use crate::flow::{Conn, Dir, Endpoint, EventKind, Sender};
 use crate::model::{CertInfo, ClientHelloInfo, Side, TimelineEntry};
 use crate::tls::names::{self, Name};
 use crate::tls::{TlsFacts, SHORT_ENCRYPTED};
@@ -82,6 +82,41 @@ pub struct AlertFact {
     pub inferred: bool,
     /// It ended the handshake (sent before it completed, fatal or encrypted).
     pub decisive: bool,
+}
+
+/// The server's stream reached `reached` bytes but only `arrived` of them were captured, in
+/// segments no larger than `largest`, below the `client_mss` the client allowed: the
+/// full-size segments never arrived while smaller ones did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SmallSegmentsOnly {
+    pub reached: u64,
+    pub arrived: u64,
+    pub largest: u32,
+    pub client_mss: u16,
+}
+
+/// Room for TCP options in a full-size segment (timestamps take 12 of the MSS).
+const OPTIONS_ROOM: u32 = 40;
+
+/// Holes in the server's stream, each at least a full-size segment, while every segment that
+/// arrived was smaller than the client's MSS allows. Exact only without retransmissions
+/// (then `payload_bytes` counts distinct bytes).
+fn small_segments_only(cdir: &Sender, sdir: &Sender) -> Option<SmallSegmentsOnly> {
+    let client_mss = cdir.mss?;
+    let full = u32::from(client_mss).checked_sub(OPTIONS_ROOM)?;
+    let missing = sdir.max_end.checked_sub(sdir.payload_bytes)?;
+    let holes = sdir.reasm.limits.gaps > 0 || sdir.sacked;
+    (holes
+        && sdir.retransmissions == 0
+        && sdir.max_segment > 0
+        && sdir.max_segment < full
+        && missing >= u64::from(full))
+    .then_some(SmallSegmentsOnly {
+        reached: sdir.max_end,
+        arrived: sdir.payload_bytes,
+        largest: sdir.max_segment,
+        client_mss,
+    })
 }
 
 /// Everything known about one connection, in client/server terms: what the verdict rules look
@@ -170,6 +205,10 @@ pub struct Facts {
     pub client_sacked: bool,
     /// The server's stream has a hole never filled.
     pub server_gap: bool,
+    /// Holes in the server's stream while only small segments arrived (client-side view of
+    /// a path-MTU black hole).
+    #[serde(default)]
+    pub server_small_segments_only: Option<SmallSegmentsOnly>,
     /// From the first ClientHello to the client's first FIN or RST.
     pub gave_up_after_s: Option<f64>,
     /// A known timeout the give-up time matches.
@@ -630,6 +669,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         server_data_acked: sdir.acked.is_some_and(|a| a >= sdir.max_end),
         client_sacked: sdir.sacked,
         server_gap: sdir.reasm.limits.gaps > 0,
+        server_small_segments_only: small_segments_only(cdir, sdir),
         gave_up_after_s,
         timeout_match: gave_up_after_s.and_then(match_timeout),
         uncertain,

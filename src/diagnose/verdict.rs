@@ -7,7 +7,7 @@
 //! first that matches decides. The code never depends on the capture point; the wording does.
 
 use super::clock::Ev;
-use super::facts::{endpoint_text, Facts, KNOWN_TIMEOUTS};
+use super::facts::{endpoint_text, Facts, SmallSegmentsOnly, KNOWN_TIMEOUTS};
 pub use crate::model::{Side, VerdictCode};
 
 /// The decision for one connection.
@@ -425,6 +425,9 @@ fn lost_server_flight(f: &Facts) -> bool {
 }
 
 fn lost_response(f: &Facts, ch: Ev) -> Judgement {
+    if let Some(small) = &f.server_small_segments_only {
+        return small_segments_only(small, ch);
+    }
     let mtu =
         f.server_full_size_retransmissions > 0 || f.icmp.as_ref().is_some_and(|i| i.frag_needed);
     let mut explanation = format!(
@@ -456,6 +459,26 @@ fn lost_response(f: &Facts, ch: Ev) -> Judgement {
                 .into()
         },
     }
+}
+
+/// Seen from the client: the server's sequence numbers show holes that full-size segments
+/// fill, while the smaller segments arrived.
+fn small_segments_only(s: &SmallSegmentsOnly, ch: Ev) -> Judgement {
+    j(
+        VerdictCode::ServerResponseLost,
+        format!(
+            "the server answered the ClientHello ({ch}): its sequence numbers reached {} bytes \
+             but only {} bytes arrived, none in a full-size segment (the largest {} bytes, \
+             the client's MSS {}); the holes Wireshark marks \"previous segment not \
+             captured\" are the full-size segments that never arrived while smaller ones \
+             did, the mark of a path MTU black hole",
+            s.reached, s.arrived, s.largest, s.client_mss
+        ),
+        "A path MTU black hole on the way back: the server's full-size segments are lost \
+         while smaller ones arrive. Check the MTU of every hop (tunnels, VPNs) and that ICMP \
+         fragmentation-needed is not filtered; lowering the backend's MSS (iptables TCPMSS \
+         clamp) works around it.",
+    )
 }
 
 fn judge_without_hello(f: &Facts) -> Judgement {
@@ -560,6 +583,7 @@ mod tests {
         Some(Ev {
             frame,
             t,
+            since_capture: t,
             ..Default::default()
         })
     }
@@ -776,6 +800,37 @@ mod tests {
         let j = judge_server(&f);
         assert_eq!(j.code, VerdictCode::ServerResponseLost);
         assert!(j.explanation.contains("MTU"));
+    }
+
+    #[test]
+    fn client_view_of_missing_full_size_segments_names_mtu_black_hole() {
+        let mut f = with_hello(1, true);
+        f.server_payload_bytes = 1816;
+        f.server_gap = true;
+        f.server_small_segments_only = Some(SmallSegmentsOnly {
+            reached: 11880,
+            arrived: 1816,
+            largest: 1200,
+            client_mss: 1460,
+        });
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::ServerResponseLost);
+        assert!(
+            j.explanation.contains("path MTU black hole"),
+            "{}",
+            j.explanation
+        );
+        assert!(
+            j.explanation.contains("reached 11880 bytes"),
+            "{}",
+            j.explanation
+        );
+        assert!(j.explanation.contains("only 1816 bytes arrived"));
+        assert!(j.next_step.contains("path MTU black hole"));
+        assert!(!j.next_step.contains("asymmetric"));
+        // Without the small-segments fact, the same gap reads as a lost return path.
+        f.server_small_segments_only = None;
+        assert!(judge(&f).next_step.contains("asymmetric"));
     }
 
     #[test]

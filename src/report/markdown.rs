@@ -402,7 +402,7 @@ fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) ->
     if ex.timeline.is_empty() {
         return Ok(());
     }
-    writeln!(w, "| frame | time (s) | direction | event |")?;
+    writeln!(w, "| frame | s into the connection | direction | event |")?;
     writeln!(w, "|---:|---:|:---:|---|")?;
     for e in ex.timeline.iter().take(MAX_LADDER_ROWS) {
         let dir = match &*e.dir {

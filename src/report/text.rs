@@ -435,7 +435,12 @@ impl Explanations {
         if !c.uncertain.is_empty() {
             prose(w, "    Uncertain: ", &c.uncertain.join("; "), o.width)?;
         }
-        if o.timeline {
+        if o.timeline && !c.timeline.is_empty() {
+            writeln!(
+                w,
+                "      {:>7}  {:>10}  {:<2}  event (times: seconds into the connection)",
+                "frame", "conn. s", ""
+            )?;
             for e in &c.timeline {
                 writeln!(
                     w,
