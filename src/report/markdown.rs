@@ -171,7 +171,7 @@ fn slow_server(s: &crate::model::Summary, name: impl Fn(&str) -> String) -> Opti
             .filter(|(_, x)| x.p99 > SLOW_MS)
             .max_by(|a, b| a.1.p99.total_cmp(&b.1.p99))
     };
-    let secs = |ms: f64| super::text::seconds(ms / 1e3);
+    let secs = |ms: f64| super::words::seconds(ms / 1e3);
     if let Some((sv, x)) = worst(|sv| sv.server_hello_delay_ms.as_ref()) {
         return Some(format!(
             "{} is slow to answer the ClientHello: p99 {} s, max {} s.",
@@ -199,7 +199,7 @@ pub(super) fn group(r: &Report, all: bool, chosen: &[(String, String)]) -> io::R
         let c = c?;
         let key = (
             c.verdict.as_str().to_string(),
-            super::text::endpoint(&c.server_ip, c.server_port),
+            super::words::endpoint(&c.server_ip, c.server_port),
         );
         match groups.get_mut(&key) {
             None if !chosen.contains(&key) => {}
@@ -347,8 +347,8 @@ fn verdicts_section(r: &Report, max_servers: usize, w: &mut dyn Write) -> io::Re
             cell(&sv.server),
             sv.connections,
             d.join(", "),
-            super::text::spread(sv.tcp_rtt_ms.as_ref()),
-            super::text::spread(sv.server_hello_delay_ms.as_ref())
+            super::words::spread(sv.tcp_rtt_ms.as_ref()),
+            super::words::spread(sv.server_hello_delay_ms.as_ref())
         )?;
     }
     if let Some(rest) = s.servers.get(max_servers..).filter(|r| !r.is_empty()) {
@@ -414,7 +414,7 @@ fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) ->
         writeln!(
             w,
             "| {} | {:.6} | {dir} | {} |",
-            super::text::frame_at(e.frame, e.file),
+            super::words::frame_at(e.frame, e.file),
             e.t,
             cell(&e.event)
         )?;

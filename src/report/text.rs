@@ -1,6 +1,7 @@
 //! Text: the default terminal report. Capture facts, counts per verdict, a per-server rollup,
 //! a table of the connections that did not succeed, then their explanations.
 
+use super::words::{endpoint, frame_at, not_judged, seconds, spread};
 use super::RenderOptions;
 use crate::analysis::Report;
 use crate::model::{Connection, VerdictCode};
@@ -39,61 +40,6 @@ fn verdict_colour(c: &Connection) -> &'static str {
         "1;31"
     } else {
         "32"
-    }
-}
-
-/// `ip:port`, with IPv6 addresses in brackets.
-pub(crate) fn endpoint(ip: &str, port: u16) -> String {
-    if ip.contains(':') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
-}
-
-/// Milliseconds, to the microsecond below 1 ms, then to 0.1 ms, then whole.
-fn ms(v: f64) -> String {
-    if v < 1.0 {
-        format!("{v:.3}")
-    } else if v < 100.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.0}")
-    }
-}
-
-/// Seconds to 0.1 s, or to the millisecond just over a second (where "1.0" would hide that
-/// it is more).
-pub(crate) fn seconds(s: f64) -> String {
-    if s < 1.05 {
-        format!("{s:.3}")
-    } else {
-        format!("{s:.1}")
-    }
-}
-
-/// A server's time as "p50/p90/p99/max" in milliseconds, "-" when not measured.
-pub(crate) fn spread(s: Option<&crate::model::Spread>) -> String {
-    match s {
-        Some(s) => format!("{}/{}/{}/{}", ms(s.p50), ms(s.p90), ms(s.p99), ms(s.max)),
-        None => "-".into(),
-    }
-}
-
-/// A frame number, `file:frame` when several files make the capture (files numbered as
-/// listed, from 0).
-pub(crate) fn frame_at(frame: u64, file: Option<usize>) -> String {
-    match file {
-        Some(file) => format!("{file}:{frame}"),
-        None => frame.to_string(),
-    }
-}
-
-/// ", N not judged" when some connections are `incomplete` (neither failed nor succeeded).
-pub(crate) fn not_judged(s: &crate::model::Summary) -> String {
-    match s.verdicts.get("incomplete") {
-        Some(n) if *n > 0 => format!(", {n} not judged"),
-        _ => String::new(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Sentences the text and Markdown reports share: why a report is empty, and who refused a
-//! handshake with an alert.
+//! Words the text and Markdown reports share: why a report is empty, who refused a handshake
+//! with an alert, and how endpoints, frames, seconds and per-server times are written.
 
 use crate::model::{Connection, Summary};
 
@@ -60,4 +60,59 @@ pub(crate) fn alert_words(c: &Connection) -> Option<String> {
             None => format!("{who} ended it with an encrypted alert"),
         },
     })
+}
+
+/// `ip:port`, with IPv6 addresses in brackets.
+pub(crate) fn endpoint(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Milliseconds, to the microsecond below 1 ms, then to 0.1 ms, then whole.
+pub(crate) fn ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Seconds to 0.1 s, or to the millisecond just over a second (where "1.0" would hide that
+/// it is more).
+pub(crate) fn seconds(s: f64) -> String {
+    if s < 1.05 {
+        format!("{s:.3}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+/// A server's time as "p50/p90/p99/max" in milliseconds, "-" when not measured.
+pub(crate) fn spread(s: Option<&crate::model::Spread>) -> String {
+    match s {
+        Some(s) => format!("{}/{}/{}/{}", ms(s.p50), ms(s.p90), ms(s.p99), ms(s.max)),
+        None => "-".into(),
+    }
+}
+
+/// A frame number, `file:frame` when several files make the capture (files numbered as
+/// listed, from 0).
+pub(crate) fn frame_at(frame: u64, file: Option<usize>) -> String {
+    match file {
+        Some(file) => format!("{file}:{frame}"),
+        None => frame.to_string(),
+    }
+}
+
+/// ", N not judged" when some connections are `incomplete` (neither failed nor succeeded).
+pub(crate) fn not_judged(s: &crate::model::Summary) -> String {
+    match s.verdicts.get("incomplete") {
+        Some(n) if *n > 0 => format!(", {n} not judged"),
+        _ => String::new(),
+    }
 }
