@@ -136,15 +136,8 @@ pub struct AnalyseArgs {
     /// Bytes of each direction analysed per connection.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = at_least_one::<u64>)]
     pub reassembly_cap: u64,
-    /// Replace addresses (prefix-preserving), names (hashed) and file paths in all output.
-    #[arg(long)]
-    pub redact: bool,
-    /// Key for --redact: the same key gives the same mapping (default: random per run).
-    #[arg(long, value_name = "KEY", requires = "redact")]
-    pub redact_key: Option<String>,
-    /// With --redact, keep SNI and certificate names.
-    #[arg(long, requires = "redact")]
-    pub keep_names: bool,
+    #[command(flatten)]
+    pub redaction: RedactArgs,
     /// Connections open at once before the least recently active are settled early.
     #[arg(long, default_value_t = 200_000, value_name = "N", value_parser = at_least_one::<usize>)]
     pub max_connections: usize,
@@ -171,10 +164,7 @@ impl AnalyseArgs {
             timeline_limit: None,
             memory_records: 0,
             max_servers: 0,
-            redact: self.redact.then(|| tlsdiag::RedactOptions {
-                key: self.redact_key.clone(),
-                keep_names: self.keep_names,
-            }),
+            redact: self.redaction.options(),
             trace: false,
         }
     }
@@ -208,15 +198,8 @@ pub struct CompareArgs {
     /// Exit with status 1 when some pair did not succeed.
     #[arg(long)]
     pub check: bool,
-    /// Replace addresses (same mapping on both sides), names and file paths, for sharing.
-    #[arg(long)]
-    pub redact: bool,
-    /// Key for --redact: the same key gives the same mapping (default: random per run).
-    #[arg(long, value_name = "KEY", requires = "redact")]
-    pub redact_key: Option<String>,
-    /// With --redact, keep SNI and certificate names.
-    #[arg(long, requires = "redact")]
-    pub keep_names: bool,
+    #[command(flatten)]
+    pub redaction: RedactArgs,
 }
 
 impl CompareArgs {
@@ -237,10 +220,7 @@ impl CompareArgs {
             analysis: tlsdiag::Options {
                 host: self.host,
                 port: self.port,
-                redact: self.redact.then(|| tlsdiag::RedactOptions {
-                    key: self.redact_key.clone(),
-                    keep_names: self.keep_names,
-                }),
+                redact: self.redaction.options(),
                 ..Default::default()
             },
         })
@@ -264,6 +244,30 @@ fn parse_server(s: &str) -> Result<(IpAddr, Option<u16>), String> {
         return Ok((sa.ip(), Some(sa.port())));
     }
     Err(format!("'{s}' is not IP, IP:PORT or [IPv6]:PORT"))
+}
+
+/// Redaction, the same for both commands.
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// Replace addresses (prefix-preserving, private ranges kept private; one mapping for both
+    /// sides of compare), names (hashed) and file paths in all output, for sharing.
+    #[arg(long)]
+    pub redact: bool,
+    /// Key for --redact: the same key gives the same mapping (default: random per run).
+    #[arg(long, value_name = "KEY", requires = "redact")]
+    pub redact_key: Option<String>,
+    /// With --redact, keep SNI and certificate names.
+    #[arg(long, requires = "redact")]
+    pub keep_names: bool,
+}
+
+impl RedactArgs {
+    fn options(&self) -> Option<tlsdiag::RedactOptions> {
+        self.redact.then(|| tlsdiag::RedactOptions {
+            key: self.redact_key.clone(),
+            keep_names: self.keep_names,
+        })
+    }
 }
 
 #[cfg(test)]
