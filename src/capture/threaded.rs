@@ -107,13 +107,24 @@ pub fn read_input_threaded(
     on_frame: &mut dyn FnMut(&Frame<'_>),
     progress: &mut dyn FnMut(u64),
 ) -> Result<InputSummary, CaptureError> {
+    read_one_threaded(path, file_index, None, on_frame, progress)
+}
+
+/// One file read on a second thread; with `on_quiet`, live (see [`read_live`]).
+fn read_one_threaded(
+    path: &str,
+    file_index: usize,
+    on_quiet: Option<&mut dyn FnMut(Duration)>,
+    on_frame: &mut dyn FnMut(&Frame<'_>),
+    progress: &mut dyn FnMut(u64),
+) -> Result<InputSummary, CaptureError> {
     let mut progress = |_: usize, n: u64| progress(n);
     on_second_thread(
         path,
         move |on, prog| {
             read_input_with_progress(path, file_index, on, &mut |n| prog(file_index, n))
         },
-        None,
+        on_quiet,
         on_frame,
         &mut progress,
     )
@@ -146,16 +157,7 @@ pub fn read_live(
     on_quiet: &mut dyn FnMut(Duration),
     progress: &mut dyn FnMut(u64),
 ) -> Result<InputSummary, CaptureError> {
-    let mut progress = |_: usize, n: u64| progress(n);
-    on_second_thread(
-        path,
-        move |on, prog| {
-            read_input_with_progress(path, file_index, on, &mut |n| prog(file_index, n))
-        },
-        Some(on_quiet),
-        on_frame,
-        &mut progress,
-    )
+    read_one_threaded(path, file_index, Some(on_quiet), on_frame, progress)
 }
 
 /// Runs `read` on a second thread, its frames carried over in batches to `on_frame` here;

@@ -122,6 +122,22 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl Endpoint {
+    /// The sender's and the receiver's endpoints of a segment.
+    pub fn of_segment(seg: &crate::wire::TcpSegment<'_>) -> (Endpoint, Endpoint) {
+        (
+            Endpoint {
+                ip: seg.ip.src,
+                port: seg.sport,
+            },
+            Endpoint {
+                ip: seg.ip.dst,
+                port: seg.dport,
+            },
+        )
+    }
+}
+
 impl Default for Endpoint {
     /// The unspecified IPv4 address, port 0.
     fn default() -> Self {

@@ -179,14 +179,7 @@ mod tests {
     /// The same packets through a full connection from the first packet on.
     fn reference(pkts: &[(TcpSegment<'_>, FrameRef, u32)]) -> String {
         let (s0, a0, _) = &pkts[0];
-        let src = Endpoint {
-            ip: s0.ip.src,
-            port: s0.sport,
-        };
-        let dst = Endpoint {
-            ip: s0.ip.dst,
-            port: s0.dport,
-        };
+        let (src, dst) = Endpoint::of_segment(s0);
         let mut c = Conn::new(0, src, dst, *a0, &FlowConfig::default());
         for (s, a, iface) in pkts {
             let d = if s.ip.src == src.ip {

@@ -439,14 +439,7 @@ impl FlowTable {
         iface: u32,
         pkttype: Option<PacketType>,
     ) {
-        let src = Endpoint {
-            ip: seg.ip.src,
-            port: seg.sport,
-        };
-        let dst = Endpoint {
-            ip: seg.ip.dst,
-            port: seg.dport,
-        };
+        let (src, dst) = Endpoint::of_segment(seg);
         let (key, from_lo) = Key::of(src, dst);
         let Some(r) = self.route(key, from_lo, [src, dst], seg, at, (iface, pkttype)) else {
             return;
