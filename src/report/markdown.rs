@@ -152,7 +152,7 @@ pub(super) fn headline(r: &Report, groups: &Groups, md: bool) -> String {
     } else if let Some(gv) = g.example.gave_up_after_s {
         h.push_str(&format!("; the client gave up after {gv:.1} s"));
         if let Some(m) = &g.example.timeout_match {
-            h.push_str(&format!(", {}", name(m)));
+            h.push_str(&format!(", matching {}", name(m)));
         }
     }
     h.push('.');
