@@ -27,7 +27,8 @@
 //!   tlsdiag does not count as a transmission of the first.
 //! - `serverhello_seen`: facts `server_hello_seen` (a HelloRetryRequest counts there).
 //! - `alert`: the first of the facts' `alerts[]` vs `alert`, both as `<sender endpoint>
-//!   <description>` or `<sender endpoint> encrypted`; an inferred tlsdiag alert counts as none.
+//!   <description>` or `<sender endpoint> encrypted`; an inferred tlsdiag alert without a name
+//!   (TLS 1.3, outer type 23) counts as none; one named close_notify is an encrypted alert.
 //! - `sni`: facts `sni[0]`.
 //! - `tls_version`: facts `version.negotiated` (hex) named as tlsdiag names versions.
 //! - `fin_c2s`, `fin_s2c`, `rst_c2s`, `rst_s2c`: facts count > 0 vs `client_fin`, ... non-null.
@@ -368,7 +369,13 @@ fn tlsdiag_streams(report: &Value) -> Result<Vec<Stream>, String> {
         );
         let alert = match key(c, "alert").map_err(ctx)? {
             Value::Null => None,
-            a if bool_at(a, "inferred").map_err(ctx)? => None,
+            // Inferred from a record tshark does not call an alert (TLS 1.3's outer type 23);
+            // a named inferred alert (close_notify) is a visible encrypted alert record.
+            a if bool_at(a, "inferred").map_err(ctx)?
+                && opt_str_at(a, "description").map_err(ctx)?.is_none() =>
+            {
+                None
+            }
             a => {
                 let from = match str_at(a, "sender").map_err(ctx)? {
                     "client" => &client,

@@ -82,6 +82,8 @@ pub struct AlertFact {
     pub inferred: bool,
     /// It ended the handshake (sent before it completed, fatal or encrypted).
     pub decisive: bool,
+    /// TLS 1.3: the client's Finished this server alert answered (the mutual-TLS rejection).
+    pub answers_finished: Option<Ev>,
 }
 
 /// The server's stream reached `reached` bytes but only `arrived` of them were captured, in
@@ -422,16 +424,79 @@ fn uncertain(
     out
 }
 
-/// The alert to report: the one that decided, else the first; or, in TLS 1.3, a short
-/// encrypted client record followed by a close and no more server data (inferred).
-fn alert(
+/// The earlier of a direction's FIN and RST.
+fn close_of(dir: &Sender) -> Option<FrameRef> {
+    match (dir.fin, dir.rst) {
+        (Some(f), Some(r)) => Some(f.min(r)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// How the TLS exchange ended: when the handshake completed (if it did) and the alert to
+/// report. A TLS 1.3 server that answers the client's Finished with one alert-sized record
+/// and closes rejected the client (mutual TLS): the handshake did not complete.
+fn tls_ending(
     c: &Conn,
     cd: usize,
     ev: &dyn Fn(FrameRef) -> Ev,
     hello_from_client: bool,
-    client_close: Option<FrameRef>,
-) -> Option<AlertFact> {
+) -> (Option<Ev>, Option<AlertFact>) {
     let tf = c.tls_facts();
+    let closes = [close_of(&c.dirs[cd]), close_of(&c.dirs[1 - cd])];
+    if let Some(at) = server_rejected_finished(tf, hello_from_client, closes) {
+        let inferred = AlertFact {
+            at: ev(at),
+            from_server: true,
+            fatal: true,
+            encrypted: true,
+            inferred: true,
+            decisive: true,
+            answers_finished: tf.client_encrypted_after_sh.map(|(f, _)| ev(f)),
+            ..Default::default()
+        };
+        return (None, Some(inferred));
+    }
+    let alert = alert(tf, cd, ev, hello_from_client, closes);
+    (tf.handshake_done.map(ev), alert)
+}
+
+/// TLS 1.3: the server's only record after the client's Finished is alert-sized and the
+/// server closed after it, before the client closed and not in answer to a client alert:
+/// the server's alert (certificate_required, unknown_ca, ...), inferred. Returns its frame.
+fn server_rejected_finished(
+    tf: &TlsFacts,
+    hello_from_client: bool,
+    [client_close, server_close]: [Option<FrameRef>; 2],
+) -> Option<FrameRef> {
+    if !hello_from_client || tf.negotiated_version() != Some(TLS13) {
+        return None;
+    }
+    let a = tf.server_after_client?;
+    let alert_sized = a.records == 1 && a.len <= SHORT_ENCRYPTED;
+    let answers_client_alert = a.client_len_before == TLS13_ALERT_LEN;
+    let closed_after = server_close.is_some_and(|s| s >= a.at);
+    let client_still_open = client_close.is_none_or(|c| c >= a.at);
+    (alert_sized && !answers_client_alert && closed_after && client_still_open).then_some(a.at)
+}
+
+/// TLS 1.3's version number.
+const TLS13: u16 = 0x0304;
+/// An unpadded TLS 1.3 alert record: 2 bytes of alert, the inner content type, a 16-byte tag.
+/// (A client's data record can be as short as an alert: only this exact size is taken for
+/// the client's close_notify.)
+const TLS13_ALERT_LEN: usize = 19;
+
+/// The alert to report: the one that decided, else the first; or, in TLS 1.3, a short
+/// encrypted client record followed by a close and no more server data (inferred). An
+/// encrypted alert after the handshake completed, followed by its sender's close, is most
+/// likely close_notify and is named so (inferred).
+fn alert(
+    tf: &TlsFacts,
+    cd: usize,
+    ev: &dyn Fn(FrameRef) -> Ev,
+    hello_from_client: bool,
+    closes: [Option<FrameRef>; 2],
+) -> Option<AlertFact> {
     let fact = |a: &crate::tls::AlertFact, decisive: bool| AlertFact {
         at: ev(a.at),
         from_server: a.dir != cd,
@@ -441,6 +506,7 @@ fn alert(
         encrypted: a.plain.is_none(),
         inferred: false,
         decisive,
+        answers_finished: None,
     };
     let decisive = tf.alerts.iter().find(|a| {
         let before_done = tf.handshake_done.is_none_or(|d| a.at <= d);
@@ -449,13 +515,22 @@ fn alert(
     if let Some(a) = decisive {
         return Some(fact(a, true));
     }
+    let client_close = closes[0];
     inferred_alert(tf, ev, hello_from_client, client_close).or_else(|| {
-        tf.alerts
-            .iter()
-            .min_by_key(|a| a.at)
-            .map(|a| fact(a, false))
+        let a = tf.alerts.iter().min_by_key(|a| a.at)?;
+        let mut out = fact(a, false);
+        let sender_close = closes[usize::from(a.dir != cd)];
+        if a.plain.is_none() && sender_close.is_some_and(|c| c >= a.at) {
+            out.description = Some(CLOSE_NOTIFY.into());
+            out.fatal = false;
+            out.inferred = true;
+        }
+        Some(out)
     })
 }
+
+/// The alert a sender's last encrypted alert before its close almost always is.
+const CLOSE_NOTIFY: &str = "close_notify";
 
 /// TLS 1.3: a short encrypted client record, then the client's close, no server data after
 /// it: most likely the client's alert.
@@ -480,6 +555,7 @@ fn inferred_alert(
         encrypted: true,
         inferred: true,
         decisive: true,
+        answers_finished: None,
     })
 }
 
@@ -585,10 +661,8 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         began_midstream,
         ch.from_client && tf.client_hello.is_none(),
     );
-    let client_close = match (cdir.fin, cdir.rst) {
-        (Some(f), Some(r)) => Some(f.min(r)),
-        (a, b) => a.or(b),
-    };
+    let client_close = close_of(cdir);
+    let (handshake_done, alert) = tls_ending(c, cd, &ev, ch.from_client);
     let gave_up_after_s = match (ch.first, client_close) {
         (Some(ch), Some(close)) if close.ts >= ch.ts => {
             Some(round6(secs(close.ts.saturating_sub(ch.ts))))
@@ -648,8 +722,8 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
             .map(|s| names::cipher_name(s.cipher)),
         server_first_tls: tf.first_record[sd].map(ev),
         serverhello: tf.sh_at.filter(|_| sh_from_server).map(ev),
-        handshake_done: tf.handshake_done.map(ev),
-        alert: alert(c, cd, &ev, ch.from_client, client_close),
+        handshake_done,
+        alert,
         client_non_tls: previews.client_non_tls,
         server_non_tls: previews.server_non_tls,
         http_request: previews.http_request,

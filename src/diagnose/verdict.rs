@@ -184,6 +184,9 @@ fn alert_ended(f: &Facts, ch: Ev) -> Option<Judgement> {
         }
         (None, _) => "an encrypted alert".into(),
     };
+    if let (true, Some(fin)) = (a.from_server, a.answers_finished) {
+        return Some(rejected_finished(a, fin));
+    }
     if a.from_server {
         return Some(j(
             VerdictCode::ServerAlert,
@@ -206,6 +209,28 @@ fn alert_ended(f: &Facts, ch: Ev) -> Option<Judgement> {
          client's truststore against the backend's certificate chain (issuer, expiry, \
          hostname).",
     ))
+}
+
+/// TLS 1.3: the server answered the client's Finished with an alert and closed: it rejected
+/// the client's certificate (or its absence). Named when decrypted, inferred otherwise.
+fn rejected_finished(a: &super::facts::AlertFact, fin: Ev) -> Judgement {
+    let what = match &a.description {
+        Some(d) => format!("a fatal {d} alert ({})", a.at),
+        None => format!(
+            "one alert-sized encrypted record ({}) and closed: in TLS 1.3 that is how a \
+             server rejects the client's certificate or its absence (certificate_required, \
+             unknown_ca, bad_certificate; inferred, a key log names it)",
+            a.at
+        ),
+    };
+    j(
+        VerdictCode::ServerAlert,
+        format!("the server answered the client's Finished ({fin}) with {what}"),
+        "The backend requires a client certificate it did not get or does not trust (mutual \
+         TLS): check that the client presents its certificate and key (Apigee: the target's \
+         SSLInfo KeyStore and KeyAlias; nginx: proxy_ssl_certificate; Envoy: the cluster's \
+         tls_certificates) and that the backend trusts the issuer of that certificate.",
+    )
 }
 
 /// 4. The server spoke something else.
@@ -700,6 +725,35 @@ mod tests {
         let j = judge(&f);
         assert_eq!(j.code, VerdictCode::ServerAlert);
         assert!(j.explanation.contains("protocol_version"));
+    }
+
+    #[test]
+    fn server_alert_answering_the_finished_names_mutual_tls() {
+        let mut f = with_hello(1, true);
+        f.alert = Some(AlertFact {
+            decisive: true,
+            from_server: true,
+            encrypted: true,
+            inferred: true,
+            at: Ev {
+                frame: 10,
+                ..Default::default()
+            },
+            answers_finished: Some(Ev {
+                frame: 8,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::ServerAlert);
+        assert!(
+            j.explanation.contains("client's Finished (frame 8"),
+            "{}",
+            j.explanation
+        );
+        assert!(j.explanation.contains("certificate_required"));
+        assert!(j.next_step.contains("client certificate"));
     }
 
     #[test]

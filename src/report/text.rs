@@ -60,8 +60,13 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
         parts.push("HRR".into());
     }
     if let Some(a) = &c.alert {
+        let likely = if a.inferred && a.description.is_some() {
+            " (likely)"
+        } else {
+            ""
+        };
         parts.push(format!(
-            "{} alert {}",
+            "{} alert {}{likely}",
             a.sender,
             a.description.as_deref().unwrap_or("(encrypted)")
         ));

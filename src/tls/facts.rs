@@ -8,6 +8,19 @@ use super::hello::{self, ClientHelloFacts, ServerHelloInfo};
 use super::record::{ContentType, Record, SSLV2_CLIENT_HELLO, SSLV2_SERVER_HELLO};
 use crate::capture::FrameRef;
 
+/// TLS 1.3: the server's records after the client's first encrypted record (its Finished).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterClientFinished {
+    /// The server's first record after it, and that record's size.
+    pub at: FrameRef,
+    pub len: usize,
+    /// Server records from that one on.
+    pub records: u32,
+    /// Size of the client's latest record before the server's (an alert-sized one is the
+    /// client's close_notify, which the server answers in kind).
+    pub client_len_before: usize,
+}
+
 /// Bytes of a non-TLS stream kept for the report.
 pub const PREVIEW_LEN: usize = 256;
 /// Alerts kept per connection.
@@ -64,6 +77,10 @@ pub struct TlsFacts {
     /// TLS 1.3: the first encrypted record the client sent after the ServerHello, and its size.
     pub client_encrypted_after_sh: Option<(FrameRef, usize)>,
     pub client_encrypted_after_sh_count: u32,
+    /// TLS 1.3: how the server answered the client's first encrypted record (its Finished).
+    pub server_after_client: Option<AfterClientFinished>,
+    /// TLS 1.3: size of the client's latest encrypted record.
+    client_last_len: usize,
     /// When the handshake completed (both sides went encrypted).
     pub handshake_done: Option<FrameRef>,
     pub non_tls: [Option<Box<NonTls>>; 2],
@@ -300,6 +317,7 @@ impl TlsFacts {
         }
         if self.ch_dir == Some(d) {
             self.client_encrypted_after_sh_count += 1;
+            self.client_last_len = record_len;
             self.client_encrypted_after_sh
                 .get_or_insert((at, record_len));
             if self.client_encrypted_after_sh_count >= 2 {
@@ -308,6 +326,14 @@ impl TlsFacts {
             }
         } else if self.sh_dir == Some(d) && self.client_encrypted_after_sh.is_some() {
             self.handshake_done.get_or_insert(at);
+            let client_len_before = self.client_last_len;
+            let answer = self.server_after_client.get_or_insert(AfterClientFinished {
+                at,
+                len: record_len,
+                records: 0,
+                client_len_before,
+            });
+            answer.records = answer.records.saturating_add(1);
         }
     }
 

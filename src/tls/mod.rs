@@ -19,6 +19,6 @@ pub mod names;
 pub mod record;
 
 pub use conn::TlsConn;
-pub use facts::{AlertFact, NonTls, TlsFacts, PREVIEW_LEN};
+pub use facts::{AfterClientFinished, AlertFact, NonTls, TlsFacts, PREVIEW_LEN};
 pub use handshake::MAX_HANDSHAKE_MSG;
 pub use record::SHORT_ENCRYPTED;
