@@ -14,6 +14,7 @@ mod facts;
 pub mod handshake;
 pub mod hello;
 pub mod ja4;
+pub mod keylog;
 mod memo;
 pub mod names;
 pub mod record;
