@@ -9,6 +9,7 @@
 pub mod certificate;
 mod codec;
 mod conn;
+pub mod decrypt;
 pub mod extension;
 mod facts;
 pub mod handshake;
