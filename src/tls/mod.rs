@@ -9,11 +9,13 @@
 pub mod certificate;
 mod codec;
 mod conn;
+pub mod decrypt;
 pub mod extension;
 mod facts;
 pub mod handshake;
 pub mod hello;
 pub mod ja4;
+pub mod keylog;
 mod memo;
 pub mod names;
 pub mod record;
