@@ -130,6 +130,11 @@ pub struct AnalyseArgs {
     /// Only connections to this server: IP, IP:PORT or [IPv6]:PORT.
     #[arg(long, value_parser = parse_server)]
     pub server: Option<(IpAddr, Option<u16>)>,
+    /// TLS key log (SSLKEYLOGFILE, NSS format; repeatable): decrypts the handshake and alerts
+    /// of the connections it holds secrets for. A pcapng's Decryption Secrets Block is read
+    /// without it.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<String>,
     /// Exit with status 1 when some connection did not succeed.
     #[arg(long)]
     pub check: bool,
@@ -166,6 +171,7 @@ impl AnalyseArgs {
             max_servers: 0,
             redact: self.redaction.options(),
             trace: false,
+            key_logs: self.keylog.clone(),
         }
     }
 }

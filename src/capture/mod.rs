@@ -52,6 +52,27 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
+/// The link type of a pseudo-frame that carries a pcapng Decryption Secrets Block's TLS key
+/// log (its secrets type, "TLSK"; link types are 16-bit, so no packet has it). It travels
+/// with the frames so that the secrets reach the analysis before the packets after them.
+pub const LINKTYPE_TLS_SECRETS: u32 = 0x544c_534b;
+
+impl<'a> Frame<'a> {
+    /// The pseudo-frame of a Decryption Secrets Block: not a packet, so it takes no frame
+    /// number (it carries the last packet's) and no time.
+    pub fn tls_secrets(file: usize, number: u64, text: &'a [u8]) -> Self {
+        Frame {
+            file,
+            number,
+            ts: Nanos::MIN,
+            linktype: LINKTYPE_TLS_SECRETS,
+            orig_len: 0,
+            interface: 0,
+            data: text,
+        }
+    }
+}
+
 /// Where something was seen: which file, which frame, when. Small and `Copy`, so evidence can
 /// be kept long after the frame's bytes are gone: 16 bytes, and an `Option<FrameRef>` too
 /// (a connection keeps a few dozen of them).

@@ -11,7 +11,7 @@ use super::open::{self, Opened, READ_BUFFER};
 use super::pcap::LegacyFile;
 use super::pcapng::Section;
 use super::{CaptureError, Compression, Frame, InputSummary, Nanos, MAX_BLOCK};
-use pcap_parser::pcapng::Block;
+use pcap_parser::pcapng::{Block, SecretsType};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -224,6 +224,13 @@ impl Blocks {
                     Some(f) => return self.deliver(&f, on_frame),
                     None => self.number = next,
                 }
+            }
+            PcapBlockOwned::NG(Block::DecryptionSecrets(dsb))
+                if dsb.secrets_type == SecretsType::TlsKeyLog =>
+            {
+                let len = usize::try_from(dsb.secrets_len).unwrap_or(usize::MAX);
+                let text = dsb.data.get(..len).unwrap_or(dsb.data);
+                on_frame(&Frame::tls_secrets(self.file, self.number, text));
             }
             PcapBlockOwned::NG(_) => {}
         }

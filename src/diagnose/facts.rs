@@ -84,6 +84,8 @@ pub struct AlertFact {
     pub decisive: bool,
     /// TLS 1.3: the client's Finished this server alert answered (the mutual-TLS rejection).
     pub answers_finished: Option<Ev>,
+    /// A key log opened it.
+    pub decrypted: bool,
 }
 
 /// The server's stream reached `reached` bytes but only `arrived` of them were captured, in
@@ -444,17 +446,27 @@ fn tls_ending(
     let tf = c.tls_facts();
     let closes = [close_of(&c.dirs[cd]), close_of(&c.dirs[1 - cd])];
     if let Some(at) = server_rejected_finished(tf, hello_from_client, closes) {
-        let inferred = AlertFact {
-            at: ev(at),
-            from_server: true,
-            fatal: true,
-            encrypted: true,
-            inferred: true,
-            decisive: true,
-            answers_finished: tf.client_encrypted_after_sh.map(|(f, _)| ev(f)),
-            ..Default::default()
-        };
-        return (None, Some(inferred));
+        let decrypted = tf
+            .alerts
+            .iter()
+            .find(|a| a.at == at && a.dir != cd)
+            .and_then(|a| a.plain);
+        // Decrypted, a close_notify (or a warning) is no rejection.
+        if decrypted.is_none_or(|(level, _)| level == 2) {
+            let rejection = AlertFact {
+                at: ev(at),
+                from_server: true,
+                level: decrypted.map(|(l, _)| names::alert_level(l)),
+                description: decrypted.map(|(_, d)| names::alert_description(d)),
+                fatal: true,
+                encrypted: true,
+                inferred: decrypted.is_none(),
+                decisive: true,
+                answers_finished: tf.client_encrypted_after_sh.map(|(f, _)| ev(f)),
+                decrypted: decrypted.is_some(),
+            };
+            return (None, Some(rejection));
+        }
     }
     let alert = alert(tf, cd, ev, hello_from_client, closes);
     (tf.handshake_done.map(ev), alert)
@@ -503,10 +515,11 @@ fn alert(
         level: a.plain.map(|(l, _)| names::alert_level(l)),
         description: a.plain.map(|(_, d)| names::alert_description(d)),
         fatal: a.plain.is_none_or(|(l, _)| l == 2),
-        encrypted: a.plain.is_none(),
+        encrypted: a.plain.is_none() || a.decrypted,
         inferred: false,
         decisive,
         answers_finished: None,
+        decrypted: a.decrypted,
     };
     let decisive = tf.alerts.iter().find(|a| {
         let before_done = tf.handshake_done.is_none_or(|d| a.at <= d);
@@ -556,6 +569,7 @@ fn inferred_alert(
         inferred: true,
         decisive: true,
         answers_finished: None,
+        decrypted: false,
     })
 }
 

@@ -7,9 +7,10 @@ use crate::flow::event::{Event, EventKind, EVENTS_WITH_DATA, MAX_EVENTS};
 use crate::flow::reassembly::{Piece, SeqSpace};
 use crate::flow::sender::{fingerprint, Sender};
 use crate::flow::{Dir, Endpoint, FlowConfig};
-use crate::tls::{TlsConn, TlsFacts};
+use crate::tls::{KeyLog, TlsConn, TlsFacts};
 use crate::wire::{PacketType, TcpSegment};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// An ICMP error that quoted this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub struct Conn {
     tls: Option<Box<TlsConn>>,
     /// Directions that began mid-stream (for the TLS layer, once it exists).
     midstream: [bool; 2],
+    /// The key log, when one was given (for the TLS layer, once it exists).
+    pub(crate) keys: Option<Arc<KeyLog>>,
     pub first: FrameRef,
     pub last: FrameRef,
     /// Direction of the first pure SYN, of the first SYN-ACK.
@@ -68,6 +71,7 @@ impl Conn {
             ],
             tls: None,
             midstream: [false; 2],
+            keys: None,
             first: at,
             last: at,
             syn_dir: None,
@@ -320,9 +324,9 @@ impl Conn {
     /// The one door to the TLS layer: the segment's bytes at `off`, through the direction's
     /// reassembler (bytes cut by the snaplen go as a gap).
     fn feed_tls(&mut self, d: Dir, seg: &TcpSegment<'_>, off: u64, at: FrameRef) {
-        let midstream = self.midstream;
+        let (midstream, keys) = (self.midstream, &self.keys);
         let tls = self.tls.get_or_insert_with(|| {
-            let mut t = Box::new(TlsConn::new());
+            let mut t = Box::new(TlsConn::with_keys(keys.clone()));
             for d in Dir::BOTH {
                 if midstream[d] {
                     t.set_midstream(d.index());

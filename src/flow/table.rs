@@ -6,8 +6,11 @@
 use crate::capture::{FrameRef, Nanos};
 use crate::flow::syn_only::SynOnly;
 use crate::flow::{Conn, Dir, Endpoint, EventKind, FlowConfig, IcmpFact};
+use crate::tls::keylog::Loaded;
+use crate::tls::KeyLog;
 use crate::wire::{IcmpError, PacketType, TcpSegment};
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
 
 /// Order-independent key of a 4-tuple: its two endpoints, the lower first (as `Endpoint`
 /// orders them).
@@ -363,6 +366,8 @@ pub struct FlowTable {
     pub evicted_idle: u64,
     /// Times the tombstones were forgotten because there were too many.
     pub tombstones_dropped: u64,
+    /// The key log, when one was given (`--keylog`, a pcapng Decryption Secrets Block).
+    keys: Option<Arc<KeyLog>>,
     /// Allocations of settled connections, given back to be reused (see [`FlowTable::recycle`]).
     #[allow(clippy::vec_box)] // the boxes are what is reused
     spare: Vec<Box<Conn>>,
@@ -385,6 +390,18 @@ impl FlowTable {
             cfg,
             ..Default::default()
         }
+    }
+
+    /// Adds the lines of a key log; connections whose TLS starts after this use them.
+    pub fn add_key_log(&mut self, text: &[u8]) -> Loaded {
+        let mut keys = self
+            .keys
+            .take()
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default();
+        let loaded = keys.add_text(text);
+        self.keys = Some(Arc::new(keys));
+        loaded
     }
 
     /// Connections currently open in the table.
@@ -455,6 +472,9 @@ impl FlowTable {
         let Some(c) = live.conn_mut(&self.cfg, &mut self.spare) else {
             return;
         };
+        if let (Some(k), None) = (&self.keys, &c.keys) {
+            c.keys = Some(Arc::clone(k));
+        }
         c.on_segment(r.d, seg, at, iface, pkttype);
         let was_closed = live.closed();
         live.update();

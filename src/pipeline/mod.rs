@@ -6,6 +6,7 @@
 //! report module renders. Per-packet problems never abort a run; an input that cannot be read
 //! at all is an error naming the file.
 
+mod keys;
 mod options;
 mod run;
 mod settle;
@@ -50,6 +51,8 @@ pub fn analyze_live(
         });
     }
     let mut run = Run::new(paths.len() > 1, opts);
+    run.names = paths.to_vec();
+    run.load_key_logs()?;
     run.settler.on_settled = on_settled;
     let read_all = |run: &mut Run<'_, '_>, progress: &mut dyn FnMut(usize, u64)| {
         read_inputs(run, paths, progress)

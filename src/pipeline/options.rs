@@ -27,6 +27,8 @@ pub struct Options {
     pub redact: Option<RedactOptions>,
     /// Keep each connection's packets for matching against another capture.
     pub trace: bool,
+    /// Key logs (NSS format, `--keylog`): their secrets open the records a diagnosis needs.
+    pub key_logs: Vec<String>,
 }
 
 /// How to redact.

@@ -1,10 +1,11 @@
 //! The packet thread: every frame through wire and flow, sweeps that settle connections, and
 //! the capture's summary and warnings at the end.
 
+use super::keys;
 use super::options::Options;
 use super::settle::{prepare, Batch, Settler, SETTLE_BATCH};
 use crate::analysis::Report;
-use crate::capture::{Frame, InputSummary, Nanos};
+use crate::capture::{Frame, InputSummary, Nanos, LINKTYPE_TLS_SECRETS};
 use crate::diagnose::clock::{round6, secs, Ctx};
 use crate::diagnose::vantage;
 use crate::flow::{Conn, FlowTable};
@@ -42,6 +43,8 @@ pub(super) struct Run<'o, 'c> {
     pub(super) inputs: Vec<InputSummary>,
     /// Warnings about the inputs as a whole (their order).
     pub(super) notes: Vec<String>,
+    /// The inputs' paths, to name them in notes.
+    pub(super) names: Vec<String>,
     since_sweep: u32,
     last_sweep: Nanos,
     peak_live: usize,
@@ -49,6 +52,22 @@ pub(super) struct Run<'o, 'c> {
 }
 
 impl<'o, 'c> Run<'o, 'c> {
+    /// Reads the `--keylog` files into the flow table's key log.
+    pub(super) fn load_key_logs(&mut self) -> Result<(), crate::capture::CaptureError> {
+        for path in &self.opts.key_logs {
+            keys::load(&mut self.table, &mut self.notes, path)?;
+        }
+        Ok(())
+    }
+
+    /// The name of input `file` for a note (its path, when known).
+    fn input_name(&self, file: usize) -> String {
+        self.names
+            .get(file)
+            .cloned()
+            .unwrap_or_else(|| format!("capture {file}"))
+    }
+
     pub(super) fn new(multi_file: bool, opts: &'o Options) -> Self {
         Run {
             opts,
@@ -66,6 +85,7 @@ impl<'o, 'c> Run<'o, 'c> {
             given_back: None,
             inputs: Vec::new(),
             notes: Vec::new(),
+            names: Vec::new(),
             since_sweep: 0,
             last_sweep: 0,
             peak_live: 0,
@@ -74,6 +94,11 @@ impl<'o, 'c> Run<'o, 'c> {
     }
 
     pub(super) fn frame(&mut self, f: &Frame<'_>) {
+        if f.linktype == LINKTYPE_TLS_SECRETS {
+            let what = format!("{}: Decryption Secrets Block", self.input_name(f.file));
+            keys::add(&mut self.table, &mut self.notes, &what, f.data);
+            return;
+        }
         self.ctx.capture_start.get_or_insert(f.ts);
         self.ctx.capture_end = self.ctx.capture_end.max(f.ts);
         process_frame(f, &mut self.table, &mut self.defrag, &mut self.counters);

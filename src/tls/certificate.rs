@@ -75,6 +75,39 @@ pub fn leaf_certificate(msg: &[u8]) -> Option<LeafCertificate> {
     })
 }
 
+/// Reads a 24-bit length and that many bytes.
+fn vec_u24<'a>(c: &mut super::codec::Cursor<'a>) -> Option<&'a [u8]> {
+    let len = c.take(3)?;
+    let n = usize::from(len[0]) << 16 | usize::from(len[1]) << 8 | usize::from(len[2]);
+    c.take(n)
+}
+
+/// Frames a complete TLS 1.3 Certificate message (RFC 8446 4.4.2: a request context, then
+/// entries of certificate data and extensions) and keeps its leaf. An empty list (a client
+/// with no certificate) gives a leaf-less record with a chain length of 0.
+pub fn leaf_certificate_tls13(msg: &[u8]) -> Option<LeafCertificate> {
+    let mut c = super::codec::Cursor::new(msg);
+    if c.u8()? != 11 {
+        return None;
+    }
+    let body = vec_u24(&mut c)?;
+    let mut c = super::codec::Cursor::new(body);
+    c.vec_u8()?;
+    let mut list = super::codec::Cursor::new(vec_u24(&mut c)?);
+    let mut leaf: Option<&[u8]> = None;
+    let mut chain_length = 0;
+    while !list.is_empty() {
+        let der = vec_u24(&mut list)?;
+        list.vec_u16()?;
+        leaf.get_or_insert(der);
+        chain_length += 1;
+    }
+    Some(LeafCertificate {
+        der: shared_leaf(leaf.unwrap_or_default()),
+        chain_length,
+    })
+}
+
 /// Distinct leaf certificates remembered per thread. A gateway talks to a handful of
 /// backends, each presenting the same leaf on every connection: parsing it once per
 /// connection was a sixth of the summarising thread.
@@ -147,5 +180,22 @@ mod tests {
         assert!(Arc::ptr_eq(&a.der, &b.der));
         assert_eq!(a.chain_length(), 1);
         assert!(a.facts().is_none());
+    }
+
+    #[test]
+    fn tls13_certificate_entries_carry_extensions_and_an_empty_list_has_no_chain() {
+        // context length 0; one entry: 3-byte "certificate", no extensions; then a second.
+        let msg = [
+            11, 0, 0, 18, 0, 0, 0, 14, 0, 0, 3, 0x30, 0x01, 0x00, 0, 0, 0, 0, 1, 7, 0, 0,
+        ];
+        let leaf = leaf_certificate_tls13(&msg).expect("leaf");
+        assert_eq!(leaf.chain_length(), 2);
+        assert_eq!(&*leaf.der, &[0x30, 0x01, 0x00]);
+        let empty = leaf_certificate_tls13(&[11, 0, 0, 4, 0, 0, 0, 0]).expect("empty");
+        assert_eq!(empty.chain_length(), 0);
+        // A TLS 1.2-shaped message (no context byte) does not frame as TLS 1.3.
+        assert!(
+            leaf_certificate_tls13(&[11, 0, 0, 9, 0, 0, 6, 0, 0, 3, 0x30, 0x01, 0x00]).is_none()
+        );
     }
 }

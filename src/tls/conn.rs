@@ -8,11 +8,14 @@
 
 use super::facts::{Encrypts, TlsFacts, PREVIEW_LEN};
 use super::handshake::{Event, Joiner, Next};
+use super::keylog::KeyLog;
+use super::protected::{Opened, Protected};
 use super::record::{
     plausible_header, plausible_hello_start, tls_like_prefix, ContentType, Header, Record,
     HEADER_LEN,
 };
 use crate::capture::FrameRef;
+use std::sync::Arc;
 
 /// How far into a plaintext stream a later TLS hello is looked for (STARTTLS, CONNECT).
 const STARTTLS_SCAN: u64 = 64 * 1024;
@@ -50,6 +53,10 @@ struct DirState {
     /// Handshake message under assembly.
     joiner: Joiner,
     encrypted: bool,
+    /// The record being read is to be opened with the key log's keys.
+    open_rec: bool,
+    /// Decrypted handshake message under assembly.
+    decrypted: Joiner,
     records: u32,
     sslv2: bool,
     /// The stream did not start at its first byte (no SYN seen).
@@ -70,11 +77,23 @@ impl DirState {
 pub struct TlsConn {
     dirs: [DirState; 2],
     pub facts: TlsFacts,
+    /// With a key log: the connection's protected records.
+    protected: Option<Box<Protected>>,
 }
 
 impl TlsConn {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A connection whose protected records are opened with `keys` when it holds theirs.
+    pub fn with_keys(keys: Option<Arc<KeyLog>>) -> Self {
+        let mut t = Self::default();
+        if let Some(k) = keys {
+            t.protected = Some(Box::new(Protected::new(k)));
+            t.facts.decryption = Some(Default::default());
+        }
+        t
     }
 
     /// Marks direction `d` as starting mid-stream (no SYN seen): misaligned bytes there are
@@ -120,6 +139,7 @@ impl TlsConn {
         Feed {
             facts: &mut self.facts,
             peer,
+            protected: self.protected.as_deref_mut(),
         }
         .feed_dir(d, st, data, at);
         if self.facts.handshake_done.is_some() {
@@ -143,6 +163,7 @@ impl TlsConn {
         let mut feed = Feed {
             facts: &mut self.facts,
             peer,
+            protected: self.protected.as_deref_mut(),
         };
         st.offset += n;
         let mut n = n;
@@ -153,11 +174,17 @@ impl TlsConn {
             if st.rec.header.content_type == ContentType::HANDSHAKE && !st.encrypted {
                 feed.handshake_missing(d, st, k, at);
             }
+            if let (Some(p), true) = (feed.protected.as_deref_mut(), k > 0 && st.open_rec) {
+                p.lost(d);
+            }
             if st.rec_remaining == 0 {
                 feed.record_end(d, st, at);
             }
         }
         if n > 0 && st.phase == Phase::Records {
+            if let Some(p) = feed.protected.as_deref_mut() {
+                p.stop(d);
+            }
             st.phase = Phase::Desync;
             st.hdr_len = 0;
             st.in_body = false;
@@ -196,6 +223,7 @@ fn split(dirs: &mut [DirState; 2], d: usize) -> (&mut DirState, &mut DirState) {
 struct Feed<'a> {
     facts: &'a mut TlsFacts,
     peer: &'a mut DirState,
+    protected: Option<&'a mut Protected>,
 }
 
 impl Feed<'_> {
@@ -238,6 +266,9 @@ impl Feed<'_> {
                 st.small.extend_from_slice(&chunk[..room.min(n)]);
             }
             _ => {}
+        }
+        if let (true, Some(p)) = (st.open_rec, self.protected.as_deref_mut()) {
+            p.body(d, chunk);
         }
         st.rec_remaining -= n;
         st.offset += n as u64;
@@ -332,23 +363,93 @@ impl Feed<'_> {
             st.small.extend_from_slice(&start);
         }
         self.facts.on_record_start(d, &st.rec, st.encrypted, at);
+        st.open_rec = st.encrypted
+            && self
+                .protected
+                .as_deref()
+                .is_some_and(|p| p.wants(d, &header));
     }
 
     /// The body of `st.rec` is all read (or accounted for as missing).
     fn record_end(&mut self, d: usize, st: &mut DirState, at: FrameRef) {
         st.in_body = false;
+        let was_encrypted = st.encrypted;
         let e = self.facts.on_record_end(d, &st.rec, &st.small, at);
         st.encrypt(e);
         if st.rec.header.content_type == ContentType::SSLV2 {
             st.small.clear();
+        }
+        if self.protected.is_some() {
+            self.protected_record_end(d, st, was_encrypted, e, at);
+        }
+    }
+
+    /// With a key log: opens the protected record that ended, or derives the keys a
+    /// ChangeCipherSpec (TLS <= 1.2) turned on.
+    fn protected_record_end(
+        &mut self,
+        d: usize,
+        st: &mut DirState,
+        was_encrypted: bool,
+        e: Encrypts,
+        at: FrameRef,
+    ) {
+        let Some(p) = self.protected.as_deref_mut() else {
+            return;
+        };
+        if was_encrypted {
+            let opened = p.record_end(d, &st.rec.header, st.open_rec);
+            self.decrypted(d, st, opened, at);
+        } else if e == Encrypts::This {
+            p.start(d, self.facts.ch_dir == Some(d), false);
+        }
+        self.facts.decryption = self.protected.as_deref().map(|p| p.status);
+    }
+
+    /// What a record the key log opened held: handshake messages (joined across records)
+    /// or an alert.
+    fn decrypted(&mut self, d: usize, st: &mut DirState, opened: Opened, at: FrameRef) {
+        match opened {
+            Opened::Handshake(bytes) => {
+                let (facts, protected) = (&mut *self.facts, &mut self.protected);
+                st.decrypted.push(&bytes, &mut |ev| {
+                    if let Event::Message(msg) = ev {
+                        if facts.on_decrypted_message(d, msg, at) {
+                            if let Some(p) = protected.as_deref_mut() {
+                                p.finished(d);
+                            }
+                        }
+                    }
+                    Next::ReadOn
+                });
+            }
+            Opened::Alert(level, desc) => self.facts.on_decrypted_alert(d, level, desc, at),
+            Opened::Nothing => {}
         }
     }
 
     /// Handshake bytes of a plaintext record.
     fn handshake_bytes(&mut self, d: usize, st: &mut DirState, chunk: &[u8], at: FrameRef) {
         let (facts, peer, rec) = (&mut *self.facts, &mut *self.peer, st.rec);
+        let protected = &mut self.protected;
         st.joiner.push(chunk, &mut |ev| {
-            learn(facts, d, ev, &rec, at, &mut st.encrypted, peer)
+            let plain = match (&ev, protected.as_deref_mut()) {
+                (Event::Message(msg), Some(p)) => {
+                    p.on_plain_message(msg);
+                    Some(p)
+                }
+                _ => None,
+            };
+            let next = learn(facts, d, ev, &rec, at, &mut st.encrypted, peer);
+            if let (Some(p), true) = (plain, peer.encrypted && st.encrypted) {
+                // A TLS 1.3 ServerHello: both directions are protected from here on.
+                if facts.is_tls13() && !p.started() {
+                    let client = facts.ch_dir;
+                    p.start(d, client == Some(d), true);
+                    p.start(1 - d, client == Some(1 - d), true);
+                }
+            }
+            next
         });
     }
 

@@ -2,9 +2,10 @@
 //! record and handshake message adds to it. The feed ([`super::conn`]) frames the bytes; the
 //! facts are handed on to `diagnose` as raw values.
 
-use super::certificate::{leaf_certificate, LeafCertificate};
+use super::certificate::{leaf_certificate, leaf_certificate_tls13, LeafCertificate};
 use super::handshake::{Event, HandshakeType};
 use super::hello::{self, ClientHelloFacts, ServerHelloInfo};
+use super::protected::Decryption;
 use super::record::{ContentType, Record, SSLV2_CLIENT_HELLO, SSLV2_SERVER_HELLO};
 use crate::capture::FrameRef;
 
@@ -31,9 +32,21 @@ const MAX_ALERTS: usize = 16;
 pub struct AlertFact {
     pub dir: usize,
     pub at: FrameRef,
-    /// Level and description, when the alert was in clear.
+    /// Level and description, when the alert was in clear or decrypted.
     pub plain: Option<(u8, u8)>,
     pub record_len: usize,
+    /// It was protected and a key log opened it.
+    pub decrypted: bool,
+}
+
+/// A client certificate: whether the server asked for one and what the client sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCertFacts {
+    /// The server sent a CertificateRequest.
+    pub requested: bool,
+    /// The client's Certificate message held a certificate (`None`: no such message seen).
+    pub sent: Option<bool>,
+    pub leaf: Option<LeafCertificate>,
 }
 
 /// Bytes of a direction that did not frame as TLS.
@@ -90,6 +103,12 @@ pub struct TlsFacts {
     pub oversized_message: bool,
     /// A ServerHello was seen but not captured whole (snaplen): its version is unknown.
     pub sh_unparsed: bool,
+    /// What the client was asked for and sent as its certificate.
+    pub client_cert: ClientCertFacts,
+    /// How far a key log decrypted the connection (`None`: no key log given).
+    pub decryption: Option<Decryption>,
+    /// Each direction's (decrypted or clear) Finished.
+    pub finished: [Option<FrameRef>; 2],
     /// Offset where a direction restarted because a hello overwrote junk bytes before it.
     pub restarted_at: [Option<u64>; 2],
 }
@@ -119,7 +138,7 @@ impl TlsFacts {
         self.server_hello.as_ref().map(ServerHelloInfo::version)
     }
 
-    fn is_tls13(&self) -> bool {
+    pub(super) fn is_tls13(&self) -> bool {
         self.server_hello
             .as_ref()
             .is_some_and(ServerHelloInfo::is_tls13)
@@ -190,12 +209,67 @@ impl TlsFacts {
         match HandshakeType(t) {
             HandshakeType::CLIENT_HELLO => self.on_client_hello(d, msg, rec, at),
             HandshakeType::SERVER_HELLO => return self.on_server_hello(d, msg, at),
-            HandshakeType::CERTIFICATE if !self.is_tls13() && self.certificate.is_none() => {
-                self.certificate = leaf_certificate(msg);
+            HandshakeType::CERTIFICATE if !self.is_tls13() => self.on_certificate(d, msg, false),
+            HandshakeType::CERTIFICATE_REQUEST if self.ch_dir != Some(d) => {
+                self.client_cert.requested = true;
             }
             _ => {}
         }
         Encrypts::Neither
+    }
+
+    /// A Certificate message of direction `d`: the server's leaf, or what the client sent.
+    fn on_certificate(&mut self, d: usize, msg: &[u8], tls13: bool) {
+        let leaf = if tls13 {
+            leaf_certificate_tls13(msg)
+        } else {
+            leaf_certificate(msg)
+        };
+        if self.ch_dir == Some(d) {
+            self.client_cert.sent = Some(leaf.as_ref().is_some_and(|l| l.chain_length() > 0));
+            self.client_cert.leaf = leaf;
+        } else if self.certificate.is_none() {
+            self.certificate = leaf;
+        }
+    }
+
+    /// A handshake message a key log decrypted; says whether it was the direction's Finished.
+    pub(super) fn on_decrypted_message(&mut self, d: usize, msg: &[u8], at: FrameRef) -> bool {
+        match msg.first().map(|&t| HandshakeType(t)) {
+            Some(HandshakeType::CERTIFICATE) => self.on_certificate(d, msg, self.is_tls13()),
+            Some(HandshakeType::CERTIFICATE_REQUEST) if self.ch_dir != Some(d) => {
+                self.client_cert.requested = true;
+            }
+            Some(HandshakeType::FINISHED) => {
+                self.finished[d].get_or_insert(at);
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// An alert a key log decrypted: names the protected alert record just counted, or (TLS
+    /// 1.3, whose alerts hide in application-data records) adds it.
+    pub(super) fn on_decrypted_alert(&mut self, d: usize, level: u8, desc: u8, at: FrameRef) {
+        if let Some(a) = self
+            .alerts
+            .last_mut()
+            .filter(|a| a.dir == d && a.at == at && a.plain.is_none())
+        {
+            a.plain = Some((level, desc));
+            a.decrypted = true;
+            return;
+        }
+        if self.alerts.len() < MAX_ALERTS {
+            self.alerts.push(AlertFact {
+                dir: d,
+                at,
+                plain: Some((level, desc)),
+                record_len: 2,
+                decrypted: true,
+            });
+        }
     }
 
     fn on_client_hello(&mut self, d: usize, msg: &[u8], rec: &Record, at: FrameRef) {
@@ -305,6 +379,7 @@ impl TlsFacts {
                 at,
                 plain,
                 record_len,
+                decrypted: false,
             });
         }
     }

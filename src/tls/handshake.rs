@@ -11,7 +11,10 @@ pub struct HandshakeType(pub u8);
 impl HandshakeType {
     pub const CLIENT_HELLO: Self = Self(1);
     pub const SERVER_HELLO: Self = Self(2);
+    pub const ENCRYPTED_EXTENSIONS: Self = Self(8);
     pub const CERTIFICATE: Self = Self(11);
+    pub const CERTIFICATE_REQUEST: Self = Self(13);
+    pub const FINISHED: Self = Self(20);
 }
 
 impl fmt::Debug for HandshakeType {

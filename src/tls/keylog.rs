@@ -49,6 +49,7 @@ pub struct Loaded {
 }
 
 /// Secrets by client random, from one or more key logs.
+#[derive(Clone)]
 pub struct KeyLog {
     by_random: HashMap<[u8; 32], Secrets>,
     /// [`MAX_RANDOMS`], smaller in tests.

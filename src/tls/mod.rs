@@ -18,9 +18,12 @@ pub mod ja4;
 pub mod keylog;
 mod memo;
 pub mod names;
+mod protected;
 pub mod record;
 
 pub use conn::TlsConn;
-pub use facts::{AfterClientFinished, AlertFact, NonTls, TlsFacts, PREVIEW_LEN};
+pub use facts::{AfterClientFinished, AlertFact, ClientCertFacts, NonTls, TlsFacts, PREVIEW_LEN};
 pub use handshake::MAX_HANDSHAKE_MSG;
+pub use keylog::KeyLog;
+pub use protected::Decryption;
 pub use record::SHORT_ENCRYPTED;
