@@ -97,11 +97,33 @@ fn the_lab_certificate_curl_rejected_is_self_signed_in_every_format() {
     assert!(c["client_certificate"].is_null());
     let explanation = c["explanation"].as_str().unwrap();
     assert!(
-        explanation.ends_with("alert (frame 8 at 0.045 s): the backend's certificate (CN=backend.test) is self-signed"),
+        explanation.ends_with(
+            "alert (frame 8 at 0.045 s): the backend's certificate (CN=backend.test) is \
+             self-signed"
+        ),
         "{explanation}"
     );
     let text = run(&[&path]);
+    let cert = "CN=backend.test, issued by CN=backend.test, valid 2026-11-22 to 2036-11-19";
+    assert!(
+        text.contains(&format!("\n    Certificate: {cert}, chain of 1\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n    Certificate problems: self_signed\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n    TLS: offered TLSv1.2; negotiated TLSv1.2\n"),
+        "{text}"
+    );
     assert!(text.contains("cert self-signed"), "{text}");
+    let md = run(&["--format", "markdown", &path]);
+    assert!(
+        md.contains("\n- **Certificate problems:** self\\_signed\n"),
+        "{md}"
+    );
+    assert!(md.contains(&format!("\n- **Certificate:** {cert}")), "{md}");
 }
 
 #[test]
@@ -136,9 +158,11 @@ fn an_expired_leaf_sent_alone_for_another_name_has_three_problems() {
     );
     let e = c["explanation"].as_str().unwrap();
     for words in [
-        "the backend's certificate (CN=api.example.test) expired on 2024-01-01, 2 years before this capture",
+        "the backend's certificate (CN=api.example.test) expired on 2024-01-01, 2 years \
+         before this capture",
         "the certificate covers *.example.test, not the SNI api.example.com",
-        "the server sent only its leaf certificate (issued by CN=Lab Intermediate): the client must already hold the intermediate",
+        "the server sent only its leaf certificate (issued by CN=Lab Intermediate): the \
+         client must already hold the intermediate",
     ] {
         assert!(e.contains(words), "{words} not in: {e}");
     }
@@ -150,10 +174,19 @@ fn an_expired_leaf_sent_alone_for_another_name_has_three_problems() {
     assert!(next.contains("Send the full chain"), "{next}");
     let text = run(&[&path]);
     assert!(
+        text.contains("Certificate problems: expired, name_mismatch, incomplete_chain"),
+        "{text}"
+    );
+    assert!(
         text.contains("cert expired, name mismatch, chain incomplete"),
         "{text}"
     );
+    assert!(text.contains("valid 2023-01-01 to 2024-01-01"), "{text}");
     let md = run(&["--format", "markdown", &path]);
+    assert!(
+        md.contains("**Certificate problems:** expired, name\\_mismatch, incomplete\\_chain"),
+        "{md}"
+    );
     assert!(
         md.contains("covers \\*.example.test, not the SNI api.example.com"),
         "{md}"

@@ -392,6 +392,9 @@ impl Explanations {
             c.stream
         )?;
         prose(w, "    ", &c.explanation, o.width)?;
+        for (label, line) in super::tls_lines::tls_lines(c) {
+            prose(w, &format!("    {label}: "), &line, o.width)?;
+        }
         prose(w, "    Next: ", &c.next_step, o.width)?;
         if !c.uncertain.is_empty() {
             prose(w, "    Uncertain: ", &c.uncertain.join("; "), o.width)?;
