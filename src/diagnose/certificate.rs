@@ -105,7 +105,6 @@ pub fn problems(
 /// A mismatch between the SNI and the names the leaf covers; none for an IP-literal SNI (not
 /// a name) or a leaf that names nothing.
 fn name_mismatch(leaf: &LeafFacts, sni: &[u8]) -> Option<CertProblem> {
-    let display = escape::text(&String::from_utf8_lossy(sni));
     let host = std::str::from_utf8(sni).ok();
     if host.is_some_and(|h| h.trim_end_matches('.').parse::<IpAddr>().is_ok()) {
         return None;
@@ -122,7 +121,7 @@ fn name_mismatch(leaf: &LeafFacts, sni: &[u8]) -> Option<CertProblem> {
         return None;
     }
     Some(CertProblem::NameMismatch {
-        sni: display,
+        sni: escape::text(&String::from_utf8_lossy(sni)),
         covers: names.iter().map(|n| escape::text(n)).collect(),
     })
 }
