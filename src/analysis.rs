@@ -41,10 +41,14 @@ impl Wording {
             (None, Side::Unknown) => capture_side,
             (None, own) => own,
         };
-        let judged = verdict::judge(&s.facts, side);
+        let mut facts = s.facts;
+        if let Some(r) = &self.redactor {
+            r.certificate(facts.certificate.as_mut(), &mut facts.cert_problems);
+        }
+        let judged = verdict::judge(&facts, side);
         // The round trip is timed from the side known when the connection settled.
         let measured_from = self.vantage_override.unwrap_or(s.evidence);
-        let mut c = record::connection(s.facts, judged, side, measured_from);
+        let mut c = record::connection(facts, judged, side, measured_from);
         if let Some(limit) = self.timeline_limit {
             c.timeline.truncate(limit);
         }

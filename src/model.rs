@@ -249,6 +249,12 @@ pub struct Connection {
     pub ja4: Option<String>,
     pub clienthello: Option<ClientHelloInfo>,
     pub certificate: Option<CertInfo>,
+    /// The handshake was decrypted with keys from a key log.
+    #[serde(default)]
+    pub decrypted: bool,
+    /// What the handshake says about a client certificate, when it is readable.
+    #[serde(default)]
+    pub client_certificate: Option<ClientCertInfo>,
     pub alert: Option<AlertOut>,
     /// Escaped first bytes the server sent when they were not TLS.
     pub server_first_bytes: Option<String>,
@@ -459,5 +465,20 @@ pub struct CertInfo {
     /// Subject alternative DNS names (at most 8).
     pub dns_names: Vec<String>,
     pub chain_length: usize,
+    /// Self-issued, and signed by its own key as far as the key identifiers tell.
     pub self_signed: bool,
+    /// What is wrong with the chain, in this order: expired, not_yet_valid, name_mismatch,
+    /// self_signed, incomplete_chain.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// A client certificate: whether the server asked for one, whether the client sent one, and
+/// its names (escaped for display). Known only where the handshake is readable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientCertInfo {
+    pub requested: bool,
+    pub sent: bool,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
 }

@@ -297,7 +297,31 @@ impl Redactor {
         }
     }
 
-    /// Redacts one connection record in place.
+    /// Hides the names of a server certificate and of its problems, before the verdict that
+    /// cites them is worded: the words then hold the same hashed names as the record.
+    pub fn certificate(
+        &self,
+        cert: Option<&mut crate::model::CertInfo>,
+        problems: &mut [crate::diagnose::certificate::CertProblem],
+    ) {
+        use crate::diagnose::certificate::CertProblem;
+        if let Some(cert) = cert {
+            cert.subject = self.name(&cert.subject);
+            cert.issuer = self.name(&cert.issuer);
+            cert.dns_names = cert.dns_names.iter().map(|n| self.name(n)).collect();
+        }
+        for p in problems {
+            if let CertProblem::NameMismatch { sni, covers } = p {
+                *sni = self.name(sni);
+                for n in covers.iter_mut() {
+                    *n = self.name(n);
+                }
+            }
+        }
+    }
+
+    /// Redacts one connection record in place (its server certificate's names are hidden
+    /// before, by [`Redactor::certificate`]).
     pub fn connection(&self, c: &mut Connection) {
         c.client_ip = self.ip_str(&c.client_ip);
         c.server_ip = self.ip_str(&c.server_ip);
@@ -307,10 +331,12 @@ impl Redactor {
         if let Some(ch) = &mut c.clienthello {
             ch.sni = ch.sni.as_deref().map(|s| self.name(s));
         }
-        if let Some(cert) = &mut c.certificate {
-            cert.subject = self.name(&cert.subject);
-            cert.issuer = self.name(&cert.issuer);
-            cert.dns_names = cert.dns_names.iter().map(|n| self.name(n)).collect();
+        // The server certificate's names were hidden before the verdict was worded
+        // ([`Redactor::certificate`]).
+        if let Some(cc) = &mut c.client_certificate {
+            for n in [&mut cc.subject, &mut cc.issuer].into_iter().flatten() {
+                *n = self.name(n);
+            }
         }
         if let Some(i) = &mut c.icmp {
             i.reporter = self.ip_str(&i.reporter);

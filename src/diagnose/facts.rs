@@ -170,6 +170,8 @@ pub struct Facts {
     /// The parsed ClientHello the client sent.
     pub hello: Option<ClientHelloInfo>,
     pub certificate: Option<CertInfo>,
+    /// What is wrong with the server's certificate.
+    pub cert_problems: Vec<super::certificate::CertProblem>,
     pub serverhello_seen: bool,
     pub hello_retry_request: bool,
     #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
@@ -723,6 +725,14 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         clienthello_acked: ch.acked,
         hello: hello_info,
         certificate: tf.certificate.as_ref().and_then(super::hello::cert_info),
+        cert_problems: super::certificate::leaf_problems(
+            tf.certificate.as_ref(),
+            tf.client_hello
+                .as_ref()
+                .filter(|_| ch.from_client)
+                .and_then(|h| h.sni.as_deref()),
+            c.first.ts,
+        ),
         serverhello_seen: sh_from_server && tf.server_hello.is_some(),
         hello_retry_request: tf.hrr_at.is_some(),
         tls_version: tf

@@ -46,6 +46,7 @@ pub(crate) fn cert_info(leaf: &LeafCertificate) -> Option<CertInfo> {
         dns_names: f.dns_names.iter().map(|n| escape::text(n)).collect(),
         chain_length: leaf.chain_length(),
         self_signed: f.self_signed,
+        problems: Vec::new(),
     })
 }
 

@@ -4,6 +4,8 @@
 //! from facts to a verdict code, an explanation and a next step; `rollup` counts verdicts per
 //! server.
 
+pub(crate) mod cert_words;
+pub mod certificate;
 pub(crate) mod clock;
 pub mod facts;
 pub(crate) mod hello;

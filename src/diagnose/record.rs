@@ -58,7 +58,12 @@ pub fn connection(f: Facts, j: Judgement, side: Side, measured_from: Side) -> Co
         alpn: hello.as_ref().and_then(|c| c.alpn.first().cloned()),
         ja4: hello.as_ref().and_then(|c| c.ja4.clone()),
         clienthello: hello,
-        certificate: f.certificate,
+        certificate: f.certificate.map(|mut c| {
+            c.problems = f.cert_problems.iter().map(|p| p.code().into()).collect();
+            c
+        }),
+        decrypted: false,
+        client_certificate: None,
         alert: f.alert.map(|a| AlertOut {
             sender: if a.from_server { "server" } else { "client" }.into(),
             level: a.level,

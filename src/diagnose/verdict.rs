@@ -6,6 +6,7 @@
 //! Rules are checked in a fixed order (path errors, TCP setup, TLS answers, silence), and the
 //! first that matches decides. The code never depends on the capture point; the wording does.
 
+use super::cert_words::{problems_clause, remedies};
 use super::clock::Ev;
 use super::facts::{endpoint_text, Facts, SmallSegmentsOnly, KNOWN_TIMEOUTS};
 pub use crate::model::{Side, VerdictCode};
@@ -199,16 +200,26 @@ fn alert_ended(f: &Facts, ch: Ev) -> Option<Judgement> {
              configuration and its logs.",
         ));
     }
-    Some(j(
-        VerdictCode::ClientAlert,
-        format!(
-            "the client rejected the server's response with {what} ({})",
-            a.at
-        ),
+    let mut explanation = format!(
+        "the client rejected the server's response with {what} ({})",
+        a.at
+    );
+    let cert = f.certificate.as_ref();
+    if let Some(problems) = problems_clause(&f.cert_problems, cert) {
+        explanation.push_str(": ");
+        explanation.push_str(&problems);
+    }
+    let next = remedies(&f.cert_problems, cert).unwrap_or_else(|| {
         "The client does not accept the backend's certificate or parameters: check the \
          client's truststore against the backend's certificate chain (issuer, expiry, \
-         hostname).",
-    ))
+         hostname)."
+            .into()
+    });
+    Some(Judgement {
+        code: VerdictCode::ClientAlert,
+        explanation,
+        next_step: next,
+    })
 }
 
 /// TLS 1.3: the server answered the client's Finished with an alert and closed: it rejected
@@ -249,6 +260,13 @@ fn completed(f: &Facts) -> Option<Judgement> {
     let done = f.handshake_done?;
     let v = f.tls_version.as_deref().unwrap_or("TLS");
     let mut explanation = format!("the {v} handshake completed: both sides encrypted by {done}");
+    if let Some(problems) = problems_clause(&f.cert_problems, f.certificate.as_ref()) {
+        explanation.push_str(
+            "; the client accepted a certificate with problems (it does not verify \
+             certificates, or trusts this one explicitly): ",
+        );
+        explanation.push_str(&problems);
+    }
     let Some(delay) = f
         .server_hello_delay_s()
         .filter(|d| *d > SLOW_SERVER_HELLO_S)
@@ -725,6 +743,79 @@ mod tests {
         let j = judge(&f);
         assert_eq!(j.code, VerdictCode::ServerAlert);
         assert!(j.explanation.contains("protocol_version"));
+    }
+
+    /// A handshake whose server certificate expired on 2024-01-01 and does not cover the SNI.
+    fn with_bad_certificate(mut f: Facts) -> Facts {
+        use crate::diagnose::certificate::CertProblem;
+        f.certificate = Some(crate::model::CertInfo {
+            subject: "CN=api.example.test".into(),
+            issuer: "CN=Lab CA".into(),
+            ..Default::default()
+        });
+        f.cert_problems = vec![
+            CertProblem::Expired {
+                not_after: 1_704_067_200,
+                capture: 1_795_305_600,
+            },
+            CertProblem::NameMismatch {
+                sni: "api.example.com".into(),
+                covers: vec!["*.example.test".into()],
+            },
+        ];
+        f
+    }
+
+    fn alert_from(from_server: bool) -> Option<AlertFact> {
+        Some(AlertFact {
+            decisive: true,
+            from_server,
+            description: Some("bad_certificate".into()),
+            fatal: true,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_client_alert_names_the_certificate_problems_and_what_to_do() {
+        let mut f = with_bad_certificate(with_hello(1, true));
+        f.alert = alert_from(false);
+        let j = judge(&f);
+        assert_eq!(j.code, VerdictCode::ClientAlert);
+        assert!(
+            j.explanation.ends_with(
+                "alert (frame 0 at 0.000 s): the backend's certificate \
+                 (CN=api.example.test) expired on 2024-01-01, 2 years before this capture; \
+                 the certificate covers *.example.test, not the SNI api.example.com"
+            ),
+            "{}",
+            j.explanation
+        );
+        assert!(j.next_step.starts_with("Renew the backend's certificate"));
+        assert!(j.next_step.contains("covers api.example.com"));
+        assert!(!j.next_step.contains("truststore"));
+    }
+
+    #[test]
+    fn certificate_problems_change_only_client_alerts_and_completed_handshakes() {
+        let mut plain = with_hello(1, true);
+        plain.alert = alert_from(true);
+        let bad = with_bad_certificate(plain.clone());
+        assert_eq!(judge(&bad), judge(&plain));
+        let mut ok = completed_after(0.1);
+        ok.certificate = bad.certificate.clone();
+        let before = judge(&ok);
+        ok.cert_problems = bad.cert_problems.clone();
+        let after = judge(&ok);
+        assert_eq!(
+            (after.code, &after.next_step),
+            (before.code, &before.next_step)
+        );
+        assert!(after.explanation.starts_with(&before.explanation));
+        assert!(after
+            .explanation
+            .contains("accepted a certificate with problems"));
+        assert!(after.explanation.contains("expired on 2024-01-01"));
     }
 
     #[test]

@@ -392,6 +392,13 @@ fn problem_section(verdict: &str, server: &str, g: &Group, w: &mut dyn Write) ->
         ex.stream,
         cell(&ex.explanation)
     )?;
+    let lines = super::tls_lines::tls_lines(ex);
+    for (label, line) in &lines {
+        writeln!(w, "- **{label}:** {}", cell(line))?;
+    }
+    if !lines.is_empty() {
+        writeln!(w)?;
+    }
     writeln!(
         w,
         "**Next step ({} side):** {}\n",

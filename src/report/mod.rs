@@ -7,6 +7,7 @@ pub mod compare;
 pub mod json;
 pub mod markdown;
 pub mod text;
+mod tls_lines;
 mod words;
 
 pub(crate) use words::{alert_words, empty_words};

@@ -43,6 +43,17 @@ fn verdict_colour(c: &Connection) -> &'static str {
     }
 }
 
+/// A certificate problem's code in the evidence column's words ("name mismatch").
+fn problem_short(code: &str) -> &str {
+    match code {
+        "not_yet_valid" => "not yet valid",
+        "name_mismatch" => "name mismatch",
+        "self_signed" => "self-signed",
+        "incomplete_chain" => "chain incomplete",
+        other => other,
+    }
+}
+
 /// Short evidence for the table's last column.
 pub(crate) fn key_evidence(c: &Connection) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -70,6 +81,10 @@ pub(crate) fn key_evidence(c: &Connection) -> String {
             a.sender,
             a.description.as_deref().unwrap_or("(encrypted)")
         ));
+    }
+    if let Some(cert) = c.certificate.as_ref().filter(|c| !c.problems.is_empty()) {
+        let short: Vec<&str> = cert.problems.iter().map(|p| problem_short(p)).collect();
+        parts.push(format!("cert {}", short.join(", ")));
     }
     if let Some(i) = &c.icmp {
         parts.push(format!("ICMP {}", i.description));
@@ -382,6 +397,9 @@ impl Explanations {
             c.stream
         )?;
         prose(w, "    ", &c.explanation, o.width)?;
+        for (label, line) in super::tls_lines::tls_lines(c) {
+            prose(w, &format!("    {label}: "), &line, o.width)?;
+        }
         prose(w, "    Next: ", &c.next_step, o.width)?;
         if !c.uncertain.is_empty() {
             prose(w, "    Uncertain: ", &c.uncertain.join("; "), o.width)?;

@@ -25,8 +25,14 @@ pub struct LeafFacts {
     pub issuer: String,
     pub not_before: i64,
     pub not_after: i64,
+    /// The subject's first common name, when it has one (names are matched against it only
+    /// when there is no DNS name).
+    pub common_name: Option<String>,
     /// Subject alternative DNS names (at most [`MAX_DNS_NAMES`]).
     pub dns_names: Vec<String>,
+    /// Self-issued (subject == issuer) and, when both key identifiers are present, signed by
+    /// its own key (authority key id == subject key id). The signature itself is not
+    /// verified: that needs a crypto backend this crate does not carry.
     pub self_signed: bool,
 }
 
@@ -151,14 +157,42 @@ fn parse_leaf(der: &[u8]) -> Option<LeafFacts> {
             }
         }
     }
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    let self_signed = cert.subject() == cert.issuer() && own_key_signed(&cert);
     Some(LeafFacts {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
+        common_name,
         dns_names,
-        self_signed: cert.subject() == cert.issuer(),
+        self_signed,
     })
+}
+
+/// Whether the authority key id names the certificate's own key (true when either id is
+/// absent: then nothing says otherwise).
+fn own_key_signed(cert: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+    use x509_parser::extensions::ParsedExtension;
+    let (mut ski, mut aki) = (None, None);
+    for e in cert.extensions() {
+        match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0),
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                aki = a.key_identifier.as_ref().map(|k| k.0)
+            }
+            _ => {}
+        }
+    }
+    match (ski, aki) {
+        (Some(s), Some(a)) => s == a,
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +203,33 @@ mod tests {
     fn a_message_that_is_not_a_certificate_has_no_leaf() {
         assert!(leaf_certificate(&[11, 0, 0, 0]).is_none());
         assert!(leaf_certificate(&[2, 0, 0, 2, 3, 3]).is_none());
+    }
+
+    /// Made by tests/certificates/make.py.
+    const EXPIRED_LEAF: &[u8] = include_bytes!("../../tests/certificates/expired_leaf.der");
+    const INTERMEDIATE: &[u8] = include_bytes!("../../tests/certificates/intermediate.der");
+    const SELF_ISSUED: &[u8] = include_bytes!("../../tests/certificates/self_issued_other_key.der");
+
+    #[test]
+    fn a_leaf_gives_its_names_dates_and_common_name() {
+        let f = parse_leaf(EXPIRED_LEAF).expect("parses");
+        assert_eq!(f.subject, "O=Lab, CN=api.example.test");
+        assert_eq!(f.issuer, "CN=Lab Intermediate");
+        assert_eq!(f.common_name.as_deref(), Some("api.example.test"));
+        assert_eq!(f.dns_names, ["*.example.test"]);
+        // 2023-01-01 and 2024-01-01.
+        assert_eq!((f.not_before, f.not_after), (1_672_531_200, 1_704_067_200));
+        assert!(!f.self_signed);
+    }
+
+    #[test]
+    fn self_issued_is_self_signed_only_when_the_key_ids_agree() {
+        // Subject and issuer differ.
+        assert!(!parse_leaf(INTERMEDIATE).expect("parses").self_signed);
+        // Subject == issuer, but the authority key id names another key.
+        let f = parse_leaf(SELF_ISSUED).expect("parses");
+        assert_eq!(f.subject, f.issuer);
+        assert!(!f.self_signed);
     }
 
     #[test]
