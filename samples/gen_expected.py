@@ -100,6 +100,7 @@ INTENT = {
     "tls12_expired.pcap": ("client", ["client_alert"]),
     "tls12_wrong_name.pcap": ("client", ["client_alert"]),
     "leaf_only.pcap": ("client", ["client_alert"]),
+    "leaf_only_tls13.pcap": ("client", ["client_alert"]),
     "tls12_ok_keys.pcap": ("client", ["tls_ok"]),
     "mixed.pcap": ("client", Counter({
         "tls_ok": 5, "client_alert": 2, "tls_no_server_response": 2, "server_reset": 1,

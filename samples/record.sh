@@ -605,6 +605,14 @@ leaf_only() {
         -CAfile "$T/pki/labca.crt" -verify_return_error -verify_hostname backend.test
     stopcaps
 }
+# The same in TLS 1.3: the leaf travels encrypted, OpenSSL's client alert in clear
+leaf_only_tls13() {
+    log "leaf_only_tls13 (s_server :4443 sends its leaf only; s_client -tls1_3 trusts the root only)"
+    cap leaf_only_tls13.pcap td-cli c0 "tcp port 4443"
+    try s13 -connect 10.99.2.2:4443 -keylogfile "$(keylog leaf_only_tls13)" \
+        -CAfile "$T/pki/labca.crt" -verify_return_error -verify_hostname backend.test
+    stopcaps
+}
 # A healthy TLS 1.2 AES-GCM connection ending with the client's close_notify, with its key log
 tls12_ok_keys() {
     log "tls12_ok_keys (curl -k --tls-max 1.2 with SSLKEYLOGFILE -> nginx :443)"
@@ -742,7 +750,7 @@ ALL=(tls13_ok tls12_ok tls13_ok_ipv6 silent_backend clienthello_dropped mtu_blac
      port_closed_sll tls12_ok_vlan server_alert_pcapng tls13_ok_nano tls13_ok_snap96
      midstream port_reuse mixed healthy syn_blocked reset_injected hello_retry
      server_closed_on_accept slow_backend tls13_mtls tls13_client_rejects tls12_cert_rejects
-     leaf_only tls12_ok_keys nat)
+     leaf_only leaf_only_tls13 tls12_ok_keys nat)
 
 certs
 topology
