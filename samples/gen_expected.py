@@ -8,10 +8,18 @@ verdict for every connection from the tshark facts (the signatures in DOMAIN.md)
 the script fails if the two disagree, so a recording that did not produce the intended
 shape is caught here instead of being written down as truth.
 
-Usage: python3 gen_expected.py [SAMPLES_DIR]     (needs tshark >= 4.0; stdlib only)
+A capture with a key log beside it (`NAME.keys` for `NAME.pcap`) or a pcapng holding a
+Decryption Secrets Block is read twice: without secrets for the facts and the verdict above
+(a DSB is removed first with `editcap --discard-all-secrets`), and with them
+(`-o tls.keylog_file:`) for what only decryption shows; those facts go to the file's
+`with_keys` list, one entry per stream. Certificates are read from their DER with openssl.
+
+Usage: python3 gen_expected.py [SAMPLES_DIR]     (needs tshark >= 4.0, openssl; stdlib only)
 """
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +87,21 @@ INTENT = {
     "server_closed_on_accept.pcap": ("client", ["server_closed"]),
     # a proxy held the server's first bytes back 7 s
     "slow_backend.pcap": ("client", ["tls_ok"]),
+    # mutual TLS in TLS 1.3: after the client's Finished (and, from curl, its request) the
+    # server sends one 19-byte encrypted record (the alert) and closes
+    "tls13_mtls_no_client_cert.pcap": ("client", ["server_alert"]),
+    "tls13_mtls_no_client_cert.dsb.pcapng": ("client", ["server_alert"]),
+    "tls13_mtls_untrusted_client_cert.pcap": ("client", ["server_alert"]),
+    # gnutls-cli encrypts its TLS 1.3 alert: one 19-byte record where its Finished would be
+    "tls13_client_rejects_name.pcap": ("client", ["client_alert"]),
+    "tls13_client_rejects_expired.pcap": ("client", ["client_alert"]),
+    # OpenSSL's client sends this TLS 1.3 alert in clear
+    "tls13_client_rejects_name_openssl.pcap": ("client", ["client_alert"]),
+    "tls12_expired.pcap": ("client", ["client_alert"]),
+    "tls12_wrong_name.pcap": ("client", ["client_alert"]),
+    "leaf_only.pcap": ("client", ["client_alert"]),
+    "leaf_only_tls13.pcap": ("client", ["client_alert"]),
+    "tls12_ok_keys.pcap": ("client", ["tls_ok"]),
     "mixed.pcap": ("client", Counter({
         "tls_ok": 5, "client_alert": 2, "tls_no_server_response": 2, "server_reset": 1,
         "server_closed": 1, "tcp_no_synack": 1, "tcp_refused": 1, "icmp_unreachable": 2,
@@ -86,7 +109,7 @@ INTENT = {
 }
 
 # TLS on ports tshark would not try on its own (8080 stays HTTP on purpose)
-TLS_PORTS = [4431, 4432, 4433, 4434, 4435, 8443, 8444, 8445, 9001, 9002, 9003, 9004, 9005,
+TLS_PORTS = [4431, 4432, 4433, 4434, 4435, 4440, 4441, 4442, 4443, 8443, 8444, 8445, 9001, 9002, 9003, 9004, 9005,
              9009, 9010]
 
 ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
@@ -107,7 +130,7 @@ FIELDS = ["frame.number", "frame.protocols", "ip.src", "ip.dst", "ipv6.src", "ip
           "tcp.analysis.retransmission", "tls.record.content_type", "tls.handshake.type",
           "tls.handshake.version", "tls.handshake.extensions.supported_version",
           "tls.handshake.extensions_server_name", "tls.alert_message.desc",
-          "icmp.type", "icmpv6.type"]
+          "icmp.type", "icmpv6.type", "tls.record.length", "tls.record.opaque_type"]
 SEP = "\x1f"
 M32 = 1 << 32
 
@@ -118,22 +141,25 @@ def sdiff(a, b):
     return d - M32 if d >= M32 // 2 else d
 
 
-def tshark_rows(path):
+def tshark_rows(path, fields=FIELDS, keylog=None):
     cfg = tempfile.mkdtemp()
     cmd = ["tshark", "-r", path, "-n", "-2", "-o", "tcp.desegment_tcp_streams:TRUE",
            "-o", "tcp.analyze_sequence_numbers:TRUE", "-o", "tcp.check_checksum:FALSE"]
+    if keylog:
+        cmd += ["-o", "tls.keylog_file:" + keylog]
     for p in TLS_PORTS:
         cmd += ["-d", "tcp.port==%d,tls" % p]
     cmd += ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + SEP]
-    for f in FIELDS:
+    for f in fields:
         cmd += ["-e", f]
     env = dict(os.environ, WIRESHARK_CONFIG_DIR=cfg)
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    shutil.rmtree(cfg, ignore_errors=True)
     rows = []
     for line in r.stdout.splitlines():
         v = line.split("\t")
-        v += [""] * (len(FIELDS) - len(v))
-        rows.append({k: (v[i].split(SEP) if v[i] else []) for i, k in enumerate(FIELDS)})
+        v += [""] * (len(fields) - len(v))
+        rows.append({k: (v[i].split(SEP) if v[i] else []) for i, k in enumerate(fields)})
     return rows, r.returncode, r.stderr.strip()
 
 
@@ -185,6 +211,10 @@ def connections(rows):
             "supver": ints(r, "tls.handshake.extensions.supported_version", 0),
             "sni": r["tls.handshake.extensions_server_name"],
             "alerts": ints(r, "tls.alert_message.desc"),
+            "rlens": ints(r, "tls.record.length"),
+            # records tshark could not decrypt carry an opaque type and no content type;
+            # in TLS 1.3 they follow the clear ones (ServerHello, ChangeCipherSpec)
+            "otypes": ints(r, "tls.record.opaque_type"),
         })
     return [conns[k] for k in sorted(conns)]
 
@@ -301,6 +331,7 @@ def facts(c):
         for _ in range(max(0, n_enc)):
             alerts.append({"sender": side, "encrypted": True, "frame": p["frame"]})
     f["alerts"] = alerts
+    f["enc_alert"] = encrypted_alert(P, cli, f["tls_version"])
     # the client's payload after the ClientHello (handshake went on)
     f["client_more"] = bool(chs) and any(sdiff(p["seq"], f["ch"]["end"]) >= 0 for p in cpay)
     f["client_first_bytes"] = cpay[0]["payload"][:8] if cpay else b""
@@ -320,6 +351,32 @@ def facts(c):
         isn1 = (syn[0]["seq"] + 1) % M32
         f["client_seq_jump"] = any(p["flags"] & (FIN | RST) and sdiff(p["seq"], isn1) > 0 for p in C)
     return f
+
+
+def encrypted_alert(P, cli, version):
+    """TLS 1.3 without keys: the side that sent an alert-sized encrypted record (19 bytes:
+    2 of alert, the inner type, a 16-byte tag) where DOMAIN.md's signatures put one, else None.
+    client: its first encrypted record is that size (a Finished is at least 53 bytes);
+    server: its only record after the client's Finished, followed by its close."""
+    if version != "TLSv1.3":
+        return None
+    recs = []
+    for p in P:
+        types = p["ctypes"] + p["otypes"]
+        if len(types) != len(p["rlens"]):
+            return None
+        recs += [(p["frame"], p["src"] == cli, t, n) for t, n in zip(types, p["rlens"]) if t == 23]
+    mine = [r for r in recs if r[1]]
+    if not mine:
+        return None
+    if mine[0][3] == 19:
+        return "client"
+    fin = mine[0][0]
+    after = [r for r in recs if not r[1] and r[0] > fin]
+    sclose = any(p["flags"] & (FIN | RST) for p in P if p["src"] != cli)
+    if len(after) == 1 and after[0][3] == 19 and sclose:
+        return "server"
+    return None
 
 
 def oracle(f, vantage):
@@ -343,6 +400,8 @@ def oracle(f, vantage):
         return "server_alert"
     if any(a["sender"] == "client" for a in clear):
         return "client_alert"
+    if f["enc_alert"]:
+        return f["enc_alert"] + "_alert"
     if f["server_gap"] or f["server_unacked_rtx"]:
         return "server_response_lost"
     if f["sh_frame"] and f["client_more"]:
@@ -384,9 +443,13 @@ def expected_conn(f, verdict):
     for k in ("client_fin", "client_rst", "server_fin", "server_rst"):
         e[k] = f[k]
     clear = [a for a in f["alerts"] if not a["encrypted"]]
-    if verdict in ("server_alert", "client_alert"):
-        a = next(a for a in clear if a["sender"] == verdict.split("_")[0])
+    side = verdict.split("_")[0]
+    if verdict in ("server_alert", "client_alert") and any(a["sender"] == side for a in clear):
+        a = next(a for a in clear if a["sender"] == side)
         e["alert"] = {k: a[k] for k in ("sender", "description", "encrypted")}
+    elif verdict in ("server_alert", "client_alert"):
+        # inferred from an alert-sized encrypted record: what it says needs the keys
+        e["alert"] = {"sender": side, "description": None, "encrypted": True, "inferred": True}
     elif not f["alerts"] and verdict not in ("tls_ok", "incomplete"):
         e["alert"] = None
     # tls_ok / incomplete: the close_notify at the end is encrypted (a type-21 record after
@@ -396,6 +459,107 @@ def expected_conn(f, verdict):
     if f["tls_version"]:
         e["tls_version"] = f["tls_version"]
     return e
+
+
+KEY_FIELDS = ["frame.number", "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport",
+              "tls.record.content_type", "tls.alert_message.desc", "tls.handshake.type",
+              "tls.handshake.certificate"]
+
+
+def pcapng_blocks(data):
+    """(type, bytes) of each block of a one-section pcapng, or [] for anything else"""
+    if data[:4] != b"\x0a\x0d\x0d\x0a":
+        return []
+    order = "little" if data[8:12] == b"\x4d\x3c\x2b\x1a" else "big"
+    off, out = 0, []
+    while off + 12 <= len(data):
+        blen = int.from_bytes(data[off + 4:off + 8], order)
+        if blen < 12:
+            break
+        out.append((int.from_bytes(data[off:off + 4], order), data[off:off + blen]))
+        off += blen
+    return out
+
+
+def has_dsb(path):
+    """True when a pcapng holds a Decryption Secrets Block (type 0x0000000A)"""
+    with open(path, "rb") as fh:
+        return any(t == 0x0A for t, _ in pcapng_blocks(fh.read()))
+
+
+def without_secrets(path):
+    """a temporary copy of a pcapng with its DSBs left out (the caller deletes it); editcap
+    4.0 refuses to rewrite a file holding a DSB, even with --discard-all-secrets"""
+    with open(path, "rb") as fh:
+        blocks = pcapng_blocks(fh.read())
+    fd, tmp = tempfile.mkstemp(suffix=".pcapng")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(b"".join(b for t, b in blocks if t != 0x0A))
+    return tmp
+
+
+def x509(der_hex):
+    """subject, issuer, validity (UTC, ISO 8601) and SAN DNS names of one DER certificate"""
+    from datetime import datetime
+    der = bytes.fromhex(der_hex.replace(":", ""))
+    r = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject", "-issuer",
+                        "-startdate", "-enddate", "-nameopt", "RFC2253", "-ext",
+                        "subjectAltName"], input=der, capture_output=True, check=True)
+    out = {}
+    for line in r.stdout.decode().splitlines():
+        k, _, v = line.strip().partition("=")
+        out[k] = v
+    iso = lambda t: datetime.strptime(" ".join(t.split()), "%b %d %H:%M:%S %Y GMT").strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    sans = re.findall(r"DNS:([^,\s]+)", r.stdout.decode())
+    return {"certificate_subject": out["subject"], "certificate_issuer": out["issuer"],
+            "not_before": iso(out["notBefore"]), "not_after": iso(out["notAfter"]),
+            "certificate_dns_names": sans}
+
+
+def keyed_facts(path, keylog, fs, plain_rows):
+    """per stream, what tshark shows with the secrets: alerts named, certificates (the
+    server's leaf, with TLS 1.3 too), whether a client certificate was asked for and sent"""
+    rows, _, _ = tshark_rows(path, KEY_FIELDS, keylog)
+    plain = Counter()
+    for r in plain_rows:
+        if r["tcp.stream"] and not r["icmp.type"] and not r["icmpv6.type"]:
+            plain[int(r["tcp.stream"][0])] += len(r["tls.handshake.type"]) + len(r["tls.alert_message.desc"])
+    out = []
+    for f in fs:
+        rs = [r for r in rows if r["tcp.stream"] and int(r["tcp.stream"][0]) == f["stream"]]
+        seen, alerts, certs = 0, [], {"client": None, "server": None}
+        hs = {"client": set(), "server": set()}
+        for r in rs:
+            src = (first(r, "ip.src") or first(r, "ipv6.src"), first(r, "tcp.srcport", int))
+            side = "client" if src == f["client"] else "server"
+            types = ints(r, "tls.handshake.type")
+            descs = ints(r, "tls.alert_message.desc")
+            seen += len(types) + len(descs)
+            hs[side].update(types)
+            frame = int(r["frame.number"][0])
+            for d in descs:
+                name = ALERTS.get(d, str(d))
+                clear = any(a["frame"] == frame and not a["encrypted"] and a["description"] == name
+                            for a in f["alerts"])
+                alerts.append({"sender": side, "frame": frame, "description": name,
+                               "encrypted": not clear})
+            if 11 in types and certs[side] is None:
+                certs[side] = r["tls.handshake.certificate"]
+        decrypted = seen > plain[f["stream"]]
+        e = {"stream": f["stream"], "decrypted": decrypted, "alerts": alerts}
+        known = decrypted or f["tls_version"] == "TLSv1.2"
+        if certs["server"]:
+            e["server_certificate_count"] = len(certs["server"])
+            e.update(x509(certs["server"][0]))
+        e["client_certificate_requested"] = (13 in hs["server"]) if known else None
+        e["client_certificate_sent"] = bool(certs["client"]) if known else None
+        if certs["client"]:
+            c = x509(certs["client"][0])
+            e["client_certificate_subject"] = c["certificate_subject"]
+            e["client_certificate_issuer"] = c["certificate_issuer"]
+        out.append(e)
+    return out
 
 
 def main():
@@ -409,7 +573,13 @@ def main():
             bad.append("%s: missing" % name)
             continue
         want_vantage, want = INTENT[name]
-        rows, rc, err = tshark_rows(path)
+        keys = path[:-len(".pcap")] + ".keys" if path.endswith(".pcap") else None
+        keys = keys if keys and os.path.exists(keys) else None
+        dsb = has_dsb(path)
+        plain = without_secrets(path) if dsb else path
+        rows, rc, err = tshark_rows(plain)
+        if dsb:
+            os.unlink(plain)
         fs = [facts(c) for c in connections(rows)]
         got = [oracle(f, want_vantage) for f in fs]
         vantage = capture_vantage(fs)
@@ -422,6 +592,17 @@ def main():
             bad.append("%s: tshark exit %d: %s" % (name, rc, err))
         entry = {"args": [], "vantage": vantage, "connection_count": len(fs),
                  "connections": [expected_conn(f, v) for f, v in zip(fs, got)]}
+        if keys or dsb:
+            entry["keylog"] = os.path.basename(keys) if keys else "pcapng Decryption Secrets Block"
+            entry["with_keys"] = keyed_facts(path, keys, fs, rows)
+        if dsb:
+            # the DSB is read without being asked: the report names the decrypted alert
+            for c, k in zip(entry["connections"], entry["with_keys"]):
+                a = c.get("alert")
+                named = [x for x in k["alerts"] if a and x["sender"] == a["sender"]]
+                if a and a.get("inferred") and named:
+                    c["alert"] = {"sender": a["sender"], "description": named[0]["description"],
+                                  "encrypted": True, "inferred": False, "decrypted": True}
         out["files"][name] = entry
         print("%-40s %-7s %2d conn  %s" % (name, vantage, len(fs), " ".join(got)))
     with open(os.path.join(d, "expected.json"), "w") as fh:

@@ -25,6 +25,10 @@
 #   9001/8445 lab.py silent   9002 lab.py reset   9003 lab.py close   9005 lab.py reuse-server
 #   udp/53 lab.py udp   4435 s_server TLS 1.3, P-256 only (HelloRetryRequest)
 #   9009 lab.py close-on-accept   9010 lab.py delay-proxy (7 s) -> 127.0.0.1:4436 s_server
+#   4440 s_server TLS 1.3, client certificate required (-Verify 1, trusts the lab client CA only)
+#   4441 s_server TLS 1.2+1.3, certificate for other.test / *.other.test (lab test CA)
+#   4442 s_server TLS 1.2+1.3, certificate for backend.test that expired 2024-01-01 (lab test CA)
+#   4443 s_server TLS 1.2+1.3, sends only its leaf (lab test CA -> intermediate -> leaf)
 # Router rules: 8443 SYN dropped; 8444 SYN rejected with ICMP admin-prohibited (v4 and v6);
 # ICMP frag-needed from the router itself dropped (path-MTU black hole while r0 MTU is 1280).
 # Only while their scenario records: 9007 SYN dropped (syn_blocked); 9008 ClientHello with
@@ -33,13 +37,16 @@
 # Every capture is written to a temp dir, then moved into samples/, then expected.json is
 # regenerated from the packets by gen_expected.py (which fails if a recording did not
 # produce the intended shape) and checked again with display filters by crosscheck.py.
-# Needs: tcpdump tshark (dumpcap)
-# openssl curl nginx python3 iproute2 iptables ethtool netcat-openbsd zstd gzip.
+# Scenarios for certificates and mutual TLS also keep the key log their client wrote
+# (openssl s_client -keylogfile, SSLKEYLOGFILE for curl and gnutls-cli) as NAME.keys beside
+# the capture: test secrets of throwaway lab certificates made fresh on every run.
+# Needs: tcpdump tshark (dumpcap editcap)
+# openssl curl nginx python3 iproute2 iptables ethtool netcat-openbsd zstd gzip gnutls-cli.
 set -euo pipefail
 
 [ "$(id -u)" = 0 ] || { echo "run as root: sudo bash $0" >&2; exit 1; }
-for t in tcpdump tshark dumpcap openssl curl nginx ip iptables ip6tables ethtool nc zstd gzip /usr/bin/python3; do
-    command -v "$t" >/dev/null || { echo "missing tool: $t (apt-get install -y tcpdump tshark openssl curl nginx iproute2 iptables ethtool netcat-openbsd zstd python3)" >&2; exit 1; }
+for t in tcpdump tshark dumpcap editcap openssl curl nginx ip iptables ip6tables ethtool nc zstd gzip gnutls-cli /usr/bin/python3; do
+    command -v "$t" >/dev/null || { echo "missing tool: $t (apt-get install -y tcpdump tshark openssl curl nginx iproute2 iptables ethtool netcat-openbsd zstd python3 gnutls-bin)" >&2; exit 1; }
 done
 for n in td-cli td-rtr td-srv; do
     ip netns list | grep -qw "$n" && { echo "namespace $n already exists; delete it first (ip netns del $n)" >&2; exit 1; }
@@ -101,7 +108,7 @@ stopcaps() {
 
 CURL=(curl -s -o /dev/null --resolve backend.test:443:10.99.2.2)
 url() { echo "https://backend.test:$1/"; }   # --resolve for every port is added below
-for p in 81 4431 4432 4433 4434 8080 8443 8444 9001 9002 9003 9004 9007 9009 9010; do
+for p in 81 4431 4432 4433 4434 4440 8080 8443 8444 9001 9002 9003 9004 9007 9009 9010; do
     CURL+=(--resolve "backend.test:$p:10.99.2.2")
 done
 
@@ -129,6 +136,51 @@ certs() {
     openssl x509 -req -in "$d/big.csr" -CA "$d/int.crt" -CAkey "$d/int.key" -CAcreateserial \
         -days 3650 -extfile "$d/big.ext" -out "$d/big.crt" 2>/dev/null
     cat "$d/int.crt" "$d/root.crt" >"$d/chain.crt"
+    certs_lab
+}
+# ec CN EXT OUT [ISSUER]: a P-256 key and certificate for /CN=CN with extensions EXT (one per
+# line), signed by ISSUER (a name in $d with .crt and .key), self-signed without one
+ec() {
+    local d=$T/pki cn=$1 ext=$2 out=$3 issuer=${4:-}
+    printf '%b\n' "$ext" >"$d/$out.ext"
+    if [ -z "$issuer" ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+            -keyout "$d/$out.key" -out "$d/$out.crt" -subj "/CN=$cn" -extensions v3 \
+            -config <(printf '[req]\ndistinguished_name=dn\n[dn]\n[v3]\n'; cat "$d/$out.ext") 2>/dev/null
+        return
+    fi
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/$out.key" \
+        -out "$d/$out.csr" -subj "/CN=$cn" 2>/dev/null
+    openssl x509 -req -in "$d/$out.csr" -CA "$d/$issuer.crt" -CAkey "$d/$issuer.key" \
+        -CAcreateserial -days 3650 -extfile "$d/$out.ext" -out "$d/$out.crt" 2>/dev/null
+}
+# Small P-256 PKI for the certificate and mutual-TLS scenarios: a test CA the clients trust,
+# an intermediate under it, leaves for a wrong name, an expired one and a leaf-only chain; a
+# client CA the mTLS server trusts and a rogue CA it does not, each with a client certificate.
+certs_lab() {
+    local d=$T/pki
+    local ca='basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign'
+    local srv='basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth'
+    local cl='basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth'
+    ec "tlsdiag lab test CA" "$ca" labca
+    ec "tlsdiag lab test intermediate CA" "$ca" labint labca
+    ec "other.test" "$srv\nsubjectAltName=DNS:other.test,DNS:*.other.test" wrongname labca
+    ec "backend.test" "$srv\nsubjectAltName=DNS:backend.test" leafonly labint
+    ec "tlsdiag lab client CA" "$ca" clientca
+    ec "tlsdiag lab rogue CA" "$ca" rogueca
+    ec "gateway.test" "$cl" rogueclient rogueca
+    # expired: valid 2023-01-01 to 2024-01-01 (openssl x509 in OpenSSL 3.0 takes no dates)
+    mkdir -p "$d/db"; : >"$d/db/index.txt"
+    printf '[ca]\ndefault_ca=lab\n[lab]\ndatabase=%s\nnew_certs_dir=%s\nserial=%s\n' \
+        "$d/db/index.txt" "$d/db" "$d/db/serial" >"$d/ca.cnf"
+    printf 'default_md=sha256\npolicy=any\nunique_subject=no\nx509_extensions=ext\n' >>"$d/ca.cnf"
+    printf '[any]\ncommonName=supplied\n[ext]\n%b\nsubjectAltName=DNS:backend.test\n' "$srv" >>"$d/ca.cnf"
+    echo 1000 >"$d/db/serial"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/expired.key" \
+        -out "$d/expired.csr" -subj "/CN=backend.test" 2>/dev/null
+    openssl ca -batch -notext -config "$d/ca.cnf" -cert "$d/labca.crt" -keyfile "$d/labca.key" \
+        -in "$d/expired.csr" -out "$d/expired.crt" -startdate 20230101000000Z \
+        -enddate 20240101000000Z 2>/dev/null
 }
 
 # ---------------------------------------------------------------- topology
@@ -227,6 +279,16 @@ EOF
     bg td-srv openssl s_server -accept 4435 -cert "$d/ec.crt" -key "$d/ec.key" -tls1_3 \
         -groups P-256 -www -quiet
     bg td-srv openssl s_server -accept 127.0.0.1:4436 -cert "$d/ec.crt" -key "$d/ec.key" -www -quiet
+    # no CA file or store: s_server must not complete a chain from one (4443 sends its leaf only)
+    local nostore=(-no-CAfile -no-CApath -no-CAstore)
+    bg td-srv openssl s_server -accept 4440 -cert "$d/ec.crt" -key "$d/ec.key" -tls1_3 \
+        -Verify 1 -verify_return_error -CAfile "$d/clientca.crt" -www -quiet
+    bg td-srv openssl s_server -accept 4441 -cert "$d/wrongname.crt" -key "$d/wrongname.key" \
+        "${nostore[@]}" -www -quiet
+    bg td-srv openssl s_server -accept 4442 -cert "$d/expired.crt" -key "$d/expired.key" \
+        "${nostore[@]}" -www -quiet
+    bg td-srv openssl s_server -accept 4443 -cert "$d/leafonly.crt" -key "$d/leafonly.key" \
+        "${nostore[@]}" -www -quiet
     bg td-srv $LAB close-on-accept 9009
     bg td-srv $LAB delay-proxy 9010 4436 7
     bg td-srv $LAB silent 9001
@@ -237,7 +299,7 @@ EOF
     bg td-srv $LAB udp 53
     # wait until every TCP port listens
     local p
-    for p in 443 4431 4432 4433 4434 4435 4436 8080 9001 9002 9003 9004 9005 9006 9007 9008 9009 9010 8445; do
+    for p in 443 4431 4432 4433 4434 4435 4436 4440 4441 4442 4443 8080 9001 9002 9003 9004 9005 9006 9007 9008 9009 9010 8445; do
         for _ in $(seq 50); do
             srv ss -Hltn "sport = :$p" | grep -q LISTEN && break
             sleep 0.1
@@ -473,6 +535,92 @@ reset_injected() {
     rtr iptables ${RESET_RULE/-A /-D }
 }
 
+# ---- certificates and mutual TLS, each with the key log its client wrote (NAME.keys)
+# keylog NAME: the path of NAME's key log in the output dir, removed first (clients append)
+keylog() { rm -f "$T/out/$1.keys"; echo "$T/out/$1.keys"; }
+# s13 / s12 ARGS...: openssl s_client to 10.99.2.2 with SNI backend.test, TLS 1.3 / TLS 1.2
+# with an AES-GCM suite, 5 s at most; stdin stays open 1 s after the request it sends
+req() { printf 'GET / HTTP/1.0\r\nHost: backend.test\r\n\r\n'; sleep 1; }
+s13() { req | cli timeout 5 openssl s_client -servername backend.test -tls1_3 "$@"; }
+s12() { req | cli timeout 5 openssl s_client -servername backend.test -tls1_2 \
+        -cipher ECDHE-ECDSA-AES128-GCM-SHA256 "$@"; }
+# gnutls NAME PORT: gnutls-cli, TLS 1.3 only, trusting the lab test CA, checking backend.test
+gnutls() {
+    cli env SSLKEYLOGFILE="$(keylog "$1")" timeout 5 gnutls-cli --x509cafile "$T/pki/labca.crt" \
+        --sni-hostname backend.test --verify-hostname backend.test \
+        --priority NORMAL:-VERS-ALL:+VERS-TLS1.3 -p "$2" 10.99.2.2 </dev/null
+}
+# The server wants a client certificate (TLS 1.3, -Verify 1). curl, like a gateway, sends its
+# request right after its Finished. 1: the client has none and sends an empty Certificate;
+# the server answers with one encrypted alert (certificate_required) and closes. 2: the
+# client's certificate is from a CA the server does not trust (unknown_ca). A copy of 1
+# carries its key log in a pcapng Decryption Secrets Block.
+tls13_mtls() {
+    log "tls13_mtls_no_client_cert, tls13_mtls_untrusted_client_cert (s_server -Verify 1 :4440)"
+    local n=tls13_mtls_no_client_cert
+    cap $n.pcap td-cli c0 "tcp port 4440"
+    try cli env SSLKEYLOGFILE="$(keylog $n)" "${CURL[@]}" -k --tlsv1.3 --max-time 5 "$(url 4440)"
+    stopcaps
+    editcap --inject-secrets "tls,$T/out/$n.keys" "$T/out/$n.pcap" "$T/out/$n.dsb.pcapng"
+    n=tls13_mtls_untrusted_client_cert
+    cap $n.pcap td-cli c0 "tcp port 4440"
+    try cli env SSLKEYLOGFILE="$(keylog $n)" "${CURL[@]}" -k --tlsv1.3 --max-time 5 \
+        --cert "$T/pki/rogueclient.crt" --key "$T/pki/rogueclient.key" "$(url 4440)"
+    stopcaps
+}
+# TLS 1.3 clients that trust the lab test CA reject the server's certificate: gnutls-cli (its
+# alert is encrypted) for a name the certificate does not cover and for an expired one;
+# openssl s_client (its alert goes in clear) for the wrong name
+tls13_client_rejects() {
+    log "tls13_client_rejects_name (+ _openssl), tls13_client_rejects_expired"
+    cap tls13_client_rejects_name.pcap td-cli c0 "tcp port 4441"
+    try gnutls tls13_client_rejects_name 4441
+    stopcaps
+    local n=tls13_client_rejects_name_openssl
+    cap $n.pcap td-cli c0 "tcp port 4441"
+    try s13 -connect 10.99.2.2:4441 -keylogfile "$(keylog $n)" -CAfile "$T/pki/labca.crt" \
+        -verify_return_error -verify_hostname backend.test
+    stopcaps
+    cap tls13_client_rejects_expired.pcap td-cli c0 "tcp port 4442"
+    try gnutls tls13_client_rejects_expired 4442
+    stopcaps
+}
+# The same two failures in TLS 1.2 (s_client, AES-128-GCM): the certificate and the client's
+# alert are in clear
+tls12_cert_rejects() {
+    log "tls12_expired, tls12_wrong_name (s_client -tls1_2 -verify_return_error)"
+    local n
+    for n in tls12_expired:4442 tls12_wrong_name:4441; do
+        cap "${n%:*}.pcap" td-cli c0 "tcp port ${n#*:}"
+        try s12 -connect "10.99.2.2:${n#*:}" -keylogfile "$(keylog "${n%:*}")" \
+            -CAfile "$T/pki/labca.crt" -verify_return_error -verify_hostname backend.test
+        stopcaps
+    done
+}
+# The server sends its leaf without the intermediate; the client trusts the root only
+leaf_only() {
+    log "leaf_only (s_server :4443 sends its leaf only; s_client -tls1_2 trusts the root only)"
+    cap leaf_only.pcap td-cli c0 "tcp port 4443"
+    try s12 -connect 10.99.2.2:4443 -keylogfile "$(keylog leaf_only)" \
+        -CAfile "$T/pki/labca.crt" -verify_return_error -verify_hostname backend.test
+    stopcaps
+}
+# The same in TLS 1.3: the leaf travels encrypted, OpenSSL's client alert in clear
+leaf_only_tls13() {
+    log "leaf_only_tls13 (s_server :4443 sends its leaf only; s_client -tls1_3 trusts the root only)"
+    cap leaf_only_tls13.pcap td-cli c0 "tcp port 4443"
+    try s13 -connect 10.99.2.2:4443 -keylogfile "$(keylog leaf_only_tls13)" \
+        -CAfile "$T/pki/labca.crt" -verify_return_error -verify_hostname backend.test
+    stopcaps
+}
+# A healthy TLS 1.2 AES-GCM connection ending with the client's close_notify, with its key log
+tls12_ok_keys() {
+    log "tls12_ok_keys (curl -k --tls-max 1.2 with SSLKEYLOGFILE -> nginx :443)"
+    cap tls12_ok_keys.pcap td-cli c0 "host 10.99.2.2 and tcp port 443"
+    try cli env SSLKEYLOGFILE="$(keylog tls12_ok_keys)" "${CURL[@]}" -k --tls-max 1.2 "$(url 443)"
+    stopcaps
+}
+
 # ---- link types and file formats
 tls13_ok_sll2() {
     log "tls13_ok_sll2 (tcpdump -i any: LINUX_SLL2)"
@@ -601,7 +749,8 @@ ALL=(tls13_ok tls12_ok tls13_ok_ipv6 silent_backend clienthello_dropped mtu_blac
      client_alert not_tls cleartext tcp_no_data clienthello_split tls13_ok_sll2
      port_closed_sll tls12_ok_vlan server_alert_pcapng tls13_ok_nano tls13_ok_snap96
      midstream port_reuse mixed healthy syn_blocked reset_injected hello_retry
-     server_closed_on_accept slow_backend nat)
+     server_closed_on_accept slow_backend tls13_mtls tls13_client_rejects tls12_cert_rejects
+     leaf_only leaf_only_tls13 tls12_ok_keys nat)
 
 certs
 topology
@@ -618,7 +767,7 @@ else
     derived
     gateway_timeout_55s_wait
     # a full run replaces every capture
-    rm -f "$OUT"/*.pcap "$OUT"/*.pcapng "$OUT"/*.pcap.gz "$OUT"/*.pcap.zst
+    rm -f "$OUT"/*.pcap "$OUT"/*.pcapng "$OUT"/*.pcap.gz "$OUT"/*.pcap.zst "$OUT"/*.keys
 fi
 chmod 644 "$T"/out/*
 mv "$T"/out/* "$OUT"/
