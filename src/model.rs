@@ -138,8 +138,12 @@ pub struct AlertOut {
     /// RFC name ("handshake_failure"), or null when encrypted.
     pub description: Option<String>,
     pub encrypted: bool,
-    /// Inferred from a short encrypted record followed by a close (TLS 1.3).
+    /// Inferred from a short encrypted record followed by a close (TLS 1.3), or (named
+    /// close_notify) an encrypted alert before its sender's close.
     pub inferred: bool,
+    /// A key log opened it (`level` and `description` are then the decrypted ones).
+    #[serde(default)]
+    pub decrypted: bool,
     pub frame: u64,
 }
 

@@ -172,6 +172,10 @@ pub struct Facts {
     pub certificate: Option<CertInfo>,
     /// What is wrong with the server's certificate.
     pub cert_problems: Vec<super::certificate::CertProblem>,
+    /// A key log opened some of the connection's protected records.
+    pub decrypted: bool,
+    /// Whether the server asked for a client certificate, and what the client sent.
+    pub client_certificate: Option<crate::model::ClientCertInfo>,
     pub serverhello_seen: bool,
     pub hello_retry_request: bool,
     #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
@@ -422,10 +426,34 @@ fn uncertain(
             ));
         }
     }
+    if let Some(note) = decryption_note(c.tls_facts()) {
+        out.push(note);
+    }
     if c.tls_facts().oversized_message {
         out.push("a handshake message over 64 KiB was skipped".into());
     }
     out
+}
+
+/// With a key log: why it did not decrypt this connection (no secrets for its ClientHello,
+/// secrets that do not open its records, a cipher suite without decryption here).
+fn decryption_note(tf: &TlsFacts) -> Option<String> {
+    let d = tf.decryption?;
+    tf.server_hello.as_ref()?;
+    if d.unsupported_suite {
+        return Some("the key log cannot decrypt this cipher suite (CBC, CCM)".into());
+    }
+    if d.failed > 0 {
+        return Some(format!(
+            "the key log's secrets for this connection did not decrypt it ({} record(s) \
+             failed to authenticate: wrong or mismatched keys)",
+            d.failed
+        ));
+    }
+    if !d.keys_found {
+        return Some("the key log holds no secrets for this connection's ClientHello".into());
+    }
+    None
 }
 
 /// The earlier of a direction's FIN and RST.
@@ -725,6 +753,8 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         clienthello_acked: ch.acked,
         hello: hello_info,
         certificate: tf.certificate.as_ref().and_then(super::hello::cert_info),
+        decrypted: tf.decryption.is_some_and(|d| d.opened > 0),
+        client_certificate: super::hello::client_cert_info(&tf.client_cert),
         cert_problems: super::certificate::leaf_problems(
             tf.certificate.as_ref(),
             tf.client_hello

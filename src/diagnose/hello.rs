@@ -4,11 +4,12 @@
 //! JSON contract's [`ClientHelloInfo`] and [`CertInfo`].
 
 use crate::escape;
-use crate::model::{CertInfo, ClientHelloInfo};
+use crate::model::{CertInfo, ClientCertInfo, ClientHelloInfo};
 use crate::timefmt::rfc3339_secs;
 use crate::tls::certificate::LeafCertificate;
 use crate::tls::hello::ClientHelloFacts;
 use crate::tls::names::{group_name, version_name};
+use crate::tls::ClientCertFacts;
 
 /// Bytes from the wire as text for people: invalid UTF-8 replaced, controls escaped.
 fn display_name(raw: &[u8]) -> String {
@@ -47,6 +48,21 @@ pub(crate) fn cert_info(leaf: &LeafCertificate) -> Option<CertInfo> {
         chain_length: leaf.chain_length(),
         self_signed: f.self_signed,
         problems: Vec::new(),
+    })
+}
+
+/// What the client was asked for and sent as its certificate; `None` when the server did
+/// not ask and the client sent no Certificate message.
+pub(crate) fn client_cert_info(cc: &ClientCertFacts) -> Option<ClientCertInfo> {
+    if !cc.requested && cc.sent.is_none() {
+        return None;
+    }
+    let leaf = cc.leaf.as_ref().and_then(LeafCertificate::facts);
+    Some(ClientCertInfo {
+        requested: cc.requested,
+        sent: cc.sent == Some(true),
+        subject: leaf.as_ref().map(|f| escape::text(&f.subject)),
+        issuer: leaf.as_ref().map(|f| escape::text(&f.issuer)),
     })
 }
 

@@ -62,14 +62,15 @@ pub fn connection(f: Facts, j: Judgement, side: Side, measured_from: Side) -> Co
             c.problems = f.cert_problems.iter().map(|p| p.code().into()).collect();
             c
         }),
-        decrypted: false,
-        client_certificate: None,
+        decrypted: f.decrypted,
+        client_certificate: f.client_certificate,
         alert: f.alert.map(|a| AlertOut {
             sender: if a.from_server { "server" } else { "client" }.into(),
             level: a.level,
             description: a.description,
             encrypted: a.encrypted,
             inferred: a.inferred,
+            decrypted: a.decrypted,
             frame: a.at.frame,
         }),
         server_first_bytes: f.server_first_bytes,
