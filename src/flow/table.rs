@@ -754,6 +754,7 @@ mod tests {
             payload,
             wire_len: payload.len() as u32,
             header_truncated: false,
+            whole: &[],
         }
     }
 

@@ -2,6 +2,7 @@
 //! yields its ports, sequence numbers and flags (marked truncated); the options (MSS, SACK,
 //! timestamps) read on demand from the borrowed option bytes.
 
+use super::checksum::{self, Checksum};
 use super::field::{be16, be32};
 use super::ip::IpInfo;
 
@@ -32,6 +33,9 @@ pub struct TcpSegment<'a> {
     pub wire_len: u32,
     /// The TCP header itself was cut by the snaplen: only ports, numbers and flags are known.
     pub header_truncated: bool,
+    /// The whole segment (header and payload) when it was captured whole and its length on
+    /// the wire is known, else empty: what [`TcpSegment::checksum_status`] sums.
+    pub(crate) whole: &'a [u8],
 }
 
 impl<'a> TcpSegment<'a> {
@@ -71,6 +75,10 @@ impl<'a> TcpSegment<'a> {
             0 => payload,
             _ => payload.get(..wire_len as usize).unwrap_or(payload),
         };
+        let whole = match wire_payload_len {
+            0 => &[][..],
+            n => d.get(..n as usize).unwrap_or_default(),
+        };
         Ok(TcpSegment {
             ip,
             sport,
@@ -84,6 +92,7 @@ impl<'a> TcpSegment<'a> {
             payload,
             wire_len,
             header_truncated,
+            whole,
         })
     }
 }
@@ -104,6 +113,12 @@ impl TcpSegment<'_> {
     /// Payload cut by the snaplen.
     pub fn payload_truncated(&self) -> bool {
         (self.payload.len() as u32) < self.wire_len
+    }
+    /// Whether the checksum is right (RFC 793 / 8200 pseudo-header), wrong, or not checkable
+    /// (cut by the snaplen, length on the wire unknown). Sums the whole segment: callers check
+    /// a few segments, not every one.
+    pub fn checksum_status(&self) -> Checksum {
+        checksum::tcp(&self.ip, self.whole)
     }
     /// Iterates over SACK blocks (left, right) in the options.
     pub fn sack_blocks(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
