@@ -237,11 +237,12 @@ mod tests {
             flags: 0x10,
             window: 0,
             checksum: 0,
-            options: &[],
             payload: &[],
             wire_len: 0,
             header_truncated: false,
-            whole,
+            bytes: whole,
+            hlen: 20,
+            whole: !whole.is_empty(),
         }
     }
 

@@ -156,7 +156,11 @@ mod tests {
             (s, c, 443, 40000)
         };
         // MSS 1460 and timestamps (TSval = seq), as a Linux SYN carries them.
-        const OPTS: &[u8] = &[2, 4, 5, 180, 1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0];
+        const HEADER: &[u8] = &[
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0,
+            0, // data offset 9 words
+            2, 4, 5, 180, 1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0,
+        ];
         TcpSegment {
             ip: IpInfo {
                 src,
@@ -171,11 +175,12 @@ mod tests {
             flags,
             window: 1000,
             checksum: id,
-            options: OPTS,
             payload: b"",
             wire_len: 0,
             header_truncated: false,
-            whole: &[],
+            bytes: HEADER,
+            hlen: 36,
+            whole: false,
         }
     }
 
