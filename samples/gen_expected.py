@@ -106,6 +106,9 @@ INTENT = {
         "tls_ok": 5, "client_alert": 2, "tls_no_server_response": 2, "server_reset": 1,
         "server_closed": 1, "tcp_no_synack": 1, "tcp_refused": 1, "icmp_unreachable": 2,
         "server_alert": 2, "not_tls": 1, "cleartext": 1, "tcp_no_data": 1})),
+    # TX checksum offload on c0: the client's SYN is captured with a wrong TCP checksum, the
+    # router's RST (one hop, TTL 64 like the SYN) arrives right
+    "offload_port_closed.pcap": ("client", ["tcp_refused"]),
 }
 
 # TLS on ports tshark would not try on its own (8080 stays HTTP on purpose)

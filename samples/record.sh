@@ -744,13 +744,25 @@ EOF
     zstd -q -19 -c "$T/out/silent_backend.client.pcap" >"$T/out/silent_backend.client.pcap.zst"
 }
 
+# ---- appended scenarios
+offload_port_closed() {
+    log "offload_port_closed (TX checksum offload on c0; curl to the router's closed :81, one hop)"
+    # the router's own RST arrives at TTL 64, as the client's SYN leaves: TTLs cannot say which
+    # end captured; the client's own packets are captured before the checksum is filled in
+    cli ethtool -K c0 tx on >/dev/null
+    cap offload_port_closed.pcap td-cli c0 "host 10.99.1.1 and tcp port 81"
+    try cli curl -s -o /dev/null --max-time 5 http://10.99.1.1:81/
+    stopcaps
+    cli ethtool -K c0 tx off >/dev/null
+}
+
 ALL=(tls13_ok tls12_ok tls13_ok_ipv6 silent_backend clienthello_dropped mtu_blackhole
      server_reset server_closed syn_dropped port_closed icmp_admin_prohibited server_alert
      client_alert not_tls cleartext tcp_no_data clienthello_split tls13_ok_sll2
      port_closed_sll tls12_ok_vlan server_alert_pcapng tls13_ok_nano tls13_ok_snap96
      midstream port_reuse mixed healthy syn_blocked reset_injected hello_retry
      server_closed_on_accept slow_backend tls13_mtls tls13_client_rejects tls12_cert_rejects
-     leaf_only leaf_only_tls13 tls12_ok_keys nat)
+     leaf_only leaf_only_tls13 tls12_ok_keys nat offload_port_closed)
 
 certs
 topology

@@ -268,7 +268,10 @@ fn command_line_formats_and_exit_status() {
 
     let (code, md, _) = bin(&["compare", &a, &b, "--format", "markdown", "--check"]);
     assert_eq!(code, 1, "--check with a failed pair");
-    assert!(md.contains("| t (s) | client side (gateway) | | server side (backend) | seen |"));
+    assert!(md.contains(
+        "| s into the connection (client side's clock) | client side (gateway) | \
+         | server side (backend) | seen |"
+    ));
     assert!(
         md.contains("| #<!-- -->4 ClientHello (517 bytes) | → | — | lost |"),
         "{md}"
@@ -278,6 +281,10 @@ fn command_line_formats_and_exit_status() {
     assert_eq!(code, 0);
     assert!(text.contains("dropped_client_to_server"));
     assert!(text.contains("given (--client-side)"));
+    assert!(
+        text.contains("event (times: seconds into the connection, on the client side's clock)"),
+        "{text}"
+    );
 
     let (code, _, err) = bin(&["compare", &a]);
     assert_eq!(code, 2);

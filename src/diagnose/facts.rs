@@ -680,6 +680,8 @@ fn evidence(c: &Conn, cd: usize, synack_at: Option<FrameRef>) -> Evidence {
             (Some(sa), Some(a)) if a.ts >= sa.ts => Some(secs(a.ts.saturating_sub(sa.ts))),
             _ => None,
         },
+        client_sums: (cdir.checksums_checked, cdir.checksums_wrong),
+        server_sums: (sdir.checksums_checked, sdir.checksums_wrong),
     })
 }
 

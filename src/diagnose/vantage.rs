@@ -1,10 +1,11 @@
 //! Vantage: was the capture taken on the client (gateway) or the server (backend)?
 //!
-//! Per connection, three kinds of evidence, strongest first: the SLL/SLL2 packet type (the
+//! Per connection, four kinds of evidence, strongest first: the SLL/SLL2 packet type (the
 //! capturing host marks what it sent as "outgoing"), the TTL / hop limit (the capturing host's
-//! own packets carry an initial value, the peer's arrive decremented), and handshake timing (on
-//! the client SYN -> SYN-ACK is the round trip and SYN-ACK -> ACK is near zero; on the server
-//! the reverse). The capture-wide answer is the majority, with the evidence that decided it.
+//! own packets carry an initial value, the peer's arrive decremented), TCP checksums (with TX
+//! checksum offload the capturing host's own packets are captured before the NIC fills the
+//! checksum in: wrong there, the peer's right), and handshake timing (on the client SYN ->
+//! SYN-ACK is the round trip and SYN-ACK -> ACK is near zero; on the server the reverse). The capture-wide answer is the majority, with the evidence that decided it.
 
 use crate::model::Side;
 use crate::wire::PacketType;
@@ -20,6 +21,7 @@ pub struct Evidence {
 pub enum Method {
     PacketType,
     Ttl,
+    Checksum,
     Timing,
     None,
 }
@@ -30,6 +32,10 @@ impl Method {
             Method::PacketType => "Linux cooked-capture packet types (outgoing vs. to this host)",
             Method::Ttl => {
                 "TTL/hop limit (the capturing host's own packets carry the initial value)"
+            }
+            Method::Checksum => {
+                "TCP checksums (the capturing host's own packets carry wrong ones: TX checksum \
+                 offload)"
             }
             Method::Timing => "handshake timing (which side answers at once)",
             Method::None => "no usable evidence",
@@ -47,6 +53,9 @@ pub struct Clues {
     /// Seconds: last SYN -> SYN-ACK, SYN-ACK -> handshake ACK.
     pub syn_to_synack: Option<f64>,
     pub synack_to_ack: Option<f64>,
+    /// TCP checksums checked and, of those, wrong: (checked, wrong) per side.
+    pub client_sums: (u8, u8),
+    pub server_sums: (u8, u8),
 }
 
 fn initial_ttl(t: u8) -> bool {
@@ -87,6 +96,12 @@ pub fn infer(c: &Clues) -> Evidence {
             _ => {}
         }
     }
+    if let Some(side) = by_checksum(c.client_sums, c.server_sums) {
+        return Evidence {
+            side,
+            by: Method::Checksum,
+        };
+    }
     if let (Some(a), Some(b)) = (c.syn_to_synack, c.synack_to_ack) {
         const MIN_DIFF: f64 = 50e-6;
         if a > 3.0 * b && a - b > MIN_DIFF {
@@ -105,6 +120,22 @@ pub fn infer(c: &Clues) -> Evidence {
     Evidence {
         side: Side::Unknown,
         by: Method::None,
+    }
+}
+
+/// The side whose packets mostly carry wrong TCP checksums while every checked one of the
+/// other side is right: the capturing host's own, under TX checksum offload. Nothing when
+/// either side has none checked, or both have wrong ones (a capture of offloaded traffic in
+/// both directions, or damage) or neither. A virtual link (veth, loopback) hands the peer's
+/// unfilled checksums to the receiver as they are: a capture there sees them wrong on both
+/// ends' packets when both offload, which says nothing; hence ranked below the TTL.
+fn by_checksum(client: (u8, u8), server: (u8, u8)) -> Option<Side> {
+    let own = |(checked, wrong): (u8, u8)| wrong > 0 && u16::from(wrong) * 2 > u16::from(checked);
+    let clean = |(checked, wrong): (u8, u8)| checked > 0 && wrong == 0;
+    match (own(client), own(server)) {
+        (true, false) if clean(server) => Some(Side::Client),
+        (false, true) if clean(client) => Some(Side::Server),
+        _ => None,
     }
 }
 
@@ -135,7 +166,9 @@ pub fn overall(t: &Tally) -> (Side, String) {
     if client + server == 0 {
         return (
             Side::Unknown,
-            "no connection carried usable evidence (packet type, TTL or handshake timing)".into(),
+            "no connection carried usable evidence (packet type, TTL, TCP checksums or handshake \
+             timing)"
+                .into(),
         );
     }
     let (side, best) = if client > server {
@@ -208,6 +241,69 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(infer(&both_fast).side, Side::Unknown);
+    }
+
+    #[test]
+    fn checksums_decide_when_ttls_cannot() {
+        // A RST from a one-hop router and the client's SYN, both at 64: TTLs cannot tell.
+        let client = Clues {
+            client_ttl: Some(64),
+            server_ttl: Some(64),
+            client_sums: (1, 1),
+            server_sums: (1, 0),
+            ..Default::default()
+        };
+        assert_eq!(
+            infer(&client),
+            Evidence {
+                side: Side::Client,
+                by: Method::Checksum
+            }
+        );
+        let server = Clues {
+            client_sums: (4, 0),
+            server_sums: (4, 3),
+            ..client
+        };
+        assert_eq!(infer(&server).side, Side::Server);
+        assert_eq!(infer(&server).by, Method::Checksum);
+        // Wrong or right everywhere, one wrong among several right, or a silent peer: nothing.
+        for (c, s) in [
+            ((4, 4), (4, 4)),
+            ((4, 0), (4, 0)),
+            ((4, 1), (4, 0)),
+            ((2, 2), (0, 0)),
+        ] {
+            let none = Clues {
+                client_sums: c,
+                server_sums: s,
+                ..client
+            };
+            assert_eq!(infer(&none).by, Method::None, "{c:?} {s:?}");
+        }
+        // TTL outranks checksums; checksums outrank timing.
+        let ttl = Clues {
+            server_ttl: Some(63),
+            server_sums: (4, 4),
+            client_sums: (4, 0),
+            ..client
+        };
+        assert_eq!(
+            (infer(&ttl).side, infer(&ttl).by),
+            (Side::Client, Method::Ttl)
+        );
+        let timing = Clues {
+            syn_to_synack: Some(0.030),
+            synack_to_ack: Some(0.000_05),
+            ..server
+        };
+        assert_eq!(infer(&timing).by, Method::Checksum);
+        let (_, text) = overall(&{
+            let mut t = Tally::default();
+            t.add(infer(&client));
+            t
+        });
+        assert!(text.contains("TX checksum offload"), "{text}");
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl Conn {
         if seg.header_truncated {
             dir.header_truncated += 1;
         }
+        dir.check_sum(seg);
     }
 
     /// A SYN or SYN-ACK: anchors the direction's sequence space.

@@ -7,7 +7,7 @@
 use crate::capture::FrameRef;
 use crate::flow::event::EventKind;
 use crate::flow::reassembly::SeqSpace;
-use crate::flow::sender::{copy_of, fingerprint};
+use crate::flow::sender::{checksum_count, copy_of, fingerprint};
 use crate::flow::{Conn, Dir, Endpoint, FlowConfig};
 use crate::wire::{PacketType, TcpSegment};
 
@@ -27,6 +27,8 @@ pub(crate) struct SynOnly {
     pkttype: Option<PacketType>,
     mss: Option<u16>,
     tsval: Option<u32>,
+    /// The SYNs' TCP checksums: checked, wrong (as a full connection counts them).
+    sums: (u8, u8),
 }
 
 impl SynOnly {
@@ -59,6 +61,7 @@ impl SynOnly {
             pkttype,
             mss: seg.mss(),
             tsval: seg.timestamps().map(|(v, _)| v),
+            sums: checksum_count(seg),
         }
     }
 
@@ -101,6 +104,8 @@ impl SynOnly {
         self.pkttype = self.pkttype.or(pkttype);
         self.mss = self.mss.or(seg.mss());
         self.tsval = self.tsval.or(seg.timestamps().map(|(v, _)| v));
+        let (checked, wrong) = checksum_count(seg);
+        self.sums = (self.sums.0 + checked, self.sums.1 + wrong);
         true
     }
 
@@ -125,6 +130,7 @@ impl SynOnly {
         s.mss = self.mss;
         s.syn_tsval = self.tsval;
         s.ts_seen = self.tsval.is_some();
+        (s.checksums_checked, s.checksums_wrong) = self.sums;
         c.syn_dir = Some(Dir::Orig);
         for &at in &self.syns[..n] {
             c.log(at, Dir::Orig, EventKind::Syn);
@@ -150,7 +156,11 @@ mod tests {
             (s, c, 443, 40000)
         };
         // MSS 1460 and timestamps (TSval = seq), as a Linux SYN carries them.
-        const OPTS: &[u8] = &[2, 4, 5, 180, 1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0];
+        const HEADER: &[u8] = &[
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0,
+            0, // data offset 9 words
+            2, 4, 5, 180, 1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0,
+        ];
         TcpSegment {
             ip: IpInfo {
                 src,
@@ -165,10 +175,12 @@ mod tests {
             flags,
             window: 1000,
             checksum: id,
-            options: OPTS,
             payload: b"",
             wire_len: 0,
             header_truncated: false,
+            bytes: HEADER,
+            hlen: 36,
+            whole: false,
         }
     }
 

@@ -770,10 +770,12 @@ mod tests {
             flags,
             window: 1000,
             checksum: (seq as u16) ^ u16::from(flags),
-            options: &[],
             payload,
             wire_len: payload.len() as u32,
             header_truncated: false,
+            bytes: &[],
+            hlen: 20,
+            whole: false,
         }
     }
 

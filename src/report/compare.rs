@@ -223,8 +223,9 @@ fn text_pair(p: &Pair, o: &RenderOptions, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "  next: {}", p.next_step)?;
     writeln!(
         w,
-        "  {:>9}  {:>7}     {:>7}  {:<8}  event",
-        "t (s)", "client", "server", "status"
+        "  {:>9}  {:>7}     {:>7}  {:<8}  event (times: seconds into the connection, on the \
+         client side's clock)",
+        "conn. s", "client", "server", "status"
     )?;
     for r in &p.ladder {
         writeln!(w, "  {}", ladder_line(r))?;
@@ -357,7 +358,8 @@ fn markdown_pair(p: &Pair, w: &mut dyn Write) -> io::Result<()> {
     )?;
     writeln!(
         w,
-        "| t (s) | client side (gateway) | | server side (backend) | seen |\n|---:|---|:---:|---|---|"
+        "| s into the connection (client side's clock) | client side (gateway) | \
+         | server side (backend) | seen |\n|---:|---|:---:|---|---|"
     )?;
     for r in &p.ladder {
         writeln!(w, "{}", markdown_ladder_row(r))?;

@@ -3,9 +3,9 @@
 //!
 //! One file per layer, each reading its headers with checked accesses only: `link` (Ethernet
 //! and VLAN, Linux SLL and SLL2, raw IP, BSD NULL; the link types' names), `ip` (IPv4, IPv6 and
-//! extension headers, fragments), `tcp` (segments, flags, options), `icmp` (errors and the TCP
-//! header they quote), `tunnel` (PPPoE, GTP-U, CAPWAP; IP-in-IP), `field` (checked big-endian
-//! reads). This file ties them together: [`decode`] walks a frame down the layers and says
+//! extension headers, fragments), `tcp` (segments, flags, options), `checksum` (the TCP
+//! checksum checked), `icmp` (errors and the TCP header they quote), `tunnel` (PPPoE, GTP-U,
+//! CAPWAP; IP-in-IP), `field` (checked big-endian reads). This file ties them together: [`decode`] walks a frame down the layers and says
 //! what it found ([`Decoded`]). Fragments are handed to [`defrag`]; the caller decodes the
 //! reassembled datagram with [`transport`]. Tunnels are unwrapped at most two levels deep.
 //! Truncation by the snaplen is not an error: a TCP header cut short still yields its ports,
@@ -13,6 +13,7 @@
 //!
 //! The layers below never import this file: the dependencies run one way, from here down.
 
+mod checksum;
 pub mod defrag;
 mod field;
 mod icmp;
@@ -21,6 +22,7 @@ mod link;
 mod tcp;
 mod tunnel;
 
+pub use checksum::Checksum;
 pub use icmp::{icmp_description, IcmpError, QuotedTcp};
 pub use ip::{Fragment, IpInfo};
 pub use link::{

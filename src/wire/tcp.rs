@@ -2,6 +2,7 @@
 //! yields its ports, sequence numbers and flags (marked truncated); the options (MSS, SACK,
 //! timestamps) read on demand from the borrowed option bytes.
 
+use super::checksum::{self, Checksum};
 use super::field::{be16, be32};
 use super::ip::IpInfo;
 
@@ -24,14 +25,19 @@ pub struct TcpSegment<'a> {
     pub flags: u8,
     pub window: u16,
     pub checksum: u16,
-    /// Raw option bytes (empty when the header was cut).
-    pub options: &'a [u8],
     /// Captured payload; may be shorter than `wire_len` under a snaplen.
     pub payload: &'a [u8],
     /// Payload length on the wire, from the IP length fields.
     pub wire_len: u32,
     /// The TCP header itself was cut by the snaplen: only ports, numbers and flags are known.
     pub header_truncated: bool,
+    /// The segment as captured, header first, no longer than the IP length says: the options
+    /// are read from it, and its checksum is summed over it when it is `whole`.
+    pub(crate) bytes: &'a [u8],
+    /// Header length in bytes (the data offset), 20 to 60.
+    pub(crate) hlen: u8,
+    /// `bytes` is the whole segment: captured whole, its length on the wire known.
+    pub(crate) whole: bool,
 }
 
 impl<'a> TcpSegment<'a> {
@@ -53,13 +59,14 @@ impl<'a> TcpSegment<'a> {
         ) else {
             return Err("TCP header cut short before its flags");
         };
-        let hlen = usize::from(off >> 4) * 4;
+        let hlen8 = (off >> 4) * 4;
+        let hlen = usize::from(hlen8);
         if hlen < 20 {
             return Err("TCP data offset below 20 bytes");
         }
-        let (options, payload, header_truncated) = match (d.get(20..hlen), d.get(hlen..)) {
-            (Some(o), Some(p)) => (o, p, false),
-            _ => (&[][..], &[][..], true),
+        let (payload, header_truncated) = match d.get(hlen..) {
+            Some(p) => (p, false),
+            None => (&[][..], true),
         };
         let wire_len = if wire_payload_len == 0 {
             payload.len() as u32
@@ -71,6 +78,11 @@ impl<'a> TcpSegment<'a> {
             0 => payload,
             _ => payload.get(..wire_len as usize).unwrap_or(payload),
         };
+        let bytes = match wire_payload_len {
+            0 => d,
+            n => d.get(..n as usize).unwrap_or(d),
+        };
+        let whole = wire_payload_len != 0 && bytes.len() == wire_payload_len as usize;
         Ok(TcpSegment {
             ip,
             sport,
@@ -80,10 +92,12 @@ impl<'a> TcpSegment<'a> {
             flags,
             window: be16(d, 14).unwrap_or(0),
             checksum: be16(d, 16).unwrap_or(0),
-            options,
             payload,
             wire_len,
             header_truncated,
+            bytes,
+            hlen: hlen8,
+            whole,
         })
     }
 }
@@ -105,16 +119,31 @@ impl TcpSegment<'_> {
     pub fn payload_truncated(&self) -> bool {
         (self.payload.len() as u32) < self.wire_len
     }
+    /// Whether the checksum is right (RFC 793 / 8200 pseudo-header), wrong, or not checkable
+    /// (cut by the snaplen, length on the wire unknown). Sums the whole segment: callers check
+    /// a few segments, not every one.
+    pub fn checksum_status(&self) -> Checksum {
+        match self.whole {
+            true => checksum::tcp(&self.ip, self.bytes),
+            false => Checksum::Unknown,
+        }
+    }
+    /// Raw option bytes (empty when the header was cut).
+    fn options(&self) -> &[u8] {
+        self.bytes
+            .get(20..usize::from(self.hlen))
+            .unwrap_or_default()
+    }
     /// Iterates over SACK blocks (left, right) in the options.
     pub fn sack_blocks(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        TcpOptions::new(self.options)
+        TcpOptions::new(self.options())
             .filter(|(kind, _)| *kind == 5)
             .flat_map(|(_, d)| d.chunks_exact(8))
             .filter_map(|c| Some((be32(c, 0)?, be32(c, 4)?)))
     }
     /// The MSS option, if present.
     pub fn mss(&self) -> Option<u16> {
-        TcpOptions::new(self.options).find_map(|(kind, d)| {
+        TcpOptions::new(self.options()).find_map(|(kind, d)| {
             (kind == 2)
                 .then(|| <[u8; 2]>::try_from(d).ok())
                 .flatten()
@@ -123,7 +152,7 @@ impl TcpSegment<'_> {
     }
     /// TCP timestamp option value (TSval, TSecr).
     pub fn timestamps(&self) -> Option<(u32, u32)> {
-        TcpOptions::new(self.options)
+        TcpOptions::new(self.options())
             .find_map(|(kind, d)| {
                 (kind == 8 && d.len() == 8).then(|| Some((be32(d, 0)?, be32(d, 4)?)))
             })
