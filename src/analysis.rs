@@ -43,7 +43,11 @@ impl Wording {
         };
         let mut facts = s.facts;
         if let Some(r) = &self.redactor {
-            r.certificate(facts.certificate.as_mut(), &mut facts.cert_problems);
+            r.certificate(
+                facts.certificate.as_mut(),
+                &mut facts.cert_problems,
+                facts.client_certificate.as_mut(),
+            );
         }
         let judged = verdict::judge(&facts, side);
         // The round trip is timed from the side known when the connection settled.

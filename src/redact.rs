@@ -297,14 +297,21 @@ impl Redactor {
         }
     }
 
-    /// Hides the names of a server certificate and of its problems, before the verdict that
-    /// cites them is worded: the words then hold the same hashed names as the record.
+    /// Hides the names of a server certificate, of its problems and of a client certificate,
+    /// before the verdict that cites them is worded: the words then hold the same hashed
+    /// names as the record.
     pub fn certificate(
         &self,
         cert: Option<&mut crate::model::CertInfo>,
         problems: &mut [crate::diagnose::certificate::CertProblem],
+        client: Option<&mut crate::model::ClientCertInfo>,
     ) {
         use crate::diagnose::certificate::CertProblem;
+        if let Some(cc) = client {
+            for n in [&mut cc.subject, &mut cc.issuer].into_iter().flatten() {
+                *n = self.name(n);
+            }
+        }
         if let Some(cert) = cert {
             cert.subject = self.name(&cert.subject);
             cert.issuer = self.name(&cert.issuer);
@@ -331,13 +338,8 @@ impl Redactor {
         if let Some(ch) = &mut c.clienthello {
             ch.sni = ch.sni.as_deref().map(|s| self.name(s));
         }
-        // The server certificate's names were hidden before the verdict was worded
+        // The certificates' names were hidden before the verdict was worded
         // ([`Redactor::certificate`]).
-        if let Some(cc) = &mut c.client_certificate {
-            for n in [&mut cc.subject, &mut cc.issuer].into_iter().flatten() {
-                *n = self.name(n);
-            }
-        }
         if let Some(i) = &mut c.icmp {
             i.reporter = self.ip_str(&i.reporter);
         }

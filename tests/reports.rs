@@ -140,6 +140,29 @@ fn redaction_leaves_no_address_or_name_in_any_format() {
     }
 }
 
+/// Names that only a key log reveals (the TLS 1.3 certificates, the client's certificate) are
+/// redacted too, in the words that cite them as well as in the fields.
+#[test]
+fn redaction_hides_the_names_decryption_reveals() {
+    let sample = common::samples_dir().join("tls13_mtls_untrusted_client_cert.pcap");
+    let keys = common::samples_dir().join("tls13_mtls_untrusted_client_cert.keys");
+    let (path, keys) = (sample.display().to_string(), keys.display().to_string());
+    let names = ["gateway.test", "rogue CA", "backend.test", "10.99."];
+    // The check can fail: decrypted and not redacted, the names are there.
+    let shown = run(&["--format", "text", "--all", "--keylog", &keys, &path]);
+    assert!(names.iter().all(|n| shown.contains(n)), "{shown}");
+    for format in ["text", "json", "ndjson", "markdown"] {
+        let args = ["--format", format, "--all", "--timeline", "--keylog", &keys];
+        let out = run(&[&args[..], &["--redact", &path]].concat());
+        for n in names {
+            assert!(
+                !out.contains(n),
+                "--format {format} --redact still shows {n}"
+            );
+        }
+    }
+}
+
 /// Rotated files (`tcpdump -C`) with an address in their names, given out of time order: the
 /// warning that names them, the capture list and every format say `capture N` instead.
 #[test]

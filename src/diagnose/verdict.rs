@@ -186,7 +186,7 @@ fn alert_ended(f: &Facts, ch: Ev) -> Option<Judgement> {
         (None, _) => "an encrypted alert".into(),
     };
     if let (true, Some(fin)) = (a.from_server, a.answers_finished) {
-        return Some(rejected_finished(a, fin));
+        return Some(rejected_finished(f, a, fin));
     }
     if a.from_server {
         return Some(j(
@@ -224,7 +224,7 @@ fn alert_ended(f: &Facts, ch: Ev) -> Option<Judgement> {
 
 /// TLS 1.3: the server answered the client's Finished with an alert and closed: it rejected
 /// the client's certificate (or its absence). Named when decrypted, inferred otherwise.
-fn rejected_finished(a: &super::facts::AlertFact, fin: Ev) -> Judgement {
+fn rejected_finished(f: &Facts, a: &super::facts::AlertFact, fin: Ev) -> Judgement {
     let what = match &a.description {
         Some(d) => format!("a fatal {d} alert ({})", a.at),
         None => format!(
@@ -234,13 +234,31 @@ fn rejected_finished(a: &super::facts::AlertFact, fin: Ev) -> Judgement {
             a.at
         ),
     };
+    let next: String = match f.client_certificate.as_ref() {
+        Some(cc) if cc.sent => format!(
+            "The backend does not accept the client certificate it was sent ({}, issued by \
+             {}): add that issuer to the backend's trusted client CAs (nginx: \
+             ssl_client_certificate; Envoy: validation_context), or give the client a \
+             certificate from a CA the backend trusts; check its validity dates too.",
+            cc.subject.as_deref().unwrap_or("subject unknown"),
+            cc.issuer.as_deref().unwrap_or("an unknown issuer"),
+        ),
+        Some(cc) if cc.requested => "The backend asked for a client certificate and the \
+             client sent none (mutual TLS): configure the client's certificate and key \
+             (Apigee: the target's SSLInfo KeyStore and KeyAlias; nginx: \
+             proxy_ssl_certificate; Envoy: the cluster's tls_certificates)."
+            .into(),
+        _ => "The backend requires a client certificate it did not get or does not trust \
+             (mutual TLS): check that the client presents its certificate and key (Apigee: \
+             the target's SSLInfo KeyStore and KeyAlias; nginx: proxy_ssl_certificate; Envoy: \
+             the cluster's tls_certificates) and that the backend trusts the issuer of that \
+             certificate."
+            .into(),
+    };
     j(
         VerdictCode::ServerAlert,
         format!("the server answered the client's Finished ({fin}) with {what}"),
-        "The backend requires a client certificate it did not get or does not trust (mutual \
-         TLS): check that the client presents its certificate and key (Apigee: the target's \
-         SSLInfo KeyStore and KeyAlias; nginx: proxy_ssl_certificate; Envoy: the cluster's \
-         tls_certificates) and that the backend trusts the issuer of that certificate.",
+        &next,
     )
 }
 

@@ -55,7 +55,8 @@ pub(crate) fn alert_words(c: &Connection) -> Option<String> {
     Some(match &a.description {
         Some(d) => format!("{who} refused: {d}"),
         // Unnamed, the alert says less than when it came.
-        None => match c.gave_up_after_s {
+        // The give-up time is the client's: said only of the client's own alert.
+        None => match c.gave_up_after_s.filter(|_| a.sender == "client") {
             Some(s) => format!("{who} ended it with an encrypted alert after {s:.1} s"),
             None => format!("{who} ended it with an encrypted alert"),
         },
