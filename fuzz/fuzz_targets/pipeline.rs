@@ -1,6 +1,7 @@
 //! Fuzz target `pipeline`: arbitrary bytes as a capture file -> `tlsdiag::analyze` -> all four
 //! report formats; then again in live mode and with redaction, a tiny live-connection cap and
-//! a spilling store. The library reads paths, so each input is written to a per-process file
+//! a spilling store; and with the samples' key logs, so that mutated captures of the keyed
+//! samples drive decryption over truncated and forged protected records. The library reads paths, so each input is written to a per-process file
 //! in /dev/shm (falling back to the temp dir), analysed from there and removed.
 //!
 //! Run from /work/main/fuzz (see Cargo.toml for details):
@@ -25,6 +26,23 @@ fn scratch() -> &'static PathBuf {
             std::env::temp_dir()
         };
         dir.join(format!("tlsdiag-fuzz-pipeline-{}.cap", std::process::id()))
+    })
+}
+
+/// The key logs of the samples (`../samples/*.keys`), found once.
+fn sample_key_logs() -> &'static [String] {
+    static KEYS: OnceLock<Vec<String>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "keys"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect()
     })
 }
 
@@ -56,6 +74,13 @@ fuzz_target!(|data: &[u8]| {
     let live =
         tlsdiag::pipeline::analyze_live(&paths, &tight, &mut |_, _| {}, Some(&mut on_settled));
     let spilled = tlsdiag::analyze(&paths, &tight);
+    let keyed = tlsdiag::Options {
+        key_logs: sample_key_logs().to_vec(),
+        ..Default::default()
+    };
+    if let Ok(r) = tlsdiag::analyze(&paths, &keyed) {
+        let _ = render(&r, Format::Json, &RenderOptions::default());
+    }
     // Removed at once, so a run leaves at most one file behind (on a crash).
     let _ = std::fs::remove_file(path);
     assert_eq!(
