@@ -84,8 +84,8 @@ fn what(p: &CertProblem, cert: Option<&CertInfo>) -> String {
         ),
         CertProblem::SelfSigned => format!("{} is self-signed", whose(cert)),
         CertProblem::IncompleteChain => format!(
-            "the server sent only its leaf certificate{}: the client must already hold the \
-             intermediate",
+            "the server sent only its leaf certificate{}: unless that issuer is a root the \
+             client trusts, the client must already hold the intermediate",
             issuer(cert)
         ),
     }
@@ -123,8 +123,9 @@ fn remedy(p: &CertProblem, cert: Option<&CertInfo>) -> String {
                 None => String::new(),
             };
             format!(
-                "Send the full chain: configure the backend with its leaf and the \
-                 intermediate certificates{by}."
+                "Send the full chain (unless the issuer is itself a root the client \
+                 trusts): configure the backend with its leaf and the intermediate \
+                 certificates{by}."
             )
         }
     }
@@ -209,7 +210,8 @@ mod tests {
             problems_clause(&p, Some(&c)).as_deref(),
             Some(
                 "the server sent only its leaf certificate (issued by CN=Lab Intermediate): \
-                 the client must already hold the intermediate"
+                 unless that issuer is a root the client trusts, the client must already \
+                 hold the intermediate"
             )
         );
         assert!(remedies(&p, Some(&c)).is_some_and(
