@@ -10,6 +10,7 @@
 
 use crate::capture::Nanos;
 use crate::escape;
+use crate::model::CertInfo;
 use crate::tls::certificate::{LeafCertificate, LeafFacts};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -49,25 +50,24 @@ impl CertProblem {
     }
 }
 
-/// The problems of a server's leaf certificate (none when there is no leaf or it is not
-/// X.509), for a connection that asked for `sni` and began at `start`.
-pub(crate) fn leaf_problems(
+/// The server's certificate as reported, and its problems, for a connection that asked for
+/// `sni` and began at `start`: the leaf's X.509 facts are read once (none when there is no
+/// leaf or it is not X.509).
+pub(crate) fn server_certificate(
     leaf: Option<&LeafCertificate>,
     sni: Option<&[u8]>,
     start: Nanos,
-) -> Vec<CertProblem> {
-    let Some(leaf) = leaf else {
-        return Vec::new();
+) -> (Option<CertInfo>, Vec<CertProblem>) {
+    let Some((leaf, f)) = leaf.and_then(|l| Some((l, l.facts()?))) else {
+        return (None, Vec::new());
     };
-    let Some(f) = leaf.facts() else {
-        return Vec::new();
-    };
-    problems(
+    let found = problems(
         &f,
         leaf.chain_length(),
         sni,
         start.div_euclid(1_000_000_000),
-    )
+    );
+    (Some(super::hello::cert_info(leaf, &f)), found)
 }
 
 /// The problems of a chain of `chain_length` certificates led by `leaf`, in the contract's

@@ -722,6 +722,12 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         .find(|x| x.kind() == EventKind::SynAck)
         .map(|x| x.at);
     let previews = previews(tf, cd);
+    let sni = tf.client_hello.as_ref().filter(|_| ch.from_client);
+    let (certificate, cert_problems) = super::certificate::server_certificate(
+        tf.certificate.as_ref(),
+        sni.and_then(|h| h.sni.as_deref()),
+        c.first.ts,
+    );
     let facts = Facts {
         stream: c.stream,
         client: c.ends[cd],
@@ -754,17 +760,10 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         clienthello_frames: ch.frames.iter().map(|f| f.frame()).collect(),
         clienthello_acked: ch.acked,
         hello: hello_info,
-        certificate: tf.certificate.as_ref().and_then(super::hello::cert_info),
+        certificate,
         decrypted: tf.decryption.is_some_and(|d| d.opened > 0),
         client_certificate: super::hello::client_cert_info(&tf.client_cert),
-        cert_problems: super::certificate::leaf_problems(
-            tf.certificate.as_ref(),
-            tf.client_hello
-                .as_ref()
-                .filter(|_| ch.from_client)
-                .and_then(|h| h.sni.as_deref()),
-            c.first.ts,
-        ),
+        cert_problems,
         serverhello_seen: sh_from_server && tf.server_hello.is_some(),
         hello_retry_request: tf.hrr_at.is_some(),
         tls_version: tf

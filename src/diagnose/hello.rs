@@ -6,7 +6,7 @@
 use crate::escape;
 use crate::model::{CertInfo, ClientCertInfo, ClientHelloInfo};
 use crate::timefmt::rfc3339_secs;
-use crate::tls::certificate::LeafCertificate;
+use crate::tls::certificate::{LeafCertificate, LeafFacts};
 use crate::tls::hello::ClientHelloFacts;
 use crate::tls::names::{group_name, version_name};
 use crate::tls::ClientCertFacts;
@@ -37,9 +37,8 @@ pub(crate) fn client_hello_info(ch: &ClientHelloFacts) -> ClientHelloInfo {
 }
 
 /// The report's form of a leaf certificate; `None` if it is not well-formed X.509.
-pub(crate) fn cert_info(leaf: &LeafCertificate) -> Option<CertInfo> {
-    let f = leaf.facts()?;
-    Some(CertInfo {
+pub(crate) fn cert_info(leaf: &LeafCertificate, f: &LeafFacts) -> CertInfo {
+    CertInfo {
         subject: escape::text(&f.subject),
         issuer: escape::text(&f.issuer),
         not_before: rfc3339_secs(f.not_before),
@@ -48,7 +47,7 @@ pub(crate) fn cert_info(leaf: &LeafCertificate) -> Option<CertInfo> {
         chain_length: leaf.chain_length(),
         self_signed: f.self_signed,
         problems: Vec::new(),
-    })
+    }
 }
 
 /// What the client was asked for and sent as its certificate; `None` when the server did
