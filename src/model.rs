@@ -250,6 +250,9 @@ pub struct Connection {
     pub cipher: Option<crate::tls::names::Name>,
     pub sni: Option<String>,
     pub alpn: Option<String>,
+    /// The application protocol the server chose (TLS 1.3: with a key log), escaped.
+    #[serde(default)]
+    pub alpn_selected: Option<String>,
     pub ja4: Option<String>,
     pub clienthello: Option<ClientHelloInfo>,
     pub certificate: Option<CertInfo>,

@@ -114,7 +114,7 @@ fn the_lab_certificate_curl_rejected_is_self_signed_in_every_format() {
         "{text}"
     );
     assert!(
-        text.contains("\n    TLS: offered TLSv1.2; negotiated TLSv1.2\n"),
+        text.contains("\n    TLS: offered TLSv1.2; negotiated TLSv1.2; ALPN http/1.1\n"),
         "{text}"
     );
     assert!(text.contains("cert self-signed"), "{text}");

@@ -182,6 +182,8 @@ pub struct Facts {
     pub tls_version: Option<Name>,
     #[serde(deserialize_with = "crate::tls::names::deserialize_opt_name")]
     pub cipher: Option<Name>,
+    /// The application protocol the server chose, escaped.
+    pub alpn_selected: Option<String>,
     pub server_first_tls: Option<Ev>,
     pub serverhello: Option<Ev>,
     pub handshake_done: Option<Ev>,
@@ -775,6 +777,12 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
             .as_ref()
             .filter(|s| sh_from_server && s.cipher != 0)
             .map(|s| names::cipher_name(s.cipher)),
+        alpn_selected: tf
+            .server_hello
+            .as_ref()
+            .filter(|_| sh_from_server)
+            .and_then(|s| s.alpn.as_deref())
+            .map(super::hello::display_name),
         server_first_tls: tf.first_record[sd].map(ev),
         serverhello: tf.sh_at.filter(|_| sh_from_server).map(ev),
         handshake_done,

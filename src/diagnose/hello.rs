@@ -12,7 +12,7 @@ use crate::tls::names::{group_name, version_name};
 use crate::tls::ClientCertFacts;
 
 /// Bytes from the wire as text for people: invalid UTF-8 replaced, controls escaped.
-fn display_name(raw: &[u8]) -> String {
+pub(crate) fn display_name(raw: &[u8]) -> String {
     escape::text(&String::from_utf8_lossy(raw))
 }
 

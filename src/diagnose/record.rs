@@ -56,6 +56,7 @@ pub fn connection(f: Facts, j: Judgement, side: Side, measured_from: Side) -> Co
         cipher: f.cipher,
         sni: hello.as_ref().and_then(|c| c.sni.clone()),
         alpn: hello.as_ref().and_then(|c| c.alpn.first().cloned()),
+        alpn_selected: f.alpn_selected,
         ja4: hello.as_ref().and_then(|c| c.ja4.clone()),
         clienthello: hello,
         certificate: f.certificate.map(|mut c| {

@@ -54,6 +54,9 @@ fn versions(c: &Connection) -> Option<String> {
     if let Some(v) = &c.tls_version {
         parts.push(format!("negotiated {v}"));
     }
+    if let Some(a) = &c.alpn_selected {
+        parts.push(format!("ALPN {a}"));
+    }
     if parts.is_empty() {
         return None;
     }
@@ -118,10 +121,14 @@ mod tests {
             ..Default::default()
         });
         c.tls_version = Some("TLSv1.2".into());
+        c.alpn_selected = Some("h2".into());
         let lines = tls_lines(&c);
         assert_eq!(
             lines[0],
-            ("TLS", "offered TLSv1.3, TLSv1.2; negotiated TLSv1.2".into())
+            (
+                "TLS",
+                "offered TLSv1.3, TLSv1.2; negotiated TLSv1.2; ALPN h2".into()
+            )
         );
     }
 
@@ -176,6 +183,7 @@ mod tests {
         let mut c = connection();
         c.clienthello = None;
         c.tls_version = None;
+        c.alpn_selected = None;
         c.certificate = None;
         assert!(tls_lines(&c).is_empty());
     }

@@ -244,6 +244,11 @@ impl TlsFacts {
                 self.finished[d].get_or_insert(at);
                 return true;
             }
+            Some(HandshakeType::ENCRYPTED_EXTENSIONS) => {
+                if let Some(sh) = self.server_hello.as_mut().filter(|s| s.alpn.is_none()) {
+                    sh.alpn = hello::encrypted_extensions_alpn(msg);
+                }
+            }
             _ => {}
         }
         false

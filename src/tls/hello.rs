@@ -201,6 +201,9 @@ pub struct ServerHelloInfo {
     pub hello_retry_request: bool,
     /// Key-share group chosen (TLS 1.3).
     pub key_share_group: Option<u16>,
+    /// The application protocol the server chose (ServerHello in TLS <= 1.2, EncryptedExtensions
+    /// in TLS 1.3), bytes as sent.
+    pub alpn: Option<Vec<u8>>,
 }
 
 impl ServerHelloInfo {
@@ -213,6 +216,14 @@ impl ServerHelloInfo {
         let v = self.version();
         v == 0x0304 || v & 0xff00 == 0x7f00 || v == 0xfb1a
     }
+}
+
+/// The application protocol a (decrypted) TLS 1.3 EncryptedExtensions message chose.
+pub fn encrypted_extensions_alpn(msg: &[u8]) -> Option<Vec<u8>> {
+    let mut c = Cursor::new(msg.get(4..)?);
+    let mut info = ServerHelloInfo::default();
+    server_extensions(c.vec_u16()?, &mut info);
+    info.alpn
 }
 
 /// Parses a complete ServerHello handshake message: tls-parser first, then our own reader for
@@ -233,6 +244,11 @@ fn server_extensions(block: &[u8], info: &mut ServerHelloInfo) {
             ExtensionType::SUPPORTED_VERSIONS => info.selected_version = d.u16(),
             ExtensionType::KEY_SHARE | ExtensionType::KEY_SHARE_DRAFT => {
                 info.key_share_group = d.u16()
+            }
+            ExtensionType::ALPN => {
+                let mut chosen = Vec::new();
+                read_alpn(&mut d, &mut chosen);
+                info.alpn = chosen.into_iter().next();
             }
             _ => {}
         }
@@ -482,5 +498,16 @@ mod tests {
         assert!(sh.hello_retry_request);
         assert!(sh.is_tls13());
         assert_eq!(sh.key_share_group, Some(0x0017));
+    }
+
+    #[test]
+    fn encrypted_extensions_name_the_chosen_protocol() {
+        // EncryptedExtensions: server_name (empty), then ALPN ["h2"].
+        let msg = [
+            8, 0, 0, 15, 0, 13, 0, 0, 0, 0, 0, 16, 0, 5, 0, 3, 2, b'h', b'2',
+        ];
+        assert_eq!(encrypted_extensions_alpn(&msg), Some(b"h2".to_vec()));
+        assert_eq!(encrypted_extensions_alpn(&[8, 0, 0, 2, 0, 0]), None);
+        assert_eq!(encrypted_extensions_alpn(&[8, 0, 0]), None);
     }
 }
