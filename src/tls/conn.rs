@@ -55,8 +55,6 @@ struct DirState {
     encrypted: bool,
     /// The record being read is to be opened with the key log's keys.
     open_rec: bool,
-    /// Decrypted handshake message under assembly.
-    decrypted: Joiner,
     records: u32,
     sslv2: bool,
     /// The stream did not start at its first byte (no SYN seen).
@@ -399,7 +397,7 @@ impl Feed<'_> {
         };
         if was_encrypted {
             let opened = p.record_end(d, &st.rec.header, st.open_rec);
-            self.decrypted(d, st, opened, at);
+            self.decrypted(d, opened, at);
         } else if e == Encrypts::This {
             p.start(d, self.facts.ch_dir == Some(d), false);
         }
@@ -408,20 +406,22 @@ impl Feed<'_> {
 
     /// What a record the key log opened held: handshake messages (joined across records)
     /// or an alert.
-    fn decrypted(&mut self, d: usize, st: &mut DirState, opened: Opened, at: FrameRef) {
+    fn decrypted(&mut self, d: usize, opened: Opened, at: FrameRef) {
         match opened {
             Opened::Handshake(bytes) => {
-                let (facts, protected) = (&mut *self.facts, &mut self.protected);
-                st.decrypted.push(&bytes, &mut |ev| {
+                let (facts, Some(p)) = (&mut *self.facts, self.protected.as_deref_mut()) else {
+                    return;
+                };
+                let mut finished = false;
+                p.joiner(d).push(&bytes, &mut |ev| {
                     if let Event::Message(msg) = ev {
-                        if facts.on_decrypted_message(d, msg, at) {
-                            if let Some(p) = protected.as_deref_mut() {
-                                p.finished(d);
-                            }
-                        }
+                        finished |= facts.on_decrypted_message(d, msg);
                     }
                     Next::ReadOn
                 });
+                if finished {
+                    p.finished(d);
+                }
             }
             Opened::Alert(level, desc) => self.facts.on_decrypted_alert(d, level, desc, at),
             Opened::Nothing => {}

@@ -107,8 +107,6 @@ pub struct TlsFacts {
     pub client_cert: ClientCertFacts,
     /// How far a key log decrypted the connection (`None`: no key log given).
     pub decryption: Option<Decryption>,
-    /// Each direction's (decrypted or clear) Finished.
-    pub finished: [Option<FrameRef>; 2],
     /// Offset where a direction restarted because a hello overwrote junk bytes before it.
     pub restarted_at: [Option<u64>; 2],
 }
@@ -234,16 +232,13 @@ impl TlsFacts {
     }
 
     /// A handshake message a key log decrypted; says whether it was the direction's Finished.
-    pub(super) fn on_decrypted_message(&mut self, d: usize, msg: &[u8], at: FrameRef) -> bool {
+    pub(super) fn on_decrypted_message(&mut self, d: usize, msg: &[u8]) -> bool {
         match msg.first().map(|&t| HandshakeType(t)) {
             Some(HandshakeType::CERTIFICATE) => self.on_certificate(d, msg, self.is_tls13()),
             Some(HandshakeType::CERTIFICATE_REQUEST) if self.ch_dir != Some(d) => {
                 self.client_cert.requested = true;
             }
-            Some(HandshakeType::FINISHED) => {
-                self.finished[d].get_or_insert(at);
-                return true;
-            }
+            Some(HandshakeType::FINISHED) => return true,
             Some(HandshakeType::ENCRYPTED_EXTENSIONS) => {
                 if let Some(sh) = self.server_hello.as_mut().filter(|s| s.alpn.is_none()) {
                     sh.alpn = hello::encrypted_extensions_alpn(msg);

@@ -9,7 +9,7 @@
 //! records after the ChangeCipherSpec; application data is never opened, only counted.
 
 use super::decrypt::{self, OpenError, RecordKeys, MAX_BODY};
-use super::handshake::HandshakeType;
+use super::handshake::{HandshakeType, Joiner};
 use super::keylog::{KeyLog, Secrets};
 use super::record::{ContentType, Header, SHORT_ENCRYPTED};
 use std::sync::Arc;
@@ -57,6 +57,8 @@ pub struct Protected {
     server_random: Option<[u8; 32]>,
     cipher: Option<u16>,
     dirs: [Option<DirKeys>; 2],
+    /// Decrypted handshake messages under assembly, per direction.
+    joiners: [Joiner; 2],
     started: bool,
     pub status: Decryption,
 }
@@ -82,6 +84,7 @@ impl Protected {
             server_random: None,
             cipher: None,
             dirs: [None, None],
+            joiners: Default::default(),
             started: false,
             status: Decryption::default(),
         }
@@ -170,6 +173,11 @@ impl Protected {
                 k.lost = true;
             }
         }
+    }
+
+    /// The joiner of direction `d`'s decrypted handshake messages.
+    pub fn joiner(&mut self, d: usize) -> &mut Joiner {
+        &mut self.joiners[d & 1]
     }
 
     /// Keys were derived for a direction (or looked for and not found).
