@@ -201,6 +201,9 @@ pub struct CompareArgs {
     /// Only connections with this port at either end (on either side).
     #[arg(long)]
     pub port: Option<u16>,
+    /// TLS key log (NSS format; repeatable), for the connections of both captures.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<String>,
     /// Exit with status 1 when some pair did not succeed.
     #[arg(long)]
     pub check: bool,
@@ -227,6 +230,7 @@ impl CompareArgs {
                 host: self.host,
                 port: self.port,
                 redact: self.redaction.options(),
+                key_logs: self.keylog.clone(),
                 ..Default::default()
             },
         })
