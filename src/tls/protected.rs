@@ -25,6 +25,9 @@ pub struct Decryption {
     pub failed: u32,
     /// The negotiated cipher suite has no decryption here (CBC, CCM, ...).
     pub unsupported_suite: bool,
+    /// TLS 1.3: alert-sized records after a side's Finished left sealed because the key log
+    /// lacks that side's application traffic secret, [client, server].
+    pub sealed_short: [u32; 2],
 }
 
 /// What one opened record held.
@@ -57,6 +60,9 @@ pub struct Protected {
     server_random: Option<[u8; 32]>,
     cipher: Option<u16>,
     dirs: [Option<DirKeys>; 2],
+    /// Per direction: the client's; and its Finished came with no application secret logged.
+    client: [bool; 2],
+    app_missing: [bool; 2],
     started: bool,
     pub status: Decryption,
 }
@@ -82,6 +88,8 @@ impl Protected {
             server_random: None,
             cipher: None,
             dirs: [None, None],
+            client: [false; 2],
+            app_missing: [false; 2],
             started: false,
             status: Decryption::default(),
         }
@@ -113,6 +121,7 @@ impl Protected {
     /// its keys. TLS 1.3 starts with the handshake traffic secrets.
     pub fn start(&mut self, d: usize, client: bool, tls13: bool) {
         self.started = true;
+        self.client[d] = client;
         let Some(suite) = self.cipher.and_then(decrypt::suite) else {
             self.status.unsupported_suite = self.cipher.is_some();
             return;
@@ -194,6 +203,7 @@ impl Protected {
     /// only counts it (sequence numbers count every protected record).
     pub fn record_end(&mut self, d: usize, h: &Header, wanted: bool) -> Opened {
         let Some(k) = &mut self.dirs[d] else {
+            self.count_sealed(d, h);
             return Opened::Nothing;
         };
         let protected = match h.content_type {
@@ -248,7 +258,22 @@ impl Protected {
                 k.current = next;
                 k.application = true;
             }
-            None => self.dirs[d] = None,
+            None => {
+                self.dirs[d] = None;
+                self.app_missing[d] = true;
+            }
+        }
+    }
+
+    /// A record of direction `d`, whose keys are gone: one that could be an alert, after a
+    /// Finished whose application secret the key log lacks, is counted for the diagnosis.
+    fn count_sealed(&mut self, d: usize, h: &Header) {
+        if self.app_missing[d]
+            && h.content_type == ContentType::APPLICATION_DATA
+            && h.len <= SHORT_ENCRYPTED
+        {
+            let side = usize::from(!self.client[d]);
+            self.status.sealed_short[side] = self.status.sealed_short[side].saturating_add(1);
         }
     }
 }
