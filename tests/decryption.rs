@@ -249,6 +249,10 @@ fn with_the_keys_every_alert_and_certificate_is_as_tshark_names_it() {
         for want in exp["with_keys"].as_array().expect("with_keys") {
             let got = conn(&report, &want["stream"], &file);
             assert_eq!(got["decrypted"], want["decrypted"], "{file}: decrypted");
+            if want["decrypted"] == true {
+                let u = got["uncertain"].to_string();
+                assert!(!u.contains("key log"), "{file}: the right keys noted: {u}");
+            }
             if alert_matches(&file, want, got) {
                 alerts += 1;
             }
@@ -483,11 +487,12 @@ fn certificate_problems_show_in_every_format() {
 const STDERR: &str = "\n--- stderr ---\n";
 
 /// Every way of running the binary on `capture` with `keys`: text with `--all --timeline`,
-/// JSON, NDJSON, Markdown, `--check`. Returns each run's arguments and stdout + stderr.
+/// JSON (plain and redacted), NDJSON, Markdown, `--check`. Returns each run's arguments and stdout + stderr.
 fn every_output(capture: &str, keys: &[String]) -> Vec<(String, String)> {
-    let runs: [&[&str]; 5] = [
+    let runs: [&[&str]; 6] = [
         &["--all", "--timeline"],
         &["--format", "json", "--all"],
+        &["--format", "json", "--redact", "--all"],
         &["--format", "ndjson", "--all"],
         &["--format", "markdown", "--all", "--timeline"],
         &["--check", "--all"],
@@ -612,6 +617,21 @@ fn no_secret_appears_in_any_output_or_warning() {
         "the DSB holds the key log"
     );
     assert_no_secret(&every_output(&sample(dsb), &[]), &forbidden(&lines));
+    let piped = std::process::Command::new(env!("CARGO_BIN_EXE_tlsdiag"))
+        .args(["--format", "ndjson", "-"])
+        .stdin(std::fs::File::open(samples_dir().join(dsb)).unwrap())
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&piped.stdout),
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(
+        out.contains("certificate_required"),
+        "the DSB read from stdin: {out}"
+    );
+    assert_no_secret(&[("the DSB on stdin".into(), out)], &forbidden(&lines));
     assert!(runs >= 100, "{runs} runs");
 }
 
@@ -826,4 +846,45 @@ fn garbage_key_logs_get_a_clear_note_and_no_panic() {
         assert!(mine.iter().all(|w| w.len() < 200), "{mine:?}");
         println!("{keys}: {took:?}");
     }
+}
+
+#[test]
+fn a_key_log_without_the_application_secret_says_why_the_alert_stays_sealed() {
+    let dir = Scratch::new("noapp");
+    let mut checked = 0;
+    for (file, exp) in mtls_rejections() {
+        let text =
+            std::fs::read_to_string(samples_dir().join(exp["keylog"].as_str().unwrap())).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with("SERVER_TRAFFIC_SECRET_0 "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(
+            kept.len(),
+            text.len(),
+            "{file}: no SERVER_TRAFFIC_SECRET_0 to drop"
+        );
+        let keys = dir.write(&format!("{file}.keys"), kept.as_bytes());
+        let report = json(&file, &["--keylog".into(), keys]);
+        for want in exp["with_keys"].as_array().unwrap() {
+            let c = conn(&report, &want["stream"], &file);
+            // The handshake opened: the certificate request is known.
+            assert_eq!(c["decrypted"], true, "{file}");
+            assert_eq!(c["client_certificate"]["requested"], true, "{file}");
+            // The alert under the server's application secret did not.
+            assert_eq!(c["alert"]["inferred"], true, "{file}: {}", c["alert"]);
+            assert!(
+                c["alert"]["description"].is_null(),
+                "{file}: {}",
+                c["alert"]
+            );
+            let note = "alert-sized record(s) from the server after its Finished stay sealed: \
+                        the key log lacks SERVER_TRAFFIC_SECRET_0";
+            let uncertain = c["uncertain"].to_string();
+            assert!(uncertain.contains(note), "{file}: {uncertain}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2);
 }
