@@ -453,6 +453,12 @@ fn decryption_note(tf: &TlsFacts) -> Option<String> {
     if !d.keys_found {
         return Some("the key log holds no secrets for this connection's ClientHello".into());
     }
+    if let Some(label) = d.unusable {
+        return Some(format!(
+            "the key log holds secrets for this connection but no usable {label} line: \
+             records under it stay sealed"
+        ));
+    }
     let sealed: Vec<String> = [("client", "CLIENT"), ("server", "SERVER")]
         .iter()
         .zip(d.sealed_short)
