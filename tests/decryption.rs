@@ -223,8 +223,12 @@ fn certificate_matches(file: &str, want: &Value, got: &Value) {
 /// tlsdiag's `null` (TLS 1.2, nothing asked) is neither requested nor sent.
 fn client_certificate_matches(file: &str, want: &Value, got: &Value) {
     let cc = &got["client_certificate"];
-    let requested = cc["requested"].as_bool().unwrap_or(false);
-    let sent = cc["sent"].as_bool().unwrap_or(false);
+    let known = |k: &str| {
+        cc.is_object()
+            .then(|| cc[k].as_bool().expect("known with the keys"))
+    };
+    let requested = known("requested").unwrap_or(false);
+    let sent = known("sent").unwrap_or(false);
     assert_eq!(
         Some(requested),
         want["client_certificate_requested"].as_bool(),
@@ -885,6 +889,46 @@ fn a_key_log_without_the_application_secret_says_why_the_alert_stays_sealed() {
             assert!(uncertain.contains(note), "{file}: {uncertain}");
             checked += 1;
         }
+    }
+    assert!(checked >= 2);
+}
+
+#[test]
+fn a_key_log_without_the_client_handshake_secret_leaves_the_client_certificate_unknown() {
+    let dir = Scratch::new("nochs");
+    let mut checked = 0;
+    for (file, exp) in mtls_rejections() {
+        let text =
+            std::fs::read_to_string(samples_dir().join(exp["keylog"].as_str().unwrap())).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with("CLIENT_HANDSHAKE_TRAFFIC_SECRET "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(kept.len(), text.len(), "{file}");
+        let keys = dir.write(&format!("{file}.keys"), kept.as_bytes());
+        let report = json(&file, &["--keylog".into(), keys.clone()]);
+        for want in exp["with_keys"].as_array().unwrap() {
+            let c = conn(&report, &want["stream"], &file);
+            // The server's flight opened: the request and the server's alert are tshark's.
+            assert!(alert_matches(&file, want, c));
+            let cc = &c["client_certificate"];
+            assert_eq!(cc["requested"], true, "{file}: {cc}");
+            // The client's flight did not: whether it sent a certificate is not known, whatever
+            // tshark saw with all the keys.
+            assert!(cc["sent"].is_null(), "{file}: {cc}");
+            let u = c["uncertain"].to_string();
+            assert!(
+                u.contains("no usable CLIENT_HANDSHAKE_TRAFFIC_SECRET line"),
+                "{file}: {u}"
+            );
+            checked += 1;
+        }
+        let (_, text, _) = bin(&["--keylog", &keys, &sample(&file)]);
+        assert!(
+            text.contains("Client certificate: requested; whether sent is unknown"),
+            "{text}"
+        );
     }
     assert!(checked >= 2);
 }
