@@ -932,3 +932,17 @@ fn a_key_log_without_the_client_handshake_secret_leaves_the_client_certificate_u
     }
     assert!(checked >= 2);
 }
+
+#[test]
+fn key_logs_cut_anywhere_never_crash_nor_leak_into_warnings() {
+    let dir = Scratch::new("cutkeys");
+    let capture = sample("tls13_mtls_untrusted_client_cert.pcap");
+    let text = std::fs::read(samples_dir().join("tls13_mtls_untrusted_client_cert.keys")).unwrap();
+    let secrets = forbidden(&key_lines(&String::from_utf8_lossy(&text)));
+    for at in (0..text.len()).step_by(3) {
+        let keys = dir.write("cut.keys", &text[..at]);
+        let label = format!("key log cut at {at}");
+        let warnings = analyse(&capture, &[keys], &label).expect("analysed");
+        assert_no_secret(&[(label, warnings.join("\n"))], &secrets);
+    }
+}
