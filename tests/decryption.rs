@@ -17,7 +17,9 @@
 //!   standard error, whether the key log is right, garbled (bad hex, wrong secrets, random
 //!   bytes) or carried by the capture; a malformed line is reported by its number only.
 //! - Wrong keys leave the diagnosis as it is without keys, with `decrypted` false and a note
-//!   in `uncertain[]`; a key log for other connections says it holds no secrets for this one.
+//!   in `uncertain[]`; a key log for other connections says it holds no secrets for this one;
+//!   a key log short of one secret (the server's application secret, the client's handshake
+//!   secret) names it, leaves that alert unnamed and the client certificate's `sent` unknown.
 //! - Keyed samples truncated and bit-flipped at every 7th byte, and key logs of 200,000
 //!   garbage lines or random bytes, go through the library with no panic and in bounded time.
 
