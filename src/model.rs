@@ -485,7 +485,9 @@ pub struct CertInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientCertInfo {
     pub requested: bool,
-    pub sent: bool,
+    /// `None`: asked for, but the client's Certificate message was not read (its flight was
+    /// not decrypted or not captured), so whether it sent one is unknown.
+    pub sent: Option<bool>,
     pub subject: Option<String>,
     pub issuer: Option<String>,
 }

@@ -455,7 +455,24 @@ fn decryption_note(tf: &TlsFacts) -> Option<String> {
     if !d.keys_found {
         return Some("the key log holds no secrets for this connection's ClientHello".into());
     }
-    None
+    if let Some(label) = d.unusable {
+        return Some(format!(
+            "the key log holds secrets for this connection but no usable {label} line: \
+             records under it stay sealed"
+        ));
+    }
+    let sealed: Vec<String> = [("client", "CLIENT"), ("server", "SERVER")]
+        .iter()
+        .zip(d.sealed_short)
+        .filter(|(_, n)| *n > 0)
+        .map(|((side, label), n)| {
+            format!(
+                "{n} alert-sized record(s) from the {side} after its Finished stay sealed: the \
+                 key log lacks {label}_TRAFFIC_SECRET_0, the {side}'s application traffic secret"
+            )
+        })
+        .collect();
+    (!sealed.is_empty()).then(|| sealed.join("; "))
 }
 
 /// The earlier of a direction's FIN and RST.

@@ -59,7 +59,7 @@ pub(crate) fn client_cert_info(cc: &ClientCertFacts) -> Option<ClientCertInfo> {
     let leaf = cc.leaf.as_ref().and_then(LeafCertificate::facts);
     Some(ClientCertInfo {
         requested: cc.requested,
-        sent: cc.sent == Some(true),
+        sent: cc.sent,
         subject: leaf.as_ref().map(|f| escape::text(&f.subject)),
         issuer: leaf.as_ref().map(|f| escape::text(&f.issuer)),
     })

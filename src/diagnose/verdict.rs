@@ -235,7 +235,7 @@ fn rejected_finished(f: &Facts, a: &super::facts::AlertFact, fin: Ev) -> Judgeme
         ),
     };
     let next: String = match f.client_certificate.as_ref() {
-        Some(cc) if cc.sent => format!(
+        Some(cc) if cc.sent == Some(true) => format!(
             "The backend does not accept the client certificate it was sent ({}, issued by \
              {}): add that issuer to the backend's trusted client CAs (nginx: \
              ssl_client_certificate; Envoy: validation_context), or give the client a \
@@ -243,11 +243,13 @@ fn rejected_finished(f: &Facts, a: &super::facts::AlertFact, fin: Ev) -> Judgeme
             cc.subject.as_deref().unwrap_or("subject unknown"),
             cc.issuer.as_deref().unwrap_or("an unknown issuer"),
         ),
-        Some(cc) if cc.requested => "The backend asked for a client certificate and the \
+        Some(cc) if cc.requested && cc.sent == Some(false) => {
+            "The backend asked for a client certificate and the \
              client sent none (mutual TLS): configure the client's certificate and key \
              (Apigee: the target's SSLInfo KeyStore and KeyAlias; nginx: \
              proxy_ssl_certificate; Envoy: the cluster's tls_certificates)."
-            .into(),
+                .into()
+        }
         _ => "The backend requires a client certificate it did not get or does not trust \
              (mutual TLS): check that the client presents its certificate and key (Apigee: \
              the target's SSLInfo KeyStore and KeyAlias; nginx: proxy_ssl_certificate; Envoy: \

@@ -5,7 +5,7 @@
 
 use crate::capture::CaptureError;
 use crate::flow::FlowTable;
-use crate::tls::keylog::{Loaded, MAX_RANDOMS};
+use crate::tls::keylog::{Loaded, MAX_LINE, MAX_RANDOMS};
 use std::io::{BufRead, BufReader, Read};
 
 /// A key log file is read this much at a time (then up to the next line end), so memory
@@ -37,13 +37,24 @@ pub(super) fn load(
             break;
         }
         if buf.last() != Some(&b'\n') {
-            rdr.read_until(b'\n', &mut buf).map_err(open_err)?;
+            finish_line(&mut rdr, &mut buf).map_err(open_err)?;
         }
         let loaded = table.add_key_log(&buf);
         merge(&mut total, &loaded, lines_before);
         lines_before += memchr::memchr_iter(b'\n', &buf).count();
     }
     note(notes, &format!("{path}: key log"), &total);
+    Ok(())
+}
+
+/// Reads the rest of the line a chunk ended in, keeping at most [`MAX_LINE`] + 1 more bytes:
+/// a longer line is malformed whatever it holds, so the rest of it is skipped unread, and a
+/// file with no line ends costs no more memory than one chunk.
+fn finish_line(rdr: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    rdr.take(MAX_LINE as u64 + 1).read_until(b'\n', buf)?;
+    if buf.last() != Some(&b'\n') && rdr.skip_until(b'\n')? > 0 {
+        buf.push(b'\n');
+    }
     Ok(())
 }
 
@@ -125,6 +136,43 @@ mod tests {
         merge(&mut total, &Loaded::default(), 0);
         merge(&mut total, &chunk, 100);
         assert_eq!(total.first_malformed_line, Some(102));
+    }
+
+    #[test]
+    fn the_rest_of_a_long_line_is_skipped_not_kept() {
+        let mut text = vec![b'a'; 10 * MAX_LINE];
+        text.extend_from_slice(b"\nNEXT");
+        let mut rdr = std::io::Cursor::new(text);
+        let mut buf = b"CLIENT".to_vec();
+        finish_line(&mut rdr, &mut buf).unwrap();
+        assert!(buf.len() <= 6 + MAX_LINE + 2, "{} bytes kept", buf.len());
+        assert_eq!(buf.last(), Some(&b'\n'));
+        let mut rest = String::new();
+        rdr.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "NEXT");
+    }
+
+    #[test]
+    fn a_line_longer_than_a_chunk_is_one_malformed_line() {
+        let valid = format!("CLIENT_RANDOM {} {}\n", "11".repeat(32), "ab".repeat(48));
+        let mut text = valid.clone().into_bytes();
+        text.extend(std::iter::repeat_n(b'a', CHUNK as usize * 2 + 5));
+        text.push(b'\n');
+        text.extend_from_slice(valid.replace("11", "22").as_bytes());
+        text.extend_from_slice(b"nonsense\n");
+        let path = std::env::temp_dir().join(format!("tlsdiag-long-line-{}", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let mut table = FlowTable::new(Default::default());
+        let mut notes = Vec::new();
+        let loaded = load(&mut table, &mut notes, &path.display().to_string());
+        let _ = std::fs::remove_file(&path);
+        assert!(loaded.is_ok());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].ends_with("2 line(s) are not key log lines (the first is line 2); skipped"),
+            "{}",
+            notes[0]
+        );
     }
 
     #[test]

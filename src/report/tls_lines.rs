@@ -84,13 +84,17 @@ fn certificate(cert: &CertInfo) -> String {
     )
 }
 
-/// "requested, sent (CN=..., issued by CN=...)", "requested, not sent", "not requested".
+/// "requested, sent (CN=..., issued by CN=...)", "requested, not sent", "not requested",
+/// "requested, sent or not unknown (...)".
 fn client_certificate(cc: &ClientCertInfo) -> String {
     let mut s = match (cc.requested, cc.sent) {
-        (true, true) => "requested, sent".to_string(),
-        (true, false) => "requested, not sent".to_string(),
-        (false, true) => "sent".to_string(),
-        (false, false) => "not requested".to_string(),
+        (true, Some(true)) => "requested, sent".to_string(),
+        (true, Some(false)) => "requested, not sent".to_string(),
+        (true, None) => {
+            "requested; whether sent is unknown (the client's Certificate was not read)".to_string()
+        }
+        (false, Some(true)) => "sent".to_string(),
+        (false, _) => "not requested".to_string(),
     };
     if let Some(subject) = &cc.subject {
         s.push_str(&format!(" ({subject}"));
@@ -159,12 +163,21 @@ mod tests {
         let mut c = connection();
         c.client_certificate = Some(ClientCertInfo {
             requested: true,
+            sent: Some(false),
             ..Default::default()
         });
         assert!(tls_lines(&c).contains(&("Client certificate", "requested, not sent".into())));
         c.client_certificate = Some(ClientCertInfo {
             requested: true,
-            sent: true,
+            ..Default::default()
+        });
+        assert!(tls_lines(&c).contains(&(
+            "Client certificate",
+            "requested; whether sent is unknown (the client's Certificate was not read)".into()
+        )));
+        c.client_certificate = Some(ClientCertInfo {
+            requested: true,
+            sent: Some(true),
             subject: Some("CN=gateway".into()),
             issuer: Some("CN=Lab CA".into()),
         });

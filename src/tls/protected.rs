@@ -25,6 +25,13 @@ pub struct Decryption {
     pub failed: u32,
     /// The negotiated cipher suite has no decryption here (CBC, CCM, ...).
     pub unsupported_suite: bool,
+    /// TLS 1.3: alert-sized records after a side's Finished left sealed because the key log
+    /// lacks that side's application traffic secret, [client, server].
+    pub sealed_short: [u32; 2],
+    /// The key log holds secrets for this connection but not the one a direction's keys
+    /// come from (or one of the wrong length), and a record of that direction stayed sealed:
+    /// the missing secret's label.
+    pub unusable: Option<&'static str>,
 }
 
 /// What one opened record held.
@@ -59,6 +66,11 @@ pub struct Protected {
     dirs: [Option<DirKeys>; 2],
     /// Decrypted handshake messages under assembly, per direction.
     joiners: [Joiner; 2],
+    /// Per direction: the client's; and its Finished came with no application secret logged.
+    client: [bool; 2],
+    app_missing: [bool; 2],
+    /// Per direction: the label of the secret its keys lack, and whether it is TLS 1.3.
+    lacking: [Option<(&'static str, bool)>; 2],
     started: bool,
     pub status: Decryption,
 }
@@ -85,6 +97,9 @@ impl Protected {
             cipher: None,
             dirs: [None, None],
             joiners: Default::default(),
+            client: [false; 2],
+            app_missing: [false; 2],
+            lacking: [None; 2],
             started: false,
             status: Decryption::default(),
         }
@@ -116,6 +131,7 @@ impl Protected {
     /// its keys. TLS 1.3 starts with the handshake traffic secrets.
     pub fn start(&mut self, d: usize, client: bool, tls13: bool) {
         self.started = true;
+        self.client[d] = client;
         let Some(suite) = self.cipher.and_then(decrypt::suite) else {
             self.status.unsupported_suite = self.cipher.is_some();
             return;
@@ -123,23 +139,36 @@ impl Protected {
         let Some(s) = self.secrets() else {
             return;
         };
-        let keys = if tls13 && suite.tls13 {
-            let (hs, app) = if client {
-                (&s.client_handshake, &s.client_app)
+        let (keys, label) = if tls13 && suite.tls13 {
+            let (hs, app, label) = if client {
+                (
+                    &s.client_handshake,
+                    &s.client_app,
+                    "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                )
             } else {
-                (&s.server_handshake, &s.server_app)
+                (
+                    &s.server_handshake,
+                    &s.server_app,
+                    "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                )
             };
             let current = hs.as_deref().and_then(|k| RecordKeys::tls13(suite, k));
             let next = app.as_deref().and_then(|k| RecordKeys::tls13(suite, k));
-            current.map(|c| (c, next, false))
+            (current.map(|c| (c, next, false)), label)
         } else {
-            let (Some(m), Some(cr), Some(sr)) = (&s.master, self.client_random, self.server_random)
-            else {
-                return;
+            let keys = match (&s.master, self.client_random, self.server_random) {
+                (Some(m), Some(cr), Some(sr)) => {
+                    RecordKeys::tls12(suite, m, &cr, &sr, client).map(|c| (c, None, true))
+                }
+                _ => None,
             };
-            RecordKeys::tls12(suite, m, &cr, &sr, client).map(|c| (c, None, true))
+            (keys, "CLIENT_RANDOM")
         };
         self.status.keys_found = true;
+        if keys.is_none() {
+            self.lacking[d] = Some((label, tls13 && suite.tls13));
+        }
         self.dirs[d] = keys.map(|(current, next, application)| DirKeys {
             current,
             next,
@@ -202,6 +231,7 @@ impl Protected {
     /// only counts it (sequence numbers count every protected record).
     pub fn record_end(&mut self, d: usize, h: &Header, wanted: bool) -> Opened {
         let Some(k) = &mut self.dirs[d] else {
+            self.count_sealed(d, h);
             return Opened::Nothing;
         };
         let protected = match h.content_type {
@@ -256,7 +286,26 @@ impl Protected {
                 k.current = next;
                 k.application = true;
             }
-            None => self.dirs[d] = None,
+            None => {
+                self.dirs[d] = None;
+                self.app_missing[d] = true;
+            }
+        }
+    }
+
+    /// A record of direction `d`, which has no keys: a protected one under a secret the key
+    /// log lacks names that secret, and one that could be an alert after a Finished whose
+    /// application secret the key log lacks is counted, for the diagnosis to say.
+    fn count_sealed(&mut self, d: usize, h: &Header) {
+        let app = h.content_type == ContentType::APPLICATION_DATA;
+        if let Some((label, tls13)) = self.lacking[d] {
+            if app || (!tls13 && h.content_type != ContentType::CHANGE_CIPHER_SPEC) {
+                self.status.unusable.get_or_insert(label);
+            }
+        }
+        if self.app_missing[d] && app && h.len <= SHORT_ENCRYPTED {
+            let side = usize::from(!self.client[d]);
+            self.status.sealed_short[side] = self.status.sealed_short[side].saturating_add(1);
         }
     }
 }
