@@ -74,7 +74,7 @@ pub struct Sender {
 
 /// Segments per direction whose TCP checksum is checked: enough to see offload, a bounded
 /// cost however long the connection.
-pub const CHECKSUMS_CHECKED: u8 = 4;
+pub const CHECKSUMS_CHECKED: u8 = 2;
 
 /// Only segments with at most this much payload are checked (SYNs, ACKs, FINs, RSTs, alerts):
 /// offload leaves every segment's checksum unfilled alike, and summing the ClientHello and the
@@ -264,7 +264,8 @@ mod tests {
         for _ in 0..10 {
             s.check_sum(&seg(&hdr));
         }
-        assert_eq!((s.checksums_checked, s.checksums_wrong), (4, 4));
+        let n = CHECKSUMS_CHECKED;
+        assert_eq!((s.checksums_checked, s.checksums_wrong), (n, n));
         // The same header with its checksum filled in is right.
         let sum = !(0x0a00u32 + 0x0001 + 0x0a00 + 0x0002 + 6 + 20 + 0x5000);
         hdr[16..18].copy_from_slice(&(sum as u16).to_be_bytes());

@@ -369,6 +369,7 @@ impl Feed<'_> {
     }
 
     /// The body of `st.rec` is all read (or accounted for as missing).
+    #[inline]
     fn record_end(&mut self, d: usize, st: &mut DirState, at: FrameRef) {
         st.in_body = false;
         let was_encrypted = st.encrypted;
@@ -384,6 +385,8 @@ impl Feed<'_> {
 
     /// With a key log: opens the protected record that ended, or derives the keys a
     /// ChangeCipherSpec (TLS <= 1.2) turned on.
+    #[cold]
+    #[inline(never)]
     fn protected_record_end(
         &mut self,
         d: usize,
