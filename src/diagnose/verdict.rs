@@ -865,6 +865,22 @@ mod tests {
         );
         assert!(j.explanation.contains("certificate_required"));
         assert!(j.next_step.contains("client certificate"));
+        // What the client sent, when decrypted, decides the next step.
+        let sent = |sent, issuer: &str| crate::model::ClientCertInfo {
+            requested: true,
+            sent,
+            subject: Some("CN=gw".into()),
+            issuer: Some(issuer.into()),
+        };
+        f.client_certificate = Some(sent(Some(false), ""));
+        assert!(judge(&f).next_step.contains("the client sent none"));
+        f.client_certificate = Some(sent(Some(true), "CN=Rogue CA"));
+        let next = judge(&f).next_step;
+        assert!(next.contains("(CN=gw, issued by CN=Rogue CA)"), "{next}");
+        f.client_certificate = Some(sent(None, ""));
+        assert!(judge(&f)
+            .next_step
+            .contains("did not get or does not trust"));
     }
 
     #[test]
