@@ -247,6 +247,15 @@ fn client_certificate_matches(file: &str, want: &Value, got: &Value) {
     }
 }
 
+/// The ladder's event at `frame` ("" when the ladder has none).
+fn ladder_event<'a>(c: &'a Value, frame: &Value) -> &'a str {
+    c["timeline"]
+        .as_array()
+        .and_then(|t| t.iter().find(|e| &e["frame"] == frame))
+        .and_then(|e| e["event"].as_str())
+        .unwrap_or_default()
+}
+
 #[test]
 fn with_the_keys_every_alert_and_certificate_is_as_tshark_names_it() {
     let (mut alerts, mut tls13_certs, mut conns) = (0, 0, 0);
@@ -261,6 +270,17 @@ fn with_the_keys_every_alert_and_certificate_is_as_tshark_names_it() {
             }
             if alert_matches(&file, want, got) {
                 alerts += 1;
+                // The ladder names the alert that ended the handshake at its frame too.
+                let name = got["alert"]["description"].as_str().unwrap_or_default();
+                let event = ladder_event(got, &got["alert"]["frame"]);
+                let decisive = got["verdict"]
+                    .as_str()
+                    .is_some_and(|v| v.ends_with("_alert"));
+                assert!(
+                    !decisive || event.contains(&format!("Alert fatal {name}")),
+                    "{file}: frame {} reads {event:?}",
+                    got["alert"]["frame"]
+                );
             }
             let tls13 = got["tls_version"] == "TLSv1.3";
             if !tls13 || want["decrypted"] == true {
@@ -332,6 +352,12 @@ fn without_keys_no_tls13_mutual_tls_rejection_is_tls_ok() {
             assert!(
                 frames.contains(&&a["frame"]),
                 "{file}: {a} not at {frames:?}"
+            );
+            // The ladder keeps the record and says what its size suggests.
+            assert!(
+                ladder_event(c, &a["frame"]).contains("alert-sized encrypted record"),
+                "{file}: {}",
+                c["timeline"]
             );
             // TLS 1.3 hides the certificates and the CertificateRequest.
             assert_eq!(c["decrypted"], false, "{file}");

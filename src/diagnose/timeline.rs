@@ -136,6 +136,16 @@ fn data_label(
             None => note(&mut label, format_args!("encrypted Alert")),
         }
     }
+    let answer = tf
+        .server_after_client
+        .filter(|a| a.at == e.at && e.dir().index() != cd);
+    let named = tf.alerts.iter().any(|a| a.at == e.at);
+    if let Some(a) = answer.filter(|a| a.len <= crate::tls::SHORT_ENCRYPTED && !named) {
+        note(
+            &mut label,
+            format_args!("alert-sized encrypted record ({} bytes)", a.len),
+        );
+    }
     if tf.ccs[e.dir()] == Some(e.at) {
         note(&mut label, format_args!("ChangeCipherSpec"));
     }

@@ -111,9 +111,10 @@ impl Conn {
 
     pub(crate) fn log(&mut self, at: FrameRef, dir: Dir, kind: EventKind) {
         // Teardown and errors are always kept; data only while there is room and while the
-        // handshake is still open.
+        // handshake is still open (in TLS 1.3, until the server answered the client's
+        // Finished with more than an alert).
         let essential = !matches!(kind, EventKind::Data { .. } | EventKind::Copy { .. });
-        if !essential && self.tls_facts().handshake_done.is_some() {
+        if !essential && self.tls_facts().ladder_done() {
             self.events_dropped += 1;
             return;
         }

@@ -6,7 +6,7 @@ use super::certificate::{leaf_certificate, leaf_certificate_tls13, LeafCertifica
 use super::handshake::{Event, HandshakeType};
 use super::hello::{self, ClientHelloFacts, ServerHelloInfo};
 use super::protected::Decryption;
-use super::record::{ContentType, Record, SSLV2_CLIENT_HELLO, SSLV2_SERVER_HELLO};
+use super::record::{ContentType, Record, SHORT_ENCRYPTED, SSLV2_CLIENT_HELLO, SSLV2_SERVER_HELLO};
 use crate::capture::FrameRef;
 
 /// TLS 1.3: the server's records after the client's first encrypted record (its Finished).
@@ -134,6 +134,17 @@ impl TlsFacts {
     /// Negotiated version, from the (last) ServerHello.
     pub fn negotiated_version(&self) -> Option<u16> {
         self.server_hello.as_ref().map(ServerHelloInfo::version)
+    }
+
+    /// The handshake is over as far as a ladder goes: done, and in TLS 1.3 the server has
+    /// answered the client's Finished with more than one alert-sized record (a server that
+    /// rejects the client's certificate answers with just that, then closes).
+    pub fn ladder_done(&self) -> bool {
+        self.handshake_done.is_some()
+            && (!self.is_tls13()
+                || self
+                    .server_after_client
+                    .is_some_and(|a| a.records >= 2 || a.len > SHORT_ENCRYPTED))
     }
 
     pub(super) fn is_tls13(&self) -> bool {
