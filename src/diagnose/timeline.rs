@@ -107,6 +107,13 @@ fn data_label(
         None if retrans => sized(&mut label, "retransmission (", len),
         None => sized(&mut label, "data (", len),
     }
+    tls_notes(&mut label, tf, e, cd);
+    label
+}
+
+/// Appends what the TLS layer saw in the segment (": ServerHello, ChangeCipherSpec").
+fn tls_notes(label: &mut String, tf: &crate::tls::TlsFacts, e: &crate::flow::Event, cd: usize) {
+    use std::fmt::Write as _;
     let mut sep = ": ";
     let mut note = |label: &mut String, args: std::fmt::Arguments<'_>| {
         label.push_str(sep);
@@ -114,10 +121,10 @@ fn data_label(
         sep = ", ";
     };
     if tf.sh_at == Some(e.at) && e.dir().index() != cd {
-        note(&mut label, format_args!("ServerHello"));
+        note(label, format_args!("ServerHello"));
     }
     if tf.hrr_at == Some(e.at) {
-        note(&mut label, format_args!("HelloRetryRequest"));
+        note(label, format_args!("HelloRetryRequest"));
     }
     for a in tf
         .alerts
@@ -126,14 +133,14 @@ fn data_label(
     {
         match a.plain {
             Some((l, d)) => note(
-                &mut label,
+                label,
                 format_args!(
                     "Alert {} {}",
                     names::alert_level(l),
                     names::alert_description(d)
                 ),
             ),
-            None => note(&mut label, format_args!("encrypted Alert")),
+            None => note(label, format_args!("encrypted Alert")),
         }
     }
     let answer = tf
@@ -142,20 +149,19 @@ fn data_label(
     let named = tf.alerts.iter().any(|a| a.at == e.at);
     if let Some(a) = answer.filter(|a| a.len <= crate::tls::SHORT_ENCRYPTED && !named) {
         note(
-            &mut label,
+            label,
             format_args!("alert-sized encrypted record ({} bytes)", a.len),
         );
     }
     if tf.ccs[e.dir()] == Some(e.at) {
-        note(&mut label, format_args!("ChangeCipherSpec"));
+        note(label, format_args!("ChangeCipherSpec"));
     }
     if let Some(nt) = tf.non_tls[e.dir()].as_ref().filter(|n| n.at == e.at) {
         note(
-            &mut label,
+            label,
             format_args!("\"{}\"", escape::first_line(&nt.preview, 60)),
         );
     }
-    label
 }
 
 /// Appends `{what}{len} bytes)`.
