@@ -223,6 +223,11 @@ pub enum CaptureError {
         path: String,
         compression: Compression,
     },
+    /// A key log (`--keylog`) that cannot be read.
+    KeyLog {
+        path: String,
+        source: io::Error,
+    },
     /// More input files than one analysis can name ([`MAX_FILES`]).
     TooManyFiles {
         first: String,
@@ -234,6 +239,9 @@ impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CaptureError::Open { path, source } => write!(f, "{path}: cannot open: {source}"),
+            CaptureError::KeyLog { path, source } => {
+                write!(f, "{path}: cannot read this key log: {source}")
+            }
             CaptureError::NotACapture { path, starts_with } => write!(
                 f,
                 "{path}: not a pcap or pcapng capture (it starts with {starts_with})"

@@ -18,7 +18,7 @@ pub(super) fn load(
     notes: &mut Vec<String>,
     path: &str,
 ) -> Result<(), CaptureError> {
-    let open_err = |source| CaptureError::Open {
+    let open_err = |source| CaptureError::KeyLog {
         path: path.to_string(),
         source,
     };
@@ -182,6 +182,9 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.starts_with("/nonexistent/keys.txt: cannot open"), "{e}");
+        assert!(
+            e.starts_with("/nonexistent/keys.txt: cannot read this key log"),
+            "{e}"
+        );
     }
 }
