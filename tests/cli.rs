@@ -146,9 +146,9 @@ fn corrupt_compressed_input_is_called_corrupt_not_empty() {
 
 #[test]
 fn a_cut_timeline_says_events_not_kept_instead_of_a_fake_event() {
-    // tls13_ok: the data after the handshake is not kept in the ladder: frames 12, 13 and 15
-    // (frame 11, the server's first answer to the client's Finished, is kept: in TLS 1.3 it
-    // could have been the alert that rejects the client).
+    // tls13_ok: the data after the handshake is not kept in the ladder: frames 11, 12, 13 and
+    // 15 (frame 11, the server's first answer to the client's Finished, would be kept were it
+    // alert-sized: the record that rejects a client certificate).
     let report: Value = serde_json::from_str(&stdout(&[
         "-q",
         "-f",
@@ -158,7 +158,7 @@ fn a_cut_timeline_says_events_not_kept_instead_of_a_fake_event() {
     ]))
     .unwrap();
     let c = &report["connections"][0];
-    assert_eq!(c["events_not_kept"], 3, "{c}");
+    assert_eq!(c["events_not_kept"], 4, "{c}");
     let timeline = c["timeline"].as_array().unwrap();
     assert!(timeline
         .iter()
@@ -174,7 +174,7 @@ fn a_cut_timeline_says_events_not_kept_instead_of_a_fake_event() {
     assert_eq!(report["connections"][0]["events_not_kept"], 0);
     // The text ladder still closes with the count.
     let text = stdout(&["-q", "--all", "--timeline", "samples/tls13_ok.pcap"]);
-    assert!(text.contains("  3 later events not kept\n"), "{text}");
+    assert!(text.contains("  4 later events not kept\n"), "{text}");
 }
 
 /// A long cleartext transfer: the ladder stops at its cap (96 events, more for the teardown)

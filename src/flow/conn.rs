@@ -111,13 +111,17 @@ impl Conn {
 
     pub(crate) fn log(&mut self, at: FrameRef, dir: Dir, kind: EventKind) {
         // Teardown and errors are always kept; data only while there is room and while the
-        // handshake is still open (in TLS 1.3, until the server answered the client's
-        // Finished with more than an alert).
+        // handshake is still open.
         let essential = !matches!(kind, EventKind::Data { .. } | EventKind::Copy { .. });
-        if !essential && self.tls_facts().ladder_done() {
+        if !essential && self.tls_facts().handshake_done.is_some() {
             self.events_dropped += 1;
             return;
         }
+        self.push_event(at, dir, kind, essential);
+    }
+
+    /// Keeps an event while there is room (more for teardown and errors).
+    fn push_event(&mut self, at: FrameRef, dir: Dir, kind: EventKind, essential: bool) {
         if self.events.len() < MAX_EVENTS || (essential && self.events.len() < MAX_EVENTS + 16) {
             self.events.push(Event::new(at, dir, kind));
         } else {
@@ -316,10 +320,21 @@ impl Conn {
             self.events
                 .reserve_exact(EVENTS_WITH_DATA.saturating_sub(self.events.len()));
         }
-        let len = seg.wire_len;
-        self.log(at, d, EventKind::Data { start: off, len });
+        // Data is kept while the handshake is open, and past it the one segment that may
+        // have ended it after all: a TLS 1.3 server's alert-sized answer to the client's
+        // Finished (decided once the TLS layer has read the segment).
+        let done_before = self.tls_facts().handshake_done.is_some();
         if self.tls_wants(d) {
             self.feed_tls(d, seg, off, at);
+        }
+        let kind = EventKind::Data {
+            start: off,
+            len: seg.wire_len,
+        };
+        if done_before && !self.tls_facts().alert_sized_answer(at) {
+            self.events_dropped += 1;
+        } else {
+            self.push_event(at, d, kind, false);
         }
     }
 

@@ -136,15 +136,11 @@ impl TlsFacts {
         self.server_hello.as_ref().map(ServerHelloInfo::version)
     }
 
-    /// The handshake is over as far as a ladder goes: done, and in TLS 1.3 the server has
-    /// answered the client's Finished with more than one alert-sized record (a server that
-    /// rejects the client's certificate answers with just that, then closes).
-    pub fn ladder_done(&self) -> bool {
-        self.handshake_done.is_some()
-            && (!self.is_tls13()
-                || self
-                    .server_after_client
-                    .is_some_and(|a| a.records >= 2 || a.len > SHORT_ENCRYPTED))
+    /// The frame `at` carried a TLS 1.3 server's first answer to the client's Finished, and
+    /// that answer is alert-sized: the record that rejects a client certificate.
+    pub fn alert_sized_answer(&self, at: FrameRef) -> bool {
+        self.server_after_client
+            .is_some_and(|a| a.at == at && a.len <= SHORT_ENCRYPTED)
     }
 
     pub(super) fn is_tls13(&self) -> bool {
