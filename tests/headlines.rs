@@ -137,3 +137,21 @@ fn a_capture_without_tcp_says_what_it_holds_instead() {
         "{md}"
     );
 }
+
+/// TLS 1.3 mutual TLS rejected: without keys the headline says what the alert-sized answer to
+/// the client's Finished most likely was; with the key log it names the alert.
+#[test]
+fn a_mutual_tls_rejection_is_said_with_and_without_keys() {
+    let path = sample("tls13_mtls_no_client_cert.pcap");
+    let keys = sample("tls13_mtls_no_client_cert.keys");
+    let text = run(&["-q", &path]);
+    assert!(
+        text_headline(&text).contains("the backend most likely rejected the client's certificate"),
+        "{text}"
+    );
+    let text = run(&["-q", "--keylog", &keys, &path]);
+    assert!(
+        text_headline(&text).contains("the backend refused: certificate_required"),
+        "{text}"
+    );
+}

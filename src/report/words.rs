@@ -54,6 +54,12 @@ pub(crate) fn alert_words(c: &Connection) -> Option<String> {
     };
     Some(match &a.description {
         Some(d) => format!("{who} refused: {d}"),
+        // The one inferred server alert: a TLS 1.3 answer to the client's Finished.
+        None if a.sender == "server" && a.inferred => {
+            "the backend most likely rejected the client's certificate (an alert-sized \
+             encrypted answer to the client's Finished)"
+                .into()
+        }
         // Unnamed, the alert says less than when it came.
         // The give-up time is the client's: said only of the client's own alert.
         None => match c.gave_up_after_s.filter(|_| a.sender == "client") {
