@@ -92,6 +92,8 @@ INTENT = {
     "tls13_mtls_no_client_cert.pcap": ("client", ["server_alert"]),
     "tls13_mtls_no_client_cert.dsb.pcapng": ("client", ["server_alert"]),
     "tls13_mtls_untrusted_client_cert.pcap": ("client", ["server_alert"]),
+    "tls12_mtls_no_client_cert.pcap": ("client", ["server_alert"]),
+    "tls12_mtls_untrusted_client_cert.pcap": ("client", ["server_alert"]),
     # gnutls-cli encrypts its TLS 1.3 alert: one 19-byte record where its Finished would be
     "tls13_client_rejects_name.pcap": ("client", ["client_alert"]),
     "tls13_client_rejects_expired.pcap": ("client", ["client_alert"]),

@@ -26,6 +26,7 @@
 #   udp/53 lab.py udp   4435 s_server TLS 1.3, P-256 only (HelloRetryRequest)
 #   9009 lab.py close-on-accept   9010 lab.py delay-proxy (7 s) -> 127.0.0.1:4436 s_server
 #   4440 s_server TLS 1.3, client certificate required (-Verify 1, trusts the lab client CA only)
+#   4444 s_server TLS 1.2, the same client certificate requirement
 #   4441 s_server TLS 1.2+1.3, certificate for other.test / *.other.test (lab test CA)
 #   4442 s_server TLS 1.2+1.3, certificate for backend.test that expired 2024-01-01 (lab test CA)
 #   4443 s_server TLS 1.2+1.3, sends only its leaf (lab test CA -> intermediate -> leaf)
@@ -283,6 +284,8 @@ EOF
     local nostore=(-no-CAfile -no-CApath -no-CAstore)
     bg td-srv openssl s_server -accept 4440 -cert "$d/ec.crt" -key "$d/ec.key" -tls1_3 \
         -Verify 1 -verify_return_error -CAfile "$d/clientca.crt" -www -quiet
+    bg td-srv openssl s_server -accept 4444 -cert "$d/ec.crt" -key "$d/ec.key" -tls1_2 \
+        -Verify 1 -verify_return_error -CAfile "$d/clientca.crt" -www -quiet
     bg td-srv openssl s_server -accept 4441 -cert "$d/wrongname.crt" -key "$d/wrongname.key" \
         "${nostore[@]}" -www -quiet
     bg td-srv openssl s_server -accept 4442 -cert "$d/expired.crt" -key "$d/expired.key" \
@@ -299,7 +302,7 @@ EOF
     bg td-srv $LAB udp 53
     # wait until every TCP port listens
     local p
-    for p in 443 4431 4432 4433 4434 4435 4436 4440 4441 4442 4443 8080 9001 9002 9003 9004 9005 9006 9007 9008 9009 9010 8445; do
+    for p in 443 4431 4432 4433 4434 4435 4436 4440 4441 4442 4443 4444 8080 9001 9002 9003 9004 9005 9006 9007 9008 9009 9010 8445; do
         for _ in $(seq 50); do
             srv ss -Hltn "sport = :$p" | grep -q LISTEN && break
             sleep 0.1
@@ -568,6 +571,20 @@ tls13_mtls() {
         --cert "$T/pki/rogueclient.crt" --key "$T/pki/rogueclient.key" "$(url 4440)"
     stopcaps
 }
+# The same mutual-TLS server in TLS 1.2 (:4444): its CertificateRequest and the client's
+# Certificate are in clear; the server's alert after the client's Finished is encrypted
+tls12_mtls() {
+    log "tls12_mtls_no_client_cert, tls12_mtls_untrusted_client_cert (s_server -Verify 1 :4444)"
+    local n=tls12_mtls_no_client_cert
+    cap $n.pcap td-cli c0 "tcp port 4444"
+    try s12 -connect 10.99.2.2:4444 -keylogfile "$(keylog $n)"
+    stopcaps
+    n=tls12_mtls_untrusted_client_cert
+    cap $n.pcap td-cli c0 "tcp port 4444"
+    try s12 -connect 10.99.2.2:4444 -keylogfile "$(keylog $n)" \
+        -cert "$T/pki/rogueclient.crt" -key "$T/pki/rogueclient.key"
+    stopcaps
+}
 # TLS 1.3 clients that trust the lab test CA reject the server's certificate: gnutls-cli (its
 # alert is encrypted) for a name the certificate does not cover and for an expired one;
 # openssl s_client (its alert goes in clear) for the wrong name
@@ -762,7 +779,8 @@ ALL=(tls13_ok tls12_ok tls13_ok_ipv6 silent_backend clienthello_dropped mtu_blac
      port_closed_sll tls12_ok_vlan server_alert_pcapng tls13_ok_nano tls13_ok_snap96
      midstream port_reuse mixed healthy syn_blocked reset_injected hello_retry
      server_closed_on_accept slow_backend tls13_mtls tls13_client_rejects tls12_cert_rejects
-     leaf_only leaf_only_tls13 tls12_ok_keys nat offload_port_closed)
+     leaf_only leaf_only_tls13 tls12_ok_keys nat offload_port_closed
+     tls12_mtls)
 
 certs
 topology

@@ -303,24 +303,60 @@ fn with_the_keys_every_alert_and_certificate_is_as_tshark_names_it() {
 // 2. Without keys, the mutual-TLS rejections
 // ---------------------------------------------------------------------------------------------
 
-/// The TLS 1.3 samples where tshark, with the keys, saw the server ask for a client
-/// certificate and then send an alert: the mutual-TLS rejections. The DSB pcapng carries its
-/// keys, so it is not among them.
-fn mtls_rejections() -> Vec<(String, Value)> {
-    let out: Vec<(String, Value)> = keyed()
+/// The samples where tshark, with the keys, saw the server ask for a client certificate and
+/// then send an alert, encrypted (`true`: TLS 1.3's shape) or in clear.
+fn client_cert_refusals(encrypted: bool) -> Vec<(String, Value)> {
+    keyed()
         .into_iter()
         .filter(|(name, _)| name.ends_with(".pcap"))
         .filter(|(_, exp)| {
             exp["with_keys"].as_array().unwrap().iter().any(|w| {
                 w["client_certificate_requested"] == true
-                    && w["alerts"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|a| a["sender"] == "server")
+                    && w["alerts"].as_array().unwrap().iter().any(|a| {
+                        a["sender"] == "server" && a["encrypted"].as_bool() == Some(encrypted)
+                    })
             })
         })
-        .collect();
+        .collect()
+}
+
+/// A server that asked for a client certificate and refused in clear (TLS 1.2): the
+/// explanation and the next step say what the client sent, as tshark read it.
+#[test]
+fn a_clear_refusal_of_the_client_certificate_says_what_was_sent() {
+    let refusals = client_cert_refusals(false);
+    assert!(refusals.len() >= 2, "{} clear refusals", refusals.len());
+    for (file, exp) in refusals {
+        let report = json(&file, &[]);
+        for want in exp["with_keys"].as_array().unwrap() {
+            let c = conn(&report, &want["stream"], &file);
+            assert_eq!(c["verdict"], "server_alert", "{file}");
+            let (e, next) = (
+                c["explanation"].as_str().unwrap(),
+                c["next_step"].as_str().unwrap(),
+            );
+            assert!(
+                e.contains("it had asked for a client certificate"),
+                "{file}: {e}"
+            );
+            if want["client_certificate_sent"] == true {
+                let issuer = c["client_certificate"]["issuer"].as_str().unwrap();
+                assert!(
+                    next.contains(&format!("issued by {issuer}")),
+                    "{file}: {next}"
+                );
+            } else {
+                assert!(next.contains("the client sent none"), "{file}: {next}");
+            }
+        }
+    }
+}
+
+/// The TLS 1.3 samples where tshark, with the keys, saw the server ask for a client
+/// certificate and then send an encrypted alert: the mutual-TLS rejections. The DSB pcapng
+/// carries its keys, so it is not among them.
+fn mtls_rejections() -> Vec<(String, Value)> {
+    let out = client_cert_refusals(true);
     assert!(out.len() >= 2, "{} mutual-TLS rejections", out.len());
     out
 }

@@ -189,16 +189,7 @@ fn alert_ended(f: &Facts, ch: Ev) -> Option<Judgement> {
         return Some(rejected_finished(f, a, fin));
     }
     if a.from_server {
-        return Some(j(
-            VerdictCode::ServerAlert,
-            format!(
-                "the server answered the ClientHello ({ch}) with {what} ({})",
-                a.at
-            ),
-            "The backend refuses this handshake: compare the client's offer (TLS \
-             versions, cipher suites, SNI, client certificate) with the backend's TLS \
-             configuration and its logs.",
-        ));
+        return Some(server_refused(f, a, ch, &what));
     }
     let mut explanation = format!(
         "the client rejected the server's response with {what} ({})",
@@ -222,6 +213,43 @@ fn alert_ended(f: &Facts, ch: Ev) -> Option<Judgement> {
     })
 }
 
+/// A server alert ended the handshake; when the server had asked for a client certificate
+/// and the alert is about one, what the client sent is said and decides the next step.
+fn server_refused(f: &Facts, a: &super::facts::AlertFact, ch: Ev, what: &str) -> Judgement {
+    let about_cert = a
+        .description
+        .as_deref()
+        .is_none_or(|d| CLIENT_CERT_ALERTS.contains(&d));
+    let cert_next = client_cert_next(f).filter(|_| about_cert);
+    let mut explanation = format!(
+        "the server answered the ClientHello ({ch}) with {what} ({})",
+        a.at
+    );
+    if let Some(cc) = f
+        .client_certificate
+        .as_ref()
+        .filter(|_| cert_next.is_some())
+    {
+        explanation.push_str(&match (&cc.subject, &cc.issuer) {
+            (Some(s), Some(i)) => format!(
+                "; it had asked for a client certificate, and the client sent {s}, issued \
+                 by {i}"
+            ),
+            _ if cc.sent == Some(false) => {
+                "; it had asked for a client certificate, and the client sent none".into()
+            }
+            _ => "; it had asked for a client certificate".into(),
+        });
+    }
+    let next = cert_next.unwrap_or_else(|| {
+        "The backend refuses this handshake: compare the client's offer (TLS versions, \
+         cipher suites, SNI, client certificate) with the backend's TLS configuration \
+         and its logs."
+            .into()
+    });
+    j(VerdictCode::ServerAlert, explanation, &next)
+}
+
 /// TLS 1.3: the server answered the client's Finished with an alert and closed: it rejected
 /// the client's certificate (or its absence). Named when decrypted, inferred otherwise.
 fn rejected_finished(f: &Facts, a: &super::facts::AlertFact, fin: Ev) -> Judgement {
@@ -234,35 +262,59 @@ fn rejected_finished(f: &Facts, a: &super::facts::AlertFact, fin: Ev) -> Judgeme
             a.at
         ),
     };
-    let next: String = match f.client_certificate.as_ref() {
-        Some(cc) if cc.sent == Some(true) => format!(
-            "The backend does not accept the client certificate it was sent ({}, issued by \
-             {}): add that issuer to the backend's trusted client CAs (nginx: \
-             ssl_client_certificate; Envoy: validation_context), or give the client a \
-             certificate from a CA the backend trusts; check its validity dates too.",
-            cc.subject.as_deref().unwrap_or("subject unknown"),
-            cc.issuer.as_deref().unwrap_or("an unknown issuer"),
-        ),
-        Some(cc) if cc.requested && cc.sent == Some(false) => {
-            "The backend asked for a client certificate and the \
-             client sent none (mutual TLS): configure the client's certificate and key \
-             (Apigee: the target's SSLInfo KeyStore and KeyAlias; nginx: \
-             proxy_ssl_certificate; Envoy: the cluster's tls_certificates)."
-                .into()
-        }
-        _ => "The backend requires a client certificate it did not get or does not trust \
-             (mutual TLS): check that the client presents its certificate and key (Apigee: \
-             the target's SSLInfo KeyStore and KeyAlias; nginx: proxy_ssl_certificate; Envoy: \
-             the cluster's tls_certificates) and that the backend trusts the issuer of that \
-             certificate."
-            .into(),
-    };
+    let next = client_cert_next(f).unwrap_or_else(|| {
+        "The backend requires a client certificate it did not get or does not trust \
+         (mutual TLS): check that the client presents its certificate and key (Apigee: the \
+         target's SSLInfo KeyStore and KeyAlias; nginx: proxy_ssl_certificate; Envoy: the \
+         cluster's tls_certificates) and that the backend trusts the issuer of that \
+         certificate."
+            .into()
+    });
     j(
         VerdictCode::ServerAlert,
         format!("the server answered the client's Finished ({fin}) with {what}"),
         &next,
     )
 }
+
+/// What to do about a server that asked for a client certificate and refused the handshake,
+/// from what the client sent: `None` when the CertificateRequest or the client's answer was
+/// not seen.
+fn client_cert_next(f: &Facts) -> Option<String> {
+    let cc = f.client_certificate.as_ref().filter(|c| c.requested)?;
+    match cc.sent? {
+        true => Some(format!(
+            "The backend does not accept the client certificate it was sent ({}, issued by \
+             {}): add that issuer to the backend's trusted client CAs (nginx: \
+             ssl_client_certificate; Envoy: validation_context), or give the client a \
+             certificate from a CA the backend trusts; check its validity dates too.",
+            cc.subject.as_deref().unwrap_or("subject unknown"),
+            cc.issuer.as_deref().unwrap_or("an unknown issuer"),
+        )),
+        false => Some(
+            "The backend asked for a client certificate and the client sent none (mutual \
+             TLS): configure the client's certificate and key (Apigee: the target's SSLInfo \
+             KeyStore and KeyAlias; nginx: proxy_ssl_certificate; Envoy: the cluster's \
+             tls_certificates)."
+                .into(),
+        ),
+    }
+}
+
+/// Alerts a server sends when it refuses the client's certificate (or its absence; OpenSSL
+/// says handshake_failure in TLS 1.2): with a CertificateRequest seen, the refusal is about
+/// the client certificate.
+const CLIENT_CERT_ALERTS: [&str; 9] = [
+    "handshake_failure",
+    "bad_certificate",
+    "unsupported_certificate",
+    "certificate_revoked",
+    "certificate_expired",
+    "certificate_unknown",
+    "unknown_ca",
+    "access_denied",
+    "certificate_required",
+];
 
 /// 4. The server spoke something else.
 fn not_tls(f: &Facts, ch: Ev) -> Option<Judgement> {
@@ -881,6 +933,43 @@ mod tests {
         assert!(judge(&f)
             .next_step
             .contains("did not get or does not trust"));
+    }
+
+    #[test]
+    fn a_server_that_asked_for_a_client_certificate_is_refusing_it() {
+        let mut f = with_hello(1, true);
+        let alert = |d: &str| AlertFact {
+            decisive: true,
+            from_server: true,
+            description: Some(d.into()),
+            fatal: true,
+            ..Default::default()
+        };
+        f.client_certificate = Some(crate::model::ClientCertInfo {
+            requested: true,
+            sent: Some(false),
+            subject: None,
+            issuer: None,
+        });
+        f.alert = Some(alert("handshake_failure"));
+        let j = judge(&f);
+        assert!(
+            j.explanation.ends_with("and the client sent none"),
+            "{}",
+            j.explanation
+        );
+        assert!(j.next_step.contains("the client sent none"));
+        // An alert about something else keeps the general next step.
+        f.alert = Some(alert("protocol_version"));
+        let j = judge(&f);
+        assert!(
+            !j.explanation.contains("client certificate"),
+            "{}",
+            j.explanation
+        );
+        assert!(j
+            .next_step
+            .starts_with("The backend refuses this handshake"));
     }
 
     #[test]
