@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use tlsdiag::report::{render, Format, RenderOptions};
 
 mod common;
-use common::{bin, sample, samples_dir};
+use common::{bin, sample, samples_dir, Rng, Scratch};
 
 // ---------------------------------------------------------------------------------------------
 // Samples, key logs and runs
@@ -131,46 +131,6 @@ fn key_files() -> Vec<(String, PathBuf, String)> {
     out.sort();
     assert!(out.len() >= 10, "only {} key files", out.len());
     out
-}
-
-/// A scratch directory under the system temp dir, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("tlsdiag-decryption-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p.display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -642,7 +602,7 @@ fn garbled(lines: &[KeyLine], seed: u64) -> (Vec<u8>, Vec<KeyLine>) {
     }
     let mut bytes = text.into_bytes();
     bytes.push(0xff);
-    bytes.extend(Rng(seed | 1).bytes(300).into_iter().filter(|&b| b != b'\n'));
+    bytes.extend(Rng(seed | 1).fill(300).into_iter().filter(|&b| b != b'\n'));
     bytes.push(b'\n');
     (bytes, secrets)
 }
@@ -659,7 +619,7 @@ fn no_secret_appears_in_any_output_or_warning() {
         assert_no_secret(&outputs, &secrets);
         let (bytes, wrong) = garbled(&lines, i as u64);
         secrets.extend(forbidden(&wrong));
-        let bad = dir.write(&format!("{i}.keys"), &bytes);
+        let bad = dir.file(&format!("{i}.keys"), &bytes);
         let outputs = every_output(&sample(&capture), &["--keylog".into(), bad.clone()]);
         assert_no_secret(&outputs, &secrets);
         let note = format!(
@@ -780,7 +740,7 @@ fn keys_that_do_not_decrypt_a_connection_are_said_and_change_nothing_else() {
             .iter()
             .map(|(label, random, secret)| format!("{label} {random} {}\n", flip(secret)))
             .collect();
-        let keys = dir.write(&format!("{capture}.wrong"), text.as_bytes());
+        let keys = dir.file(&format!("{capture}.wrong"), text.as_bytes());
         same_as_without_keys(&capture, &keys, "did not decrypt it");
     }
 }
@@ -874,11 +834,11 @@ fn keyed_captures_truncated_and_bit_flipped_every_7th_byte_never_crash() {
             .collect();
         let bytes = std::fs::read(samples_dir().join(&file)).unwrap();
         for at in (0..bytes.len()).step_by(7) {
-            let cut = dir.write("cut", &bytes[..at]);
+            let cut = dir.file("cut", &bytes[..at]);
             analyse(&cut, &keys, &format!("{file} cut at {at}"));
             let mut flipped = bytes.clone();
             flipped[at] ^= 1 << (at % 8);
-            let f = dir.write("flip", &flipped);
+            let f = dir.file("flip", &flipped);
             analyse(&f, &keys, &format!("{file} bit {} of byte {at}", at % 8));
             runs += 2;
         }
@@ -896,11 +856,11 @@ fn garbage_key_logs_get_a_clear_note_and_no_panic() {
     let mut rng = Rng(20);
     let mut lines = Vec::new();
     for i in 0..200_000u32 {
-        let hex: String = rng.bytes(8).iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = rng.fill(8).iter().map(|b| format!("{b:02x}")).collect();
         lines.extend_from_slice(format!("CLIENT_RANDOM {hex} z{i}\n").as_bytes());
     }
-    let many = dir.write("lines.keys", &lines);
-    let random = dir.write("random.keys", &Rng(7).bytes(1 << 20));
+    let many = dir.file("lines.keys", &lines);
+    let random = dir.file("random.keys", &Rng(7).fill(1 << 20));
     let capture = sample("tls13_mtls_no_client_cert.pcap");
     for (keys, first) in [
         (&many, "200000 line(s)"),
@@ -927,24 +887,25 @@ fn garbage_key_logs_get_a_clear_note_and_no_panic() {
     }
 }
 
+/// The sample's key log without its `label` lines, written to `dir`; its path.
+fn key_log_without(dir: &Scratch, file: &str, exp: &Value, label: &str) -> String {
+    let path = samples_dir().join(exp["keylog"].as_str().unwrap());
+    let text = std::fs::read_to_string(path).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{label} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(kept.len(), text.len(), "{file}: no {label} to drop");
+    dir.file(&format!("{file}.keys"), kept.as_bytes())
+}
+
 #[test]
 fn a_key_log_without_the_application_secret_says_why_the_alert_stays_sealed() {
     let dir = Scratch::new("noapp");
     let mut checked = 0;
     for (file, exp) in mtls_rejections() {
-        let text =
-            std::fs::read_to_string(samples_dir().join(exp["keylog"].as_str().unwrap())).unwrap();
-        let kept: String = text
-            .lines()
-            .filter(|l| !l.starts_with("SERVER_TRAFFIC_SECRET_0 "))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        assert_ne!(
-            kept.len(),
-            text.len(),
-            "{file}: no SERVER_TRAFFIC_SECRET_0 to drop"
-        );
-        let keys = dir.write(&format!("{file}.keys"), kept.as_bytes());
+        let keys = key_log_without(&dir, &file, &exp, "SERVER_TRAFFIC_SECRET_0");
         let report = json(&file, &["--keylog".into(), keys]);
         for want in exp["with_keys"].as_array().unwrap() {
             let c = conn(&report, &want["stream"], &file);
@@ -973,15 +934,7 @@ fn a_key_log_without_the_client_handshake_secret_leaves_the_client_certificate_u
     let dir = Scratch::new("nochs");
     let mut checked = 0;
     for (file, exp) in mtls_rejections() {
-        let text =
-            std::fs::read_to_string(samples_dir().join(exp["keylog"].as_str().unwrap())).unwrap();
-        let kept: String = text
-            .lines()
-            .filter(|l| !l.starts_with("CLIENT_HANDSHAKE_TRAFFIC_SECRET "))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        assert_ne!(kept.len(), text.len(), "{file}");
-        let keys = dir.write(&format!("{file}.keys"), kept.as_bytes());
+        let keys = key_log_without(&dir, &file, &exp, "CLIENT_HANDSHAKE_TRAFFIC_SECRET");
         let report = json(&file, &["--keylog".into(), keys.clone()]);
         for want in exp["with_keys"].as_array().unwrap() {
             let c = conn(&report, &want["stream"], &file);
@@ -1015,7 +968,7 @@ fn key_logs_cut_anywhere_never_crash_nor_leak_into_warnings() {
     let text = std::fs::read(samples_dir().join("tls13_mtls_untrusted_client_cert.keys")).unwrap();
     let secrets = forbidden(&key_lines(&String::from_utf8_lossy(&text)));
     for at in (0..text.len()).step_by(3) {
-        let keys = dir.write("cut.keys", &text[..at]);
+        let keys = dir.file("cut.keys", &text[..at]);
         let label = format!("key log cut at {at}");
         let warnings = analyse(&capture, &[keys], &label).expect("analysed");
         assert_no_secret(&[(label, warnings.join("\n"))], &secrets);

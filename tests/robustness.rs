@@ -33,7 +33,6 @@ use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tlsdiag::capture::FrameRef;
 use tlsdiag::report::{render, Format, RenderOptions};
@@ -41,64 +40,16 @@ use tlsdiag::report::{render, Format, RenderOptions};
 mod common;
 use common::packets::{ipv4, tcp, Conv, ACK, FIN, PSH, SYN};
 use common::pcap::{ng, Pcap, LINKTYPE_ETHERNET, LINKTYPE_RAW};
+use common::{Rng, Scratch};
 
 // ---------------------------------------------------------------------------------------------
 // Scratch space and hand-built packets
 // ---------------------------------------------------------------------------------------------
 
-/// A unique temporary directory, removed (with its files) on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tlsdiag-robustness-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A raw-IPv4 TCP packet of the one conversation most hand-built captures here hold
 /// (10.0.0.1:40000 -> 10.0.0.2:443).
 fn seg(from_client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     Conv::default().seg(from_client, seq, ack, flags, payload)
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn fill(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(n);
-        v
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

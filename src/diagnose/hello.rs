@@ -68,7 +68,8 @@ pub(crate) fn client_cert_info(cc: &ClientCertFacts) -> Option<ClientCertInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::hello::{parse_client_hello, tests_support::sample_client_hello};
+    use crate::tls::hello::parse_client_hello;
+    use crate::tls::hello::tests_support::{hostile_client_hello, sample_client_hello};
 
     #[test]
     fn client_hello_gets_names() {
@@ -86,14 +87,7 @@ mod tests {
     /// order, escaped.
     #[test]
     fn hostile_hello_names_are_escaped_in_order() {
-        let mut msg = sample_client_hello();
-        let at = msg
-            .windows(12)
-            .position(|w| w == b"backend.test")
-            .expect("sni");
-        msg[at + 4] = 0;
-        let at = msg.windows(3).position(|w| w == b"\x02h2").expect("alpn");
-        msg[at..at + 3].copy_from_slice(b"\x00\x01\x00");
+        let msg = hostile_client_hello();
         let info = client_hello_info(&parse_client_hello(&msg, 0x0301).expect("parses"));
         assert_eq!(info.sni.as_deref(), Some("back\\u{0}nd.test"));
         assert_eq!(info.alpn, vec!["", "\\u{0}", "http/1.1"]);

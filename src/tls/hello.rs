@@ -317,6 +317,19 @@ fn parse_server_hello_tls_parser(msg: &[u8]) -> Option<ServerHelloInfo> {
 
 #[cfg(test)]
 pub(crate) mod tests_support {
+    /// [`sample_client_hello`] with a NUL in its SNI ("back\0nd.test") and its ALPN list
+    /// starting with an empty name and a one-byte NUL name (then http/1.1).
+    pub(crate) fn hostile_client_hello() -> Vec<u8> {
+        let mut msg = sample_client_hello();
+        if let Some(at) = msg.windows(12).position(|w| w == b"backend.test") {
+            msg[at + 4] = 0;
+        }
+        if let Some(at) = msg.windows(3).position(|w| w == b"\x02h2") {
+            msg[at..at + 3].copy_from_slice(b"\x00\x01\x00");
+        }
+        msg
+    }
+
     /// A TLS 1.3 ClientHello as curl/OpenSSL 3 sends it (trimmed extension set).
     pub(crate) fn sample_client_hello() -> Vec<u8> {
         let mut ext = Vec::new();
@@ -440,15 +453,7 @@ mod tests {
     /// NUL come back in order, unescaped.
     #[test]
     fn hello_names_keep_their_order_and_bytes() {
-        let mut msg = sample_client_hello();
-        let at = msg
-            .windows(12)
-            .position(|w| w == b"backend.test")
-            .expect("sni");
-        msg[at + 4] = 0;
-        let at = msg.windows(3).position(|w| w == b"\x02h2").expect("alpn");
-        msg[at..at + 3].copy_from_slice(b"\x00\x01\x00");
-        let ch = parse(&msg);
+        let ch = parse(&tests_support::hostile_client_hello());
         assert_eq!(ch.sni.as_deref(), Some(&b"back\0nd.test"[..]));
         assert_eq!(ch.alpn, vec![vec![], vec![0], b"http/1.1".to_vec()]);
         assert_eq!(ch.key_share_groups, vec![0x11ec, 0x001d]);
