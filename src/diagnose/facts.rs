@@ -714,11 +714,7 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
     let ev = |r: FrameRef| ctx.ev(r, base);
     let began_midstream = cdir.syn_count == 0 && sdir.synack_count == 0 && !c.icmp_only;
     let ch = hello(c, cd);
-    let hello_info = tf
-        .client_hello
-        .as_ref()
-        .filter(|_| ch.from_client)
-        .map(super::hello::client_hello_info);
+    let client_hello = tf.client_hello.as_ref().filter(|_| ch.from_client);
     let uncertain = uncertain(
         c,
         cd,
@@ -735,16 +731,16 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         _ => None,
     };
     let sh_from_server = tf.sh_dir == Some(sd);
+    let server_hello = tf.server_hello.as_ref().filter(|_| sh_from_server);
     let synack_at = c
         .events
         .iter()
         .find(|x| x.kind() == EventKind::SynAck)
         .map(|x| x.at);
     let previews = previews(tf, cd);
-    let sni = tf.client_hello.as_ref().filter(|_| ch.from_client);
     let (certificate, cert_problems) = super::certificate::server_certificate(
         tf.certificate.as_ref(),
-        sni.and_then(|h| h.sni.as_deref()),
+        client_hello.and_then(|h| h.sni.as_deref()),
         c.first.ts,
     );
     let facts = Facts {
@@ -778,26 +774,18 @@ pub(crate) fn summarise(c: &Conn, ctx: &Ctx) -> Built {
         clienthello_copies: ch.copies,
         clienthello_frames: ch.frames.iter().map(|f| f.frame()).collect(),
         clienthello_acked: ch.acked,
-        hello: hello_info,
+        hello: client_hello.map(super::hello::client_hello_info),
         certificate,
         decrypted: tf.decryption.is_some_and(|d| d.opened > 0),
         client_certificate: super::hello::client_cert_info(&tf.client_cert),
         cert_problems,
-        serverhello_seen: sh_from_server && tf.server_hello.is_some(),
+        serverhello_seen: server_hello.is_some(),
         hello_retry_request: tf.hrr_at.is_some(),
-        tls_version: tf
-            .negotiated_version()
-            .filter(|_| sh_from_server)
-            .map(names::version_name),
-        cipher: tf
-            .server_hello
-            .as_ref()
-            .filter(|s| sh_from_server && s.cipher != 0)
+        tls_version: server_hello.map(|s| names::version_name(s.version())),
+        cipher: server_hello
+            .filter(|s| s.cipher != 0)
             .map(|s| names::cipher_name(s.cipher)),
-        alpn_selected: tf
-            .server_hello
-            .as_ref()
-            .filter(|_| sh_from_server)
+        alpn_selected: server_hello
             .and_then(|s| s.alpn.as_deref())
             .map(super::hello::display_name),
         server_first_tls: tf.first_record[sd].map(ev),

@@ -225,15 +225,19 @@ impl TlsFacts {
 
     /// A Certificate message of direction `d`: the server's leaf, or what the client sent.
     fn on_certificate(&mut self, d: usize, msg: &[u8], tls13: bool) {
+        let from_client = self.ch_dir == Some(d);
+        if !from_client && self.certificate.is_some() {
+            return;
+        }
         let leaf = if tls13 {
             leaf_certificate_tls13(msg)
         } else {
             leaf_certificate(msg)
         };
-        if self.ch_dir == Some(d) {
+        if from_client {
             self.client_cert.sent = Some(leaf.as_ref().is_some_and(|l| l.chain_length() > 0));
             self.client_cert.leaf = leaf;
-        } else if self.certificate.is_none() {
+        } else {
             self.certificate = leaf;
         }
     }
